@@ -1,0 +1,375 @@
+"""ONNX frontend (opsets 11-21): maps each ONNX node to canonical kwscc ops through ONNX_OPS."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from kwscc.errors import ModelError, UnsupportedError
+from kwscc.ir import Graph, Node, Tensor
+
+log = logging.getLogger(__name__)
+
+MIN_OPSET, MAX_OPSET = 11, 21
+
+
+class Reader:
+    """State while one ONNX graph is read: the IR graph under construction and the opset."""
+
+    def __init__(self, graph: Graph, opset: int) -> None:
+        self.graph = graph
+        self.opset = opset
+
+    def tensor(self, name: str) -> Tensor:
+        return self.graph.tensors[name]
+
+    def const(self, onode, index: int, what: str) -> np.ndarray:
+        """The value of input `index`, which must be a constant (an initializer or folded)."""
+        name = onode.input[index]
+        tensor = self.graph.tensors.get(name)
+        if tensor is None or not tensor.is_const:
+            raise UnsupportedError(f"node '{onode.name}' ({onode.op_type}): {what} ('{name}') must be a constant")
+        return tensor.data
+
+    def optional_const(self, onode, index: int, what: str) -> np.ndarray | None:
+        if len(onode.input) <= index or onode.input[index] == "":
+            return None
+        return self.const(onode, index, what)
+
+    def emit(self, onode, op: str, inputs: list[str], attrs: dict | None = None, outputs: list[str] | None = None) -> None:
+        self.graph.add_node(Node(onode.name, op, list(inputs), list(outputs or onode.output[:1]), attrs or {}))
+
+
+def attrs_of(onode) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in onode.attribute}
+
+
+def _spatial_pads(onode, attrs, in_hw, kernel, strides, dilations) -> tuple[int, int, int, int]:
+    """Explicit (top, left, bottom, right) pads from `pads` or `auto_pad`."""
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("NOTSET", ""):
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if len(pads) != 4:
+            raise UnsupportedError(f"node '{onode.name}' ({onode.op_type}): only 2-D spatial ops are supported")
+        return tuple(int(p) for p in pads)
+    if auto == "VALID":
+        return (0, 0, 0, 0)
+    pads = []
+    for i in range(2):
+        out = -(-in_hw[i] // strides[i])
+        total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_hw[i])
+        small, big = total // 2, total - total // 2
+        pads.append((small, big) if auto == "SAME_UPPER" else (big, small))
+    return (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+
+
+def _require_4d(r: Reader, onode) -> tuple[int, ...]:
+    shape = r.tensor(onode.input[0]).shape
+    if len(shape) != 4:
+        raise UnsupportedError(
+            f"node '{onode.name}' ({onode.op_type}): input rank {len(shape)} not supported (only 4-D NCHW)"
+        )
+    return shape
+
+
+def _conv(r: Reader, onode) -> None:
+    a = attrs_of(onode)
+    x = _require_4d(r, onode)
+    w = r.const(onode, 1, "weights")
+    strides = tuple(a.get("strides", [1, 1]))
+    dilations = tuple(a.get("dilations", [1, 1]))
+    pads = _spatial_pads(onode, a, x[2:], w.shape[2:], strides, dilations)
+    inputs = list(onode.input[:3]) if len(onode.input) > 2 and onode.input[2] else list(onode.input[:2])
+    if len(inputs) > 2:
+        r.const(onode, 2, "bias")
+    attrs = {"layout": "NCHW", "strides": strides, "pads": pads, "dilations": dilations,
+             "group": int(a.get("group", 1)), "act": None}
+    r.emit(onode, "Conv", inputs, attrs)
+
+
+def _gemm(r: Reader, onode) -> None:
+    a = attrs_of(onode)
+    if a.get("transA", 0):
+        raise UnsupportedError(f"node '{onode.name}' (Gemm): transA=1 is not supported")
+    b = r.const(onode, 1, "weights").astype(np.float32)
+    weights = (b if a.get("transB", 0) else b.T) * np.float32(a.get("alpha", 1.0))
+    inputs = [onode.input[0], r.graph.add_const(onode.input[1] + "_kwscc_w", weights.astype(np.float32)).name]
+    c = r.optional_const(onode, 2, "bias")
+    if c is not None:
+        bias = np.broadcast_to(c.astype(np.float32) * np.float32(a.get("beta", 1.0)), (weights.shape[0],))
+        inputs.append(r.graph.add_const(onode.input[2] + "_kwscc_b", np.ascontiguousarray(bias)).name)
+    _dense(r, onode, inputs)
+
+
+def _matmul(r: Reader, onode) -> None:
+    b = r.const(onode, 1, "weights")
+    if b.ndim != 2:
+        raise UnsupportedError(f"node '{onode.name}' (MatMul): only 2-D constant weights are supported")
+    w = r.graph.add_const(onode.input[1] + "_kwscc_w", np.ascontiguousarray(b.T.astype(np.float32)))
+    _dense(r, onode, [onode.input[0], w.name])
+
+
+def _dense(r: Reader, onode, inputs: list[str]) -> None:
+    if len(r.tensor(inputs[0]).shape) != 2:
+        raise UnsupportedError(
+            f"node '{onode.name}' ({onode.op_type}): input must be 2-D [batch, features], "
+            f"got {list(r.tensor(inputs[0]).shape)}"
+        )
+    r.emit(onode, "Dense", inputs, {"act": None})
+
+
+def _batchnorm(r: Reader, onode) -> None:
+    a = attrs_of(onode)
+    if a.get("training_mode", 0):
+        raise UnsupportedError(f"node '{onode.name}' (BatchNormalization): training_mode=1 is not supported")
+    for i, what in enumerate(["scale", "bias", "mean", "variance"], start=1):
+        r.const(onode, i, what)
+    r.emit(onode, "BatchNormalization", onode.input[:5], {"epsilon": float(a.get("epsilon", 1e-5)), "layout": "NCHW"})
+
+
+def _clip(r: Reader, onode) -> None:
+    if r.opset < 11:
+        a = attrs_of(onode)
+        lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
+    else:
+        lo_v, hi_v = r.optional_const(onode, 1, "min"), r.optional_const(onode, 2, "max")
+        lo = -np.inf if lo_v is None else float(lo_v)
+        hi = np.inf if hi_v is None else float(hi_v)
+    r.emit(onode, "Clip", onode.input[:1], {"min": float(lo), "max": float(hi)})
+
+
+def _pool(r: Reader, onode) -> None:
+    a = attrs_of(onode)
+    x = _require_4d(r, onode)
+    if len(onode.output) > 1 and onode.output[1]:
+        raise UnsupportedError(f"node '{onode.name}' (MaxPool): the indices output is not supported")
+    kernel = tuple(a["kernel_shape"])
+    strides = tuple(a.get("strides", [1, 1]))
+    if tuple(a.get("dilations", [1, 1])) != (1, 1):
+        raise UnsupportedError(f"node '{onode.name}' ({onode.op_type}): dilated pooling is not supported")
+    pads = _spatial_pads(onode, a, x[2:], kernel, strides, (1, 1))
+    if a.get("count_include_pad", 0) and any(pads):
+        raise UnsupportedError(
+            f"node '{onode.name}' (AveragePool): count_include_pad=1 with padding is not supported "
+            "(CMSIS-NN averages over in-image taps only)"
+        )
+    if a.get("ceil_mode", 0):
+        floor_out = [(x[2 + i] + pads[i] + pads[i + 2] - kernel[i]) // strides[i] + 1 for i in range(2)]
+        ceil_out = [-(-(x[2 + i] + pads[i] + pads[i + 2] - kernel[i]) // strides[i]) + 1 for i in range(2)]
+        if floor_out != ceil_out:
+            raise UnsupportedError(f"node '{onode.name}' ({onode.op_type}): ceil_mode=1 is not supported")
+    attrs = {"layout": "NCHW", "kernel": kernel, "strides": strides, "pads": pads, "act": None}
+    r.emit(onode, onode.op_type, onode.input[:1], attrs)
+
+
+def _global_pool(r: Reader, onode) -> None:
+    x = _require_4d(r, onode)
+    attrs = {"layout": "NCHW", "kernel": (x[2], x[3]), "strides": (1, 1), "pads": (0, 0, 0, 0), "act": None}
+    r.emit(onode, "AveragePool", onode.input[:1], attrs)
+
+
+def _reduce_mean(r: Reader, onode) -> None:
+    a = attrs_of(onode)
+    x = r.tensor(onode.input[0]).shape
+    axes = a.get("axes")
+    if axes is None and len(onode.input) > 1 and onode.input[1]:
+        axes = r.const(onode, 1, "axes").tolist()
+    axes = sorted(int(ax) % len(x) for ax in (axes or []))
+    if len(x) != 4 or axes != [2, 3]:
+        raise UnsupportedError(f"node '{onode.name}' (ReduceMean): only the mean over H,W of a 4-D tensor is supported")
+    pooled = onode.output[0] if a.get("keepdims", 1) else onode.output[0] + "_kwscc_pooled"
+    attrs = {"layout": "NCHW", "kernel": (x[2], x[3]), "strides": (1, 1), "pads": (0, 0, 0, 0), "act": None}
+    r.emit(onode, "AveragePool", onode.input[:1], attrs, outputs=[pooled])
+    if pooled != onode.output[0]:
+        r.emit(onode, "Reshape", [pooled], {"shape": (x[0], x[1])})
+
+
+def _reshape_to(r: Reader, onode, shape) -> None:
+    r.emit(onode, "Reshape", onode.input[:1], {"shape": tuple(int(d) for d in shape)})
+
+
+def _reshape(r: Reader, onode) -> None:
+    x = r.tensor(onode.input[0]).shape
+    target = [int(d) for d in r.const(onode, 1, "shape")]
+    if not attrs_of(onode).get("allowzero", 0):
+        target = [x[i] if d == 0 else d for i, d in enumerate(target)]
+    if -1 in target:
+        known = int(np.prod([d for d in target if d != -1]))
+        target[target.index(-1)] = int(np.prod(x)) // max(known, 1)
+    if int(np.prod(target)) != int(np.prod(x)):
+        raise ModelError(f"node '{onode.name}' (Reshape): cannot reshape {list(x)} to {target}")
+    _reshape_to(r, onode, target)
+
+
+def _axes(r: Reader, onode) -> list[int] | None:
+    a = attrs_of(onode)
+    if "axes" in a:
+        return list(a["axes"])
+    value = r.optional_const(onode, 1, "axes")
+    return None if value is None else [int(v) for v in value]
+
+
+def _squeeze(r: Reader, onode) -> None:
+    x = r.tensor(onode.input[0]).shape
+    axes = _axes(r, onode)
+    axes = [i for i, d in enumerate(x) if d == 1] if axes is None else [ax % len(x) for ax in axes]
+    _reshape_to(r, onode, [d for i, d in enumerate(x) if i not in axes])
+
+
+def _unsqueeze(r: Reader, onode) -> None:
+    shape = list(r.tensor(onode.input[0]).shape)
+    axes = _axes(r, onode) or []
+    rank = len(shape) + len(axes)
+    for ax in sorted(a % rank for a in axes):
+        shape.insert(ax, 1)
+    _reshape_to(r, onode, shape)
+
+
+def _flatten(r: Reader, onode) -> None:
+    x = r.tensor(onode.input[0]).shape
+    axis = attrs_of(onode).get("axis", 1) % max(len(x), 1)
+    _reshape_to(r, onode, [int(np.prod(x[:axis])), int(np.prod(x[axis:]))])
+
+
+def _transpose(r: Reader, onode) -> None:
+    x = r.tensor(onode.input[0]).shape
+    perm = attrs_of(onode).get("perm", list(reversed(range(len(x)))))
+    r.emit(onode, "Transpose", onode.input[:1], {"perm": tuple(int(p) for p in perm)})
+
+
+def _softmax(r: Reader, onode) -> None:
+    x = r.tensor(onode.input[0]).shape
+    axis = attrs_of(onode).get("axis", 1 if r.opset < 13 else -1) % len(x)
+    if any(d != 1 for d in x[axis + 1:]) or (r.opset < 13 and any(d != 1 for d in x[1:axis])):
+        raise UnsupportedError(f"node '{onode.name}' (Softmax): only softmax over the last non-unit axis is supported")
+    r.emit(onode, "Softmax", onode.input[:1], {"axis": len(x) - 1})
+
+
+def _identity(r: Reader, onode) -> None:
+    if onode.op_type == "Dropout" and len(onode.output) > 1 and onode.output[1]:
+        log.debug("Dropout mask output of %s is ignored", onode.name)
+    r.emit(onode, "Identity", onode.input[:1])
+
+
+def _constant(r: Reader, onode) -> None:
+    a = onode.attribute[0]
+    if a.name != "value":
+        value = np.array(helper.get_attribute_value(a))
+    else:
+        value = numpy_helper.to_array(a.t)
+    r.graph.add_tensor(Tensor(onode.output[0], tuple(value.shape), str(value.dtype), value))
+
+
+def _simple(op: str) -> Callable:
+    """Handler for ops whose ONNX form is already canonical (attrs `axis` and `to` kept)."""
+    def handler(r: Reader, onode) -> None:
+        attrs = {k: v for k, v in attrs_of(onode).items() if k == "axis"}
+        if op == "Cast":
+            attrs["to"] = str(helper.tensor_dtype_to_np_dtype(attrs_of(onode)["to"]))
+        r.emit(onode, op, list(onode.input), attrs)
+    return handler
+
+
+ONNX_OPS: dict[str, Callable[[Reader, object], None]] = {
+    "Conv": _conv, "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm,
+    "Relu": lambda r, n: r.emit(n, "Relu", n.input[:1]), "Clip": _clip,
+    "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _global_pool, "ReduceMean": _reduce_mean,
+    "Flatten": _flatten, "Reshape": _reshape, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
+    "Transpose": _transpose, "Softmax": _softmax, "Identity": _identity, "Dropout": _identity,
+    "Constant": _constant, "Shape": _simple("Shape"), "Gather": _simple("Gather"),
+    "Concat": _simple("Concat"), "Cast": _simple("Cast"), "Slice": _simple("Slice"),
+    "Add": _simple("Add"), "Sub": _simple("Sub"), "Mul": _simple("Mul"), "Div": _simple("Div"),
+}
+
+
+def supported_ops() -> list[str]:
+    return sorted(ONNX_OPS)
+
+
+def _load(path: Path) -> onnx.ModelProto:
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf raises several unrelated types for corrupt files
+        raise ModelError(f"{path.name}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelError(f"{path.name}: not an ONNX model (empty or truncated graph)")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise ModelError(f"{path.name}: invalid ONNX model: {str(exc).splitlines()[0]}") from None
+    return model
+
+
+def _opset(model, path: Path) -> int:
+    versions = {o.domain: o.version for o in model.opset_import}
+    opset = versions.get("", versions.get("ai.onnx", 0))
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UnsupportedError(f"{path.name}: ONNX opset {opset} is not supported (supported: {MIN_OPSET}-{MAX_OPSET})")
+    return opset
+
+
+def _input_shape(vi, overrides: dict) -> tuple[int, ...]:
+    if vi.name in overrides:
+        return tuple(overrides[vi.name])
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        raise UnsupportedError(f"input '{vi.name}' has no shape: give one with --input-shape NAME=D1,D2,...")
+    dims = []
+    for i, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        elif i == 0:
+            log.info("input %s: dynamic batch dimension set to 1", vi.name)
+            dims.append(1)
+        else:
+            raise UnsupportedError(
+                f"input '{vi.name}' has a dynamic dimension {i} ('{d.dim_param or '?'}'): "
+                f"give a fixed shape with --input-shape {vi.name}=D1,D2,..."
+            )
+    return tuple(dims)
+
+
+def _add_initializers(graph: Graph, model) -> None:
+    for init in model.graph.initializer:
+        value = numpy_helper.to_array(init)
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise ModelError(f"initializer '{init.name}' contains NaN or Inf values")
+        graph.add_tensor(Tensor(init.name, tuple(value.shape), str(value.dtype), value))
+
+
+def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    model = _load(path)
+    r = Reader(Graph(path.stem), _opset(model, path))
+    _add_initializers(r.graph, model)
+    for vi in model.graph.input:
+        if vi.name in r.graph.tensors:
+            continue  # old exporters list initializers as inputs
+        if vi.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            raise UnsupportedError(f"input '{vi.name}' is not float32")
+        r.graph.add_tensor(Tensor(vi.name, _input_shape(vi, input_shapes or {})))
+        r.graph.inputs.append(vi.name)
+    for i, onode in enumerate(model.graph.node):
+        if not onode.name:
+            onode.name = f"{onode.op_type}_{i}"
+        if onode.domain not in ("", "ai.onnx"):
+            raise UnsupportedError(f"node '{onode.name}': op '{onode.domain}.{onode.op_type}' is not supported")
+        handler = ONNX_OPS.get(onode.op_type)
+        if handler is None:
+            raise UnsupportedError(
+                f"node '{onode.name}': op '{onode.op_type}' is not supported; supported ONNX ops: "
+                + ", ".join(supported_ops())
+            )
+        try:
+            handler(r, onode)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ModelError(f"node '{onode.name}' ({onode.op_type}): malformed ({exc})") from None
+    r.graph.outputs = [o.name for o in model.graph.output]
+    for name in r.graph.outputs:
+        if name not in r.graph.tensors:
+            raise ModelError(f"{path.name}: graph output '{name}' is not produced by any node")
+    return r.graph

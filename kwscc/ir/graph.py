@@ -1,0 +1,183 @@
+"""Graph = networkx.DiGraph of op nodes (edges carry tensor names) + a table of tensors."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+import numpy as np
+
+from kwscc.errors import ModelError
+
+
+@dataclass(slots=True)
+class Tensor:
+    """A value in the graph: an activation (data is None) or a constant (data holds it)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    data: np.ndarray | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass(slots=True)
+class Node:
+    """One operation. `op` names an entry of kwscc.ops; attrs are plain Python values."""
+
+    name: str
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class Graph:
+    """A model: op nodes connected through named tensors.
+
+    Invariants checked by verify(): every tensor a node reads exists, each tensor has at most one
+    producer, the graph is acyclic, and every recorded output shape is what the op infers.
+    """
+
+    def __init__(self, name: str = "model") -> None:
+        self.name = name
+        self.tensors: dict[str, Tensor] = {}
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self._nodes: dict[str, Node] = {}
+        self._order: dict[str, int] = {}
+        self._counter = 0
+        self.nx = nx.DiGraph()
+
+    # ---- construction -------------------------------------------------------------------------
+    def add_tensor(self, tensor: Tensor) -> Tensor:
+        self.tensors[tensor.name] = tensor
+        return tensor
+
+    def add_const(self, name: str, data: np.ndarray) -> Tensor:
+        data = np.asarray(data)
+        return self.add_tensor(Tensor(self.unique_tensor_name(name), tuple(data.shape), str(data.dtype), data))
+
+    def add_node(self, node: Node, infer: bool = True) -> Node:
+        """Insert a node; with infer, its output tensors are created by the op's shape inference."""
+        if node.name in self._nodes:
+            node.name = self.unique_node_name(node.name)
+        self._nodes[node.name] = node
+        self._order[node.name] = self._counter
+        self._counter += 1
+        if infer:
+            self.infer_node(node)
+        self._rebuild_edges()
+        return node
+
+    def infer_node(self, node: Node) -> None:
+        """(Re)compute the node's output tensors; values too when every input is a constant."""
+        from kwscc.ops import infer_outputs
+
+        for tensor in infer_outputs(node, [self.tensors[name] for name in node.inputs]):
+            self.tensors[tensor.name] = tensor
+
+    def remove_node(self, name: str) -> None:
+        del self._nodes[name]
+        del self._order[name]
+        self._rebuild_edges()
+
+    def unique_node_name(self, base: str) -> str:
+        name, i = base, 1
+        while name in self._nodes:
+            name, i = f"{base}_{i}", i + 1
+        return name
+
+    def unique_tensor_name(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.tensors:
+            name, i = f"{base}_{i}", i + 1
+        return name
+
+    def replace_uses(self, old: str, new: str) -> None:
+        """Make every reader of tensor `old` (nodes and graph outputs) read `new` instead."""
+        for node in self._nodes.values():
+            node.inputs = [new if name == old else name for name in node.inputs]
+        self.outputs = [new if name == old else name for name in self.outputs]
+        self._rebuild_edges()
+
+    def _rebuild_edges(self) -> None:
+        self.nx = nx.DiGraph()
+        for name in self._nodes:
+            self.nx.add_node(name)
+        producers = self.producers()
+        for node in self._nodes.values():
+            for tensor in node.inputs:
+                if tensor in producers:
+                    self.nx.add_edge(producers[tensor], node.name, tensor=tensor)
+
+    # ---- queries --------------------------------------------------------------------------------
+    def node(self, name: str) -> Node:
+        return self._nodes[name]
+
+    def producers(self) -> dict[str, str]:
+        return {out: node.name for node in self._nodes.values() for out in node.outputs}
+
+    def producer(self, tensor: str) -> Node | None:
+        name = self.producers().get(tensor)
+        return self._nodes[name] if name else None
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [node for node in self.nodes() if tensor in node.inputs]
+
+    def nodes(self) -> list[Node]:
+        """Nodes in a deterministic topological order (ties broken by insertion order)."""
+        try:
+            order = nx.lexicographical_topological_sort(self.nx, key=lambda n: self._order[n])
+            return [self._nodes[name] for name in order]
+        except nx.NetworkXUnfeasible as exc:
+            raise ModelError(f"model graph '{self.name}' has a cycle") from exc
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes())
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def ops(self) -> list[str]:
+        return [node.op for node in self.nodes()]
+
+    def copy(self) -> Graph:
+        return copy.deepcopy(self)
+
+    def remove_unused_tensors(self) -> None:
+        used = set(self.inputs) | set(self.outputs)
+        for node in self._nodes.values():
+            used.update(node.inputs)
+            used.update(node.outputs)
+        self.tensors = {name: t for name, t in self.tensors.items() if name in used}
+
+    # ---- verification -------------------------------------------------------------------------
+    def verify(self) -> None:
+        """Raise AssertionError (a kwscc bug, not a user error) if an invariant is broken."""
+        from kwscc.ops import infer_outputs
+
+        produced: set[str] = set()
+        for node in self._nodes.values():
+            for out in node.outputs:
+                assert out not in produced, f"tensor {out!r} has two producers"
+                assert out not in self.inputs, f"graph input {out!r} is produced by {node.name!r}"
+                produced.add(out)
+        for node in self.nodes():
+            for name in node.inputs + node.outputs:
+                assert name in self.tensors, f"node {node.name!r} uses unknown tensor {name!r}"
+            for tensor in infer_outputs(node, [self.tensors[n] for n in node.inputs]):
+                recorded = self.tensors[tensor.name]
+                assert recorded.shape == tensor.shape, (
+                    f"{node.name}: recorded shape {recorded.shape} of {tensor.name!r} != inferred {tensor.shape}"
+                )
+        for name in self.inputs + self.outputs:
+            assert name in self.tensors, f"graph input/output {name!r} missing"

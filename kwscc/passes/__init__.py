@@ -1,0 +1,34 @@
+"""Graph passes, run in the explicit order of DEFAULT_PIPELINE; the graph is verified after each."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from kwscc.ir import Graph
+from kwscc.passes import fold_batchnorm, fold_constants, fuse_activation, remove_identity, simplify_layout, to_nhwc
+
+log = logging.getLogger(__name__)
+
+Pass = Callable[[Graph], bool]
+
+DEFAULT_PIPELINE: list[tuple[str, Pass]] = [
+    ("fold_constants", fold_constants.run),
+    ("remove_identity", remove_identity.run),
+    ("fold_batchnorm", fold_batchnorm.run),
+    ("fuse_activation", fuse_activation.run),  # before the layout change: Relu then sits right after its producer
+    ("to_nhwc", to_nhwc.run),
+    ("simplify_layout", simplify_layout.run),
+    ("fold_constants", fold_constants.run),
+]
+
+
+def run_pipeline(graph: Graph, pipeline: list[tuple[str, Pass]] | None = None) -> Graph:
+    """Return a transformed copy of `graph` (the caller's graph is left as it was)."""
+    graph = graph.copy()
+    graph.verify()
+    for name, fn in pipeline or DEFAULT_PIPELINE:
+        changed = fn(graph)
+        graph.remove_unused_tensors()
+        graph.verify()
+        log.debug("pass %s: %s", name, "changed" if changed else "no change")
+    return graph

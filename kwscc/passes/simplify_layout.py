@@ -1,0 +1,101 @@
+"""Remove the data movement the layout change left behind.
+
+- Transpose of a Transpose composes into one (or nothing, when the composition is the identity).
+- A Transpose that only moves size-1 axes is a Reshape (same bytes, no copy).
+- Reshape of a Reshape is one Reshape; a Reshape to the same shape disappears.
+- Transpose -> flattening Reshape -> Dense: the permutation moves into the Dense weight columns,
+  so a fully-connected layer after Flatten reads the NHWC tensor directly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kwscc.ir import Graph, Node
+from kwscc.passes.rewrite import bypass, remove_dead_nodes, sole_consumer
+
+
+def _moves_data(shape: tuple[int, ...], perm: tuple[int, ...]) -> bool:
+    kept = [p for p in perm if shape[p] != 1]
+    return kept != sorted(kept)
+
+
+def _compose_transposes(graph: Graph, node: Node) -> bool:
+    first = graph.producer(node.inputs[0])
+    if first is None or first.op != "Transpose":
+        return False
+    perm = tuple(first.attrs["perm"][p] for p in node.attrs["perm"])
+    node.inputs[0] = first.inputs[0]
+    node.attrs["perm"] = perm
+    graph._rebuild_edges()
+    if perm == tuple(range(len(perm))):
+        bypass(graph, node)
+    return True
+
+
+def _transpose_to_reshape(graph: Graph, node: Node) -> bool:
+    shape = graph.tensors[node.inputs[0]].shape
+    if _moves_data(shape, node.attrs["perm"]):
+        return False
+    node.op = "Reshape"
+    node.attrs = {"shape": graph.tensors[node.outputs[0]].shape}
+    return True
+
+
+def _merge_reshapes(graph: Graph, node: Node) -> bool:
+    first = graph.producer(node.inputs[0])
+    if graph.tensors[node.inputs[0]].shape == graph.tensors[node.outputs[0]].shape and node.outputs[0] not in graph.outputs:
+        bypass(graph, node)
+        return True
+    if first is None or first.op != "Reshape":
+        return False
+    node.inputs[0] = first.inputs[0]
+    graph._rebuild_edges()
+    return True
+
+
+def _permute_dense_columns(graph: Graph, node: Node) -> bool:
+    """Transpose(x) -> Reshape [N, K] -> Dense(s): feed Dense from Reshape(x) with permuted weights."""
+    flatten = sole_consumer(graph, node.outputs[0])
+    if flatten is None or flatten.op != "Reshape" or node.attrs["perm"][0] != 0:
+        return False
+    in_shape = graph.tensors[node.inputs[0]].shape
+    flat_shape = graph.tensors[flatten.outputs[0]].shape
+    denses = graph.consumers(flatten.outputs[0])
+    if len(flat_shape) != 2 or flat_shape[0] != in_shape[0] or not denses or any(
+        d.op != "Dense" or d.inputs[0] != flatten.outputs[0] for d in denses
+    ) or flatten.outputs[0] in graph.outputs:
+        return False
+    # position j of the transposed flattening holds element order[j] of x's flattening
+    order = np.arange(int(np.prod(in_shape[1:]))).reshape(in_shape[1:])
+    order = order.transpose([p - 1 for p in node.attrs["perm"][1:]]).reshape(-1)
+    for dense in denses:
+        w = graph.tensors[dense.inputs[1]].data
+        permuted = np.empty_like(w)
+        permuted[:, order] = w
+        dense.inputs[1] = graph.add_const(dense.inputs[1] + "_nhwc", permuted).name
+    flatten.inputs[0] = node.inputs[0]
+    graph._rebuild_edges()
+    return True
+
+
+RULES = {
+    "Transpose": (_compose_transposes, _transpose_to_reshape, _permute_dense_columns),
+    "Reshape": (_merge_reshapes,),
+}
+
+
+def run(graph: Graph) -> bool:
+    changed, progress = False, True
+    while progress:
+        progress = False
+        for node in graph.nodes():
+            if node.name not in graph.nx:
+                continue
+            for rule in RULES.get(node.op, ()):
+                if rule(graph, node):
+                    progress = changed = True
+                    remove_dead_nodes(graph)
+                    break
+            if progress:
+                break
+    return changed
