@@ -31,13 +31,16 @@ def _wrap32(v: np.ndarray) -> np.ndarray:
 
 
 def _rounding_divide_by_pow2(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
-    """arm_nn_divide_by_power_of_two: x / 2^e rounded half away from zero."""
+    """arm_nn_divide_by_power_of_two: x / 2^e rounded half away from zero.
+
+    C adds 1 to floor(x / 2^e) when the remainder exceeds (2^e - 1) >> 1, one more for negative x; for e >= 1
+    that is floor((x + 2^(e-1) - [x < 0]) / 2^e), computed here in fewer passes; e = 0 returns x.
+    """
     e = np.asarray(exponent, dtype=np.int64)
-    mask = (np.int64(1) << e) - 1
-    result = x >> e
-    # The threshold is one higher for negative results, which turns round-half-up into half-away-from-zero.
-    threshold = (mask >> 1) + (result < 0)
-    return result + ((x & mask) > threshold)
+    t = x + ((np.int64(1) << e) >> 1)
+    t -= (x < 0) & (e > 0)
+    t >>= e
+    return t
 
 
 def _doubling_high_mult(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
@@ -64,33 +67,36 @@ def _mult_by_pow2_sat(v: np.ndarray, exponent: int) -> np.ndarray:
 
 def requantize(acc, multiplier, shift, rounding: str) -> np.ndarray:
     """arm_nn_requantize(acc, M, S) as int64; M and S are scalars or arrays broadcasting on the last axis."""
-    acc = _wrap32(acc)
+    acc32 = np.asarray(acc).astype(np.int32, copy=False)  # the C accumulator is int32 (wraps)
     m = np.asarray(multiplier, dtype=np.int64)
     s = np.asarray(shift, dtype=np.int64)
     if rounding == "default":
-        return _requantize_double(acc, m, s)
+        return _requantize_double(acc32, m, s)
     if rounding == "single":
-        return _requantize_single(acc, m, s)
+        return _requantize_single(acc32, m, s)
     raise ValueError(f"rounding must be 'default' or 'single', got {rounding!r}")
 
 
-def _requantize_double(acc: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _requantize_double(acc32: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
     """TFLM double rounding: round-half-up high multiply, then round-half-away right shift."""
     left = np.maximum(s, 0)
-    a = _wrap32(acc << left) if np.any(left) else acc  # int32 multiply by 2^left wraps in C
-    h = a * m
+    a = (acc32 << left).astype(np.int32) if np.any(left) else acc32  # int32 multiply by 2^left wraps in C
+    h = a * m  # int32 x int64 -> int64: exact 64-bit product
     h += 2**30
     h >>= 31
-    return _rounding_divide_by_pow2(_wrap32(h), np.maximum(-s, 0))
+    if np.any(m == INT32_MIN):  # only then can the high word leave int32 range
+        h = _wrap32(h)
+    return _rounding_divide_by_pow2(h, np.maximum(-s, 0))
 
 
-def _requantize_single(acc: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _requantize_single(acc32: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
     """CMSIS_NN_USE_SINGLE_ROUNDING: ((acc*M >> (30-S)) + 1) >> 1, the first result truncated to int32 (v7)."""
-    r = acc * m
+    r = acc32 * m
     r >>= 30 - s
-    r = _wrap32(r)
-    r += 1
-    return _wrap32(r) >> 1
+    r32 = r.astype(np.int32)
+    r32 += 1  # int32 add: wraps like the C
+    r32 >>= 1
+    return r32.astype(np.int64)
 
 
 def pow2_multiplier_shift(k):

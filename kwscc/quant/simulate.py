@@ -1,0 +1,81 @@
+"""Bit-exact simulation of the emitted program: the same integer kernels, vectorised over a batch."""
+from __future__ import annotations
+
+import numpy as np
+
+from kwscc.ir import Node
+from kwscc.ops.conv import conv_out_hw
+from kwscc.quant import kernels
+from kwscc.quant.formats import quantize_input
+from kwscc.quant.quantize import QuantModel
+
+
+def is_depthwise(node: Node, in_channels: int) -> bool:
+    """A grouped conv with one group per input channel: CMSIS-NN's depthwise kernel."""
+    group = node.attrs["group"]
+    return group > 1 and group == in_channels
+
+
+def _conv(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    layer = qm.layers[node.name]
+    a = node.attrs
+    mult, shift = kernels.pow2_multiplier_shift(layer.shift)
+    out_hw = conv_out_hw(x.shape[1:3], layer.weights.shape[1:3], a["strides"], a["pads"], a["dilations"])
+    common = dict(stride=a["strides"], padding=a["pads"][:2], dilation=a["dilations"], out_hw=out_hw,
+                  act=layer.act, rounding=qm.rounding)
+    if is_depthwise(node, x.shape[3]):
+        w = depthwise_weights(layer.weights)
+        return kernels.depthwise_conv_s8(x, w, layer.bias, mult, shift, ch_mult=w.shape[3] // x.shape[3], **common)
+    return kernels.conv_s8(x, layer.weights, layer.bias, mult, shift, **common)
+
+
+def depthwise_weights(w_ohwi: np.ndarray) -> np.ndarray:
+    """IR depthwise weights [C*mult, KH, KW, 1] in CMSIS-NN's [1, KH, KW, C*mult] order."""
+    return np.ascontiguousarray(w_ohwi.transpose(3, 1, 2, 0))
+
+
+def _dense(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    layer = qm.layers[node.name]
+    mult, shift = kernels.pow2_multiplier_shift(layer.shift)
+    if layer.per_channel:  # emitted as a 1x1 convolution, whose requantization is per channel
+        w = layer.weights.reshape(layer.weights.shape[0], 1, 1, -1)
+        y = kernels.conv_s8(x.reshape(x.shape[0], 1, 1, -1), w, layer.bias, mult, shift, stride=(1, 1),
+                            padding=(0, 0), out_hw=(1, 1), act=layer.act, rounding=qm.rounding)
+        return y.reshape(x.shape[0], -1)
+    return kernels.fully_connected_s8(x, layer.weights, layer.bias, int(mult[0]), int(shift[0]),
+                                      act=layer.act, rounding=qm.rounding)
+
+
+def _pool(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    a = node.attrs
+    out_hw = conv_out_hw(x.shape[1:3], a["kernel"], a["strides"], a["pads"], (1, 1))
+    fn = kernels.max_pool_s8 if node.op == "MaxPool" else kernels.avgpool_s8
+    return fn(x, kernel=a["kernel"], stride=a["strides"], padding=a["pads"][:2], out_hw=out_hw,
+              act=qm.layers[node.name].act)
+
+
+def _softmax(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    mult, shift, diff_min = kernels.softmax_params(qm.formats[node.inputs[0]].frac)
+    rows = x.reshape(-1, x.shape[-1])
+    return kernels.softmax_s8(rows, mult, shift, diff_min).reshape(x.shape)
+
+
+def _reshape(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    return x.reshape((x.shape[0],) + tuple(node.attrs["shape"][1:]))
+
+
+SIMULATORS = {"Conv": _conv, "Dense": _dense, "MaxPool": _pool, "AveragePool": _pool,
+              "Softmax": _softmax, "Reshape": _reshape}
+
+
+def simulate(qm: QuantModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """int8 value of every activation tensor for a batch of int8 inputs."""
+    values = {name: np.asarray(x, np.int8) for name, x in inputs.items()}
+    for node in qm.graph.nodes():
+        values[node.outputs[0]] = SIMULATORS[node.op](qm, node, values[node.inputs[0]])
+    return values
+
+
+def simulate_float_inputs(qm: QuantModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """simulate() after quantizing float inputs exactly as the generated C does."""
+    return simulate(qm, {name: quantize_input(x, qm.formats[name]) for name, x in feeds.items()})
