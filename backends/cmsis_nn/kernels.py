@@ -1,0 +1,146 @@
+"""Lowering of IR nodes to CMSIS-NN v4-v7 s8 calls: kernel choice, arguments, scratch sizes.
+
+Each lowering returns a KernelCall, a plain-data view model that one template under
+templates/cmsis_nn/ops/ turns into C. Scratch sizes follow what v7.0.0's *_get_buffer_size()
+answers for each build: "c" (pure C), "dsp" (Cortex-M4/M7/M33 with GCC) and "mve" (Cortex-M55).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kwscc.ir import Graph, Node
+from kwscc.quant.quantize import QuantModel
+from kwscc.quant.simulate import depthwise_weights, is_depthwise
+
+POW2_MULTIPLIER = 1 << 30  # scale 2^-k is (2^30, 1 - k): TFLite's QuantizeMultiplier(2^-k)
+
+
+def align4(n: int) -> int:
+    return (n + 3) // 4 * 4
+
+
+@dataclass(slots=True)
+class ConstArray:
+    """A const array the generated C holds in flash."""
+
+    suffix: str  # symbol is <prefix>_<suffix>
+    ctype: str
+    values: np.ndarray
+    role: str  # weights | bias | shift
+
+
+@dataclass(slots=True)
+class KernelCall:
+    node: Node
+    function: str
+    template: str
+    params: dict
+    scratch: dict[str, int]  # bytes for each build: c, dsp, mve
+    macs: int = 0
+    arrays: list[ConstArray] = field(default_factory=list)
+
+
+def dims(shape: tuple[int, ...]) -> dict:
+    """cmsis_nn_dims {n, h, w, c} of an NHWC or [N, C] tensor."""
+    if len(shape) == 2:
+        return {"n": shape[0], "h": 1, "w": 1, "c": shape[1]}
+    n, h, w, c = shape
+    return {"n": n, "h": h, "w": w, "c": c}
+
+
+def _quant_arrays(layer, prefix: str) -> list[ConstArray]:
+    return [
+        ConstArray(f"{prefix}_w", "int8_t", layer.weights.reshape(-1), "weights"),
+        ConstArray(f"{prefix}_b", "int32_t", layer.bias, "bias"),
+        ConstArray(f"{prefix}_shift", "int32_t", (1 - layer.shift).astype(np.int32), "shift"),
+    ]
+
+
+def _conv_scratch(in_shape, w_shape, attrs, grouped: bool) -> dict[str, int]:
+    kh, kw, cin = w_shape[1], w_shape[2], in_shape[3]
+    one_by_one = (kh, kw) == (1, 1) and not any(attrs["pads"]) and attrs["dilations"] == (1, 1) and not grouped
+    if one_by_one:
+        return {"c": 0, "dsp": 0, "mve": 0}
+    im2col = 4 * align4(kh * kw * cin)  # arm_convolve_s8 / _1_x_n_s8 (it counts input.c, even when grouped)
+    return {"c": im2col, "dsp": im2col, "mve": 4 * 16 * -(-(kh * kw * cin) // 16)}
+
+
+def lower_conv(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
+    g, layer, a = qm.graph, qm.layers[node.name], node.attrs
+    x, y = g.tensors[node.inputs[0]].shape, g.tensors[node.outputs[0]].shape
+    w = layer.weights
+    params = {"input_dims": dims(x), "output_dims": dims(y), "stride": a["strides"], "padding": a["pads"][:2],
+              "dilation": a["dilations"], "act": layer.act, "channels": y[3]}
+    macs = int(np.prod(y[1:])) * w.shape[1] * w.shape[2] * w.shape[3]
+    arrays = _quant_arrays(layer, prefix)
+    if is_depthwise(node, x[3]):
+        kh, kw = w.shape[1], w.shape[2]
+        ch_mult = y[3] // x[3]
+        arrays[0].values = depthwise_weights(w).reshape(-1)
+        params.update(filter_dims={"n": 1, "h": kh, "w": kw, "c": y[3]}, ch_mult=ch_mult)
+        fast_3x3 = (kh, kw) == (3, 3) and max(a["pads"][:2]) <= 1
+        opt = ch_mult == 1 and a["dilations"] == (1, 1)
+        dsp = 0 if (fast_3x3 or not opt) else 2 * x[3] * kh * kw
+        return KernelCall(node, "arm_depthwise_conv_wrapper_s8", "ops/depthwise_conv.c.j2", params,
+                          {"c": 0, "dsp": dsp, "mve": 4 * 124 * kh * kw}, macs, arrays)
+    params["filter_dims"] = {"n": w.shape[0], "h": w.shape[1], "w": w.shape[2], "c": w.shape[3]}
+    scratch = _conv_scratch(x, w.shape, a, grouped=w.shape[3] != x[3])
+    return KernelCall(node, "arm_convolve_wrapper_s8", "ops/conv.c.j2", params, scratch, macs, arrays)
+
+
+def lower_dense(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall:
+    g, layer = qm.graph, qm.layers[node.name]
+    x, y = g.tensors[node.inputs[0]].shape, g.tensors[node.outputs[0]].shape
+    out_ch, depth = layer.weights.shape
+    macs = out_ch * depth
+    arrays = _quant_arrays(layer, prefix)
+    if layer.per_channel or cpu_build == "mve":
+        # a 1x1 convolution is a fully connected layer whose requantization is per output channel
+        params = {"input_dims": {"n": 1, "h": 1, "w": 1, "c": depth}, "output_dims": {"n": 1, "h": 1, "w": 1, "c": out_ch},
+                  "filter_dims": {"n": out_ch, "h": 1, "w": 1, "c": depth}, "stride": (1, 1), "padding": (0, 0),
+                  "dilation": (1, 1), "act": layer.act, "channels": out_ch}
+        return KernelCall(node, "arm_convolve_wrapper_s8", "ops/conv.c.j2", params, {"c": 0, "dsp": 0, "mve": 0},
+                          macs, arrays)
+    params = {"input_dims": {"n": x[0], "h": 1, "w": 1, "c": depth}, "filter_dims": {"n": depth, "h": 1, "w": 1, "c": out_ch},
+              "output_dims": {"n": y[0], "h": 1, "w": 1, "c": out_ch}, "act": layer.act,
+              "multiplier": POW2_MULTIPLIER, "shift": int(1 - layer.shift[0])}
+    return KernelCall(node, "arm_fully_connected_s8", "ops/fully_connected.c.j2", params,
+                      {"c": 0, "dsp": 0, "mve": 4 * out_ch}, macs, arrays[:2])
+
+
+def lower_pool(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
+    g, a = qm.graph, node.attrs
+    x, y = g.tensors[node.inputs[0]].shape, g.tensors[node.outputs[0]].shape
+    params = {"input_dims": dims(x), "output_dims": dims(y), "kernel": a["kernel"], "stride": a["strides"],
+              "padding": a["pads"][:2], "act": qm.layers[node.name].act}
+    if node.op == "MaxPool":
+        return KernelCall(node, "arm_max_pool_s8", "ops/pool.c.j2", params, {"c": 0, "dsp": 0, "mve": 0})
+    return KernelCall(node, "arm_avgpool_s8", "ops/pool.c.j2", params, {"c": 0, "dsp": 4 * x[3], "mve": 0})
+
+
+def lower_softmax(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
+    from kwscc.quant.kernels import softmax_params
+
+    shape = qm.graph.tensors[node.inputs[0]].shape
+    mult, shift, diff_min = softmax_params(qm.formats[node.inputs[0]].frac)
+    params = {"rows": int(np.prod(shape[:-1])), "row_size": shape[-1], "mult": mult, "shift": shift, "diff_min": diff_min}
+    return KernelCall(node, "arm_softmax_s8", "ops/softmax.c.j2", params, {"c": 0, "dsp": 0, "mve": 0})
+
+
+def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:
+    """The call for one node; None for reshapes, which are aliases and emit nothing."""
+    if node.op == "Reshape":
+        return None
+    if node.op == "Conv":
+        return lower_conv(qm, node, prefix)
+    if node.op == "Dense":
+        return lower_dense(qm, node, prefix, cpu_build)
+    if node.op in ("MaxPool", "AveragePool"):
+        return lower_pool(qm, node, prefix)
+    return lower_softmax(qm, node, prefix)
+
+
+def scratch_for(graph: Graph, calls: dict[str, KernelCall], cpu_build: str) -> dict[str, int]:
+    return {name: call.scratch[cpu_build] for name, call in calls.items()}
