@@ -10,7 +10,7 @@ INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
 # Working-memory budget for one batch chunk (im2col, accumulators, requantization temporaries).
-_CHUNK_BYTES = 256 * 2**20
+_CHUNK_BYTES = 64 * 2**20
 # float32 sums of integers are exact while every partial sum stays below 2**24.
 _F32_EXACT = 2**24
 
@@ -38,7 +38,7 @@ def _rounding_divide_by_pow2(x: np.ndarray, exponent: np.ndarray | int) -> np.nd
     """
     e = np.asarray(exponent, dtype=np.int64)
     t = x + ((np.int64(1) << e) >> 1)
-    t -= (x < 0) & (e > 0)
+    t -= (x < 0) if np.all(e > 0) else (x < 0) & (e > 0)
     t >>= e
     return t
 
@@ -152,10 +152,18 @@ def _taps(buf: np.ndarray, out_hw: Pair, kernel: Pair, stride: Pair, dilation: P
             yield buf[:, y0 : y0 + (oh - 1) * sh + 1 : sh, x0 : x0 + (ow - 1) * sw + 1 : sw, :]
 
 
-def _matmul_dtype(max_abs_lhs: int, rhs: np.ndarray) -> type:
-    """float32 when no partial dot-product sum can reach 2^24 (then exact), float64 otherwise."""
+def _matmul_dtype(max_abs_lhs: int, rhs: np.ndarray) -> tuple[type, int]:
+    """float32 when no partial dot-product sum can reach 2^24 (then exact), else float64; plus that bound."""
     worst = max_abs_lhs * int(np.abs(rhs.astype(np.int64)).sum(axis=-1).max(initial=0))
-    return np.float32 if worst < _F32_EXACT else np.float64
+    return (np.float32 if worst < _F32_EXACT else np.float64), worst
+
+
+def _accumulator(dot: np.ndarray, worst: int, bias: np.ndarray | None) -> np.ndarray:
+    """int32 bias + dot from an exact float dot product, wrapping like the C int32 accumulator."""
+    acc = dot.astype(np.int32) if worst <= INT32_MAX else dot.astype(np.int64).astype(np.int32)
+    if bias is not None:
+        acc += np.asarray(bias).astype(np.int32)  # numpy int32 array addition wraps, as gcc's does
+    return acc
 
 
 def _offset_range(offset: int) -> int:
@@ -190,15 +198,13 @@ def conv_s8(
     groups = cin // kc
     oh, ow = out_hw
     w2 = w.reshape(cout, kh * kw * kc)
-    dtype = _matmul_dtype(_offset_range(input_offset), w2)
+    dtype, worst = _matmul_dtype(_offset_range(input_offset), w2)
     isz = np.dtype(dtype).itemsize
     per_sample = oh * ow * (kh * kw * cin * isz * 2 + cout * (isz + 32))
     out = np.empty((n, oh, ow, cout), dtype=np.int8)
     for sl in _chunks(n, per_sample):
         cols = _im2col(x[sl], (kh, kw), stride, padding, dilation, out_hw, input_offset, dtype)
-        acc = _grouped_matmul(cols, w2.astype(dtype), groups, kh * kw)
-        if bias is not None:
-            acc += np.asarray(bias, dtype=np.int64)
+        acc = _accumulator(_grouped_matmul(cols, w2.astype(dtype), groups, kh * kw), worst, bias)
         out[sl] = _output_stage(acc, multiplier, shift, output_offset, act, rounding).reshape(-1, oh, ow, cout)
     return out
 
@@ -218,15 +224,15 @@ def _im2col(x, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, out_hw
 
 
 def _grouped_matmul(cols: np.ndarray, w2: np.ndarray, groups: int, taps: int) -> np.ndarray:
-    """int64 [P, Cout] = patches x weights^T, group g using channel slice g of every tap."""
+    """[P, Cout] = patches x weights^T, group g using channel slice g of every tap."""
     if groups == 1:
-        return (cols @ w2.T).astype(np.int64)
+        return cols @ w2.T
     p = cols.shape[0]
     cout = w2.shape[0]
     cg = cout // groups
     kc = w2.shape[1] // taps
     per_tap = cols.reshape(p, taps, groups, kc)
-    acc = np.empty((p, cout), dtype=np.int64)
+    acc = np.empty((p, cout), dtype=cols.dtype)
     for g in range(groups):
         lhs = per_tap[:, :, g, :].reshape(p, taps * kc)
         acc[:, g * cg : (g + 1) * cg] = lhs @ w2[g * cg : (g + 1) * cg].T
@@ -257,21 +263,21 @@ def depthwise_conv_s8(
         raise ValueError(f"depthwise filter has {cout} channels, expected {cin}*{ch_mult}")
     oh, ow = out_hw
     span = _span(out_hw, (kh, kw), stride, dilation)
-    wt = w.reshape(kh * kw, cout).astype(np.int32)
+    # |x + off| <= 255 and |w| <= 128 for valid offsets, so every product fits int16 (half the memory traffic).
+    prod_dtype = np.int16 if _offset_range(input_offset) * 128 <= 2**15 - 1 else np.int32
+    wt = w.reshape(kh * kw, cout).astype(prod_dtype)
     per_sample = span[0] * span[1] * cout * 4 + oh * ow * cout * 48
     out = np.empty((n, oh, ow, cout), dtype=np.int8)
     for sl in _chunks(n, per_sample):
         xs = x[sl] if ch_mult == 1 else np.repeat(x[sl], ch_mult, axis=-1)
-        # int32 is exact: |(x+off)*w| <= 255*128, so overflow would need ~65k taps.
-        buf = _padded(xs, 0, input_offset, padding, span, np.int32)
+        buf = _padded(xs, 0, input_offset, padding, span, prod_dtype)
         acc = np.zeros((xs.shape[0], oh, ow, cout), dtype=np.int32)
-        tmp = np.empty_like(acc)
+        if bias is not None:
+            acc += np.asarray(bias).astype(np.int32)
+        tmp = np.empty(acc.shape, dtype=prod_dtype)  # the int32 sum below is the C accumulator
         for t, tap in enumerate(_taps(buf, out_hw, (kh, kw), stride, dilation)):
             np.multiply(tap, wt[t], out=tmp)
             acc += tmp
-        acc = acc.astype(np.int64)
-        if bias is not None:
-            acc += np.asarray(bias, dtype=np.int64)
         out[sl] = _output_stage(acc, multiplier, shift, output_offset, act, rounding)
     return out
 
@@ -293,16 +299,14 @@ def fully_connected_s8(
     n, k = x.shape
     nout = w.shape[0]
     wf = w.astype(np.int64) + filter_offset
-    dtype = _matmul_dtype(_offset_range(input_offset), wf)
+    dtype, worst = _matmul_dtype(_offset_range(input_offset), wf)
     wf = wf.astype(dtype)
     out = np.empty((n, nout), dtype=np.int8)
     for sl in _chunks(n, k * 8 + nout * 48):
         xs = x[sl].astype(dtype)
         if input_offset:
             xs += input_offset
-        acc = (xs @ wf.T).astype(np.int64)
-        if bias is not None:
-            acc += np.asarray(bias, dtype=np.int64)
+        acc = _accumulator(xs @ wf.T, worst, bias)
         out[sl] = _output_stage(acc, multiplier, shift, output_offset, act, rounding)
     return out
 
@@ -311,12 +315,13 @@ def fully_connected_s8(
 
 
 def max_pool_s8(x: np.ndarray, *, kernel: Pair, stride: Pair, padding: Pair, out_hw: Pair, act: Pair = (-128, 127)) -> np.ndarray:
-    """arm_max_pool_s8: max over in-image taps, then clamp; an all-padding window gives act.min."""
+    """arm_max_pool_s8: max over in-image taps, then clamp."""
+    _pool_counts(x.shape[1:3], out_hw, kernel, stride, padding)
     span = _span(out_hw, kernel, stride, (1, 1))
     out = np.empty((x.shape[0], out_hw[0], out_hw[1], x.shape[3]), dtype=np.int8)
     per_sample = span[0] * span[1] * x.shape[3] * 2 + out[0].size * 2
     for sl in _chunks(x.shape[0], per_sample):
-        # -129 lies below every int8, so padding never wins (CMSIS also starts its running max at -129).
+        # -129 lies below every int8, so padded taps never win.
         buf = _padded(x[sl], -129, 0, padding, span, np.int16)
         taps = _taps(buf, out_hw, kernel, stride, (1, 1))
         m = next(taps).copy()
@@ -328,11 +333,7 @@ def max_pool_s8(x: np.ndarray, *, kernel: Pair, stride: Pair, padding: Pair, out
 
 def avgpool_s8(x: np.ndarray, *, kernel: Pair, stride: Pair, padding: Pair, out_hw: Pair, act: Pair = (-128, 127)) -> np.ndarray:
     """arm_avgpool_s8: sum / count rounded half away from zero, count = in-image taps only, then clamp."""
-    count = np.outer(*(_valid_taps(i, o, k, s, p) for i, o, k, s, p in zip(x.shape[1:3], out_hw, kernel, stride, padding)))
-    if (count == 0).any():
-        # CMSIS returns ARM_CMSIS_NN_ARG_ERROR when a window lies entirely in padding.
-        raise ValueError("avgpool window entirely in padding (CMSIS returns ARM_CMSIS_NN_ARG_ERROR)")
-    count = count[:, :, None].astype(np.int32)
+    count = _pool_counts(x.shape[1:3], out_hw, kernel, stride, padding)[:, :, None].astype(np.int32)
     half = count // 2
     span = _span(out_hw, kernel, stride, (1, 1))
     out = np.empty((x.shape[0], out_hw[0], out_hw[1], x.shape[3]), dtype=np.int8)
@@ -347,6 +348,18 @@ def avgpool_s8(x: np.ndarray, *, kernel: Pair, stride: Pair, padding: Pair, out_
         avg = np.where(total > 0, (total + half) // count, -((half - total) // count))
         out[sl] = np.clip(avg, act[0], act[1])
     return out
+
+
+def _pool_counts(in_hw: Pair, out_hw: Pair, kernel: Pair, stride: Pair, padding: Pair) -> np.ndarray:
+    """[OH, OW] number of in-image taps per window; refuses windows lying entirely in padding.
+
+    CMSIS has no defined result there: avgpool returns ARM_CMSIS_NN_ARG_ERROR and max pool leaves the output
+    element as it found it, so such a layer must be rejected rather than simulated.
+    """
+    count = np.outer(*(_valid_taps(*axis) for axis in zip(in_hw, out_hw, kernel, stride, padding)))
+    if (count == 0).any():
+        raise ValueError("pooling window lies entirely in padding: CMSIS-NN output is undefined there")
+    return count
 
 
 def _valid_taps(size: int, out: int, k: int, s: int, p: int) -> np.ndarray:

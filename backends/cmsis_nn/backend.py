@@ -1,0 +1,87 @@
+"""The cmsis-nn backend: lowers a quantized graph to CMSIS-NN s8 calls and renders the C files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kwscc.backends.cmsis_nn import constraints
+from kwscc.backends.cmsis_nn.kernels import POW2_MULTIPLIER, KernelCall, lower
+from kwscc.codegen import c_float_literal, environment
+from kwscc.memory.planner import INPUT, OUTPUT, MemoryPlan
+from kwscc.naming import c_comment
+from kwscc.quant.quantize import QuantModel
+
+# which CMSIS-NN code path (and so which scratch sizes) each --cpu selects
+CPU_BUILDS = {"generic": "c", "cortex-m3": "c", "cortex-m4": "dsp", "cortex-m7": "dsp", "cortex-m33": "dsp",
+              "cortex-m55": "mve"}
+HOST_DIR = Path(__file__).parent / "host"
+
+
+class CmsisNNBackend:
+    name = "cmsis-nn"
+    host_dir_name = "cmsis_nn_host"
+
+    def check(self, graph) -> None:
+        constraints.check(graph)
+
+    def lower(self, qm: QuantModel, prefix: str, cpu: str) -> list[KernelCall]:
+        calls = []
+        for node in qm.graph.nodes():
+            call = lower(qm, node, f"{prefix}_l{len(calls):02d}", CPU_BUILDS[cpu])
+            if call is not None:
+                calls.append(call)
+        return calls
+
+    def scratch(self, calls: list[KernelCall], cpu: str) -> dict[str, int]:
+        return {call.node.name: call.scratch[CPU_BUILDS[cpu]] for call in calls}
+
+    def render(self, qm: QuantModel, calls: list[KernelCall], plan: MemoryPlan, name: str, cpu: str,
+               gen: dict) -> dict[str, str]:
+        """{file name: text} of the generated sources."""
+        env = environment()
+        view = self._view(qm, calls, plan, name, cpu, gen)
+        return {
+            f"{name}.h": env.get_template("cmsis_nn/model.h.j2").render(view),
+            f"{name}.c": env.get_template("cmsis_nn/model.c.j2").render(view),
+        }
+
+    def host_files(self, rounding: str) -> dict[str, str]:
+        """kwscc's host CMSIS-NN implementation, configured for the model's rounding."""
+        files = {p.name: p.read_text() for p in sorted(HOST_DIR.iterdir()) if p.suffix in (".c", ".h")}
+        if rounding == "single":
+            files["kwscc_host_config.h"] = files["kwscc_host_config.h"].replace(
+                "#define KWSCC_HOST_CONFIG_H\n", "#define KWSCC_HOST_CONFIG_H\n#define CMSIS_NN_USE_SINGLE_ROUNDING\n")
+        return files
+
+    def _view(self, qm, calls, plan, name, cpu, gen) -> dict:
+        graph = qm.graph
+        views = [self._call_view(i, call, plan, name) for i, call in enumerate(calls)]
+        per_channel = [int(c.params["channels"]) for c in calls if "channels" in c.params]
+        in_fmt, out_fmt = qm.input_format, qm.output_format
+        return {
+            "gen": gen, "name": name, "NAME": name.upper(), "calls": views, "cpu": cpu, "cpu_build": CPU_BUILDS[cpu],
+            "input_size": graph.tensors[graph.inputs[0]].size, "output_size": graph.tensors[graph.outputs[0]].size,
+            "arena_size": plan.arena_size, "input_frac": in_fmt.frac, "output_frac": out_fmt.frac,
+            "output_zero_point": out_fmt.zero_point, "single_rounding": qm.rounding == "single",
+            "input_scale_literal": c_float_literal(2.0 ** in_fmt.frac),
+            "output_scale_literal": c_float_literal(2.0 ** -out_fmt.frac),
+            "max_channels": max(per_channel, default=0),
+            "pow2_multipliers": np.full(max(per_channel, default=0), POW2_MULTIPLIER, np.int64),
+        }
+
+    @staticmethod
+    def _pointer(plan: MemoryPlan, tensor: str) -> str:
+        where, offset = plan.location(tensor)
+        return {INPUT: "input", OUTPUT: "output"}.get(where, f"(arena + {offset})")
+
+    def _call_view(self, index: int, call: KernelCall, plan: MemoryPlan, name: str) -> dict:
+        scratch = plan.scratch(call.node.name)
+        return {
+            "index": index, "op": call.node.op, "comment": c_comment(f"'{call.node.name}'"),
+            "function": call.function, "template": f"cmsis_nn/{call.template}", "p": call.params,
+            "arrays": [{"symbol": a.suffix, "ctype": a.ctype, "data": a.values, "role": a.role} for a in call.arrays],
+            "input": self._pointer(plan, call.node.inputs[0]), "output": self._pointer(plan, call.node.outputs[0]),
+            "scratch_ptr": f"(arena + {scratch.offset})" if scratch else "NULL",
+            "scratch_size": scratch.size if scratch else 0, "name": name,
+        }

@@ -1,0 +1,114 @@
+"""The compile pipeline, one call per stage: read, passes, calibrate, quantize, lower, plan, render."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kwscc import __version__
+from kwscc.backends.cmsis_nn import CmsisNNBackend
+from kwscc.data import load_inputs
+from kwscc.errors import DataError, KwsccError, UnsupportedError
+from kwscc.frontends import read_model
+from kwscc.ir import Graph
+from kwscc.memory.planner import MemoryPlan, plan_memory
+from kwscc.naming import c_comment, c_identifier
+from kwscc.passes import run_pipeline
+from kwscc.quant.calibrate import collect_ranges
+from kwscc.quant.quantize import QuantModel, quantize
+
+log = logging.getLogger(__name__)
+
+BACKENDS = {"cmsis-nn": CmsisNNBackend}
+CPUS = ("cortex-m4", "cortex-m55", "generic", "cortex-m3", "cortex-m7", "cortex-m33")
+
+
+@dataclass(slots=True)
+class CompileOptions:
+    calib: str | None = None
+    name: str | None = None
+    backend: str = "cmsis-nn"
+    rounding: str = "default"
+    cpu: str = "cortex-m4"
+    weights: str = "per-channel"
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    command: str = "kwscc"
+
+
+@dataclass(slots=True)
+class Compiled:
+    model_path: Path
+    source: Graph  # the model as read, before any pass
+    qm: QuantModel
+    calls: list
+    plan: MemoryPlan
+    name: str
+    options: CompileOptions
+    backend: object
+    files: dict[str, str]
+
+    @property
+    def graph(self) -> Graph:
+        return self.qm.graph
+
+
+def model_name(model: Path, options: CompileOptions) -> str:
+    return c_identifier(options.name or model.stem)
+
+
+def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
+    model = Path(model)
+    if options.backend not in BACKENDS:
+        raise UnsupportedError(f"unknown backend '{options.backend}' (available: {', '.join(BACKENDS)})")
+    source = read_model(model, options.input_shapes)
+    graph = run_pipeline(source)
+    backend = BACKENDS[options.backend]()
+    backend.check(graph)
+    if not options.calib:
+        raise DataError(f"{model.name} is a float model: give calibration data with --calib DATA")
+    ranges = collect_ranges(graph, load_inputs(options.calib, graph), model)
+    qm = quantize(graph, ranges, per_channel=options.weights == "per-channel", rounding=options.rounding)
+    name = model_name(model, options)
+    calls = backend.lower(qm, name, options.cpu)
+    plan = plan_memory(graph, backend.scratch(calls, options.cpu))
+    gen = {"version": __version__, "model_name": c_comment(model.name), "command": c_comment(options.command),
+           "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    files = backend.render(qm, calls, plan, name, options.cpu, gen)
+    return Compiled(model, source, qm, calls, plan, name, options, backend, files)
+
+
+def write_outputs(files: dict[str, str], out_dir: str | Path) -> None:
+    """Write files into out_dir all or nothing: staged in a hidden folder inside out_dir, then moved."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise KwsccError(f"output path {out_dir} exists and is not a directory")
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".kwscc-", dir=out_dir))
+    try:
+        for rel, text in files.items():
+            path = stage / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        for rel in files:
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / rel, out_dir / rel)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise KwsccError(f"cannot write to {out_dir}: {exc}") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def output_files(compiled: Compiled, with_host_kernels: bool, report_files: dict[str, str]) -> dict[str, str]:
+    files = dict(compiled.files)
+    files.update(report_files)
+    if with_host_kernels:
+        host = compiled.backend.host_files(compiled.qm.rounding)
+        files.update({f"{compiled.backend.host_dir_name}/{n}": text for n, text in host.items()})
+    return files

@@ -1,0 +1,1 @@
+"""Static memory planning: liveness over the schedule and offsets in one arena."""
