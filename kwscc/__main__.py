@@ -1,0 +1,6 @@
+"""python -m kwscc"""
+import sys
+
+from kwscc.cli import main
+
+sys.exit(main())

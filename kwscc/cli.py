@@ -1,0 +1,171 @@
+"""Command line: `kwscc MODEL -o OUT` compiles; `validate`, `report` and `supported-ops` subcommands."""
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import traceback
+from pathlib import Path
+
+from kwscc import __version__
+from kwscc.errors import KwsccError
+
+SUBCOMMANDS = ("validate", "report", "supported-ops")
+
+
+def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    name, _, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=D1,D2,... got '{text}'") from None
+    if not name or any(d <= 0 for d in shape):
+        raise argparse.ArgumentTypeError(f"expected NAME=D1,D2,... with positive sizes, got '{text}'")
+    return name, shape
+
+
+def _compile_options(p: argparse.ArgumentParser) -> None:
+    from kwscc.driver import BACKENDS, CPUS
+
+    p.add_argument("model", help="model file (.onnx)")
+    p.add_argument("--calib", metavar="DATA", help="calibration data: FILE.npy | FILE.npz | FILE.npz:KEY")
+    p.add_argument("--name", help="C name prefix (default: the model file name)")
+    p.add_argument("--backend", default="cmsis-nn", choices=sorted(BACKENDS))
+    p.add_argument("--rounding", default="default", choices=("default", "single"),
+                   help="CMSIS-NN requantization build: default (TFLM double rounding) or single "
+                        "(-DCMSIS_NN_USE_SINGLE_ROUNDING)")
+    p.add_argument("--cpu", default="cortex-m4", choices=CPUS, help="target core: sizes scratch for its CMSIS-NN build")
+    p.add_argument("--weights", default="per-channel", choices=("per-channel", "per-tensor"),
+                   help="granularity of the power-of-two weight formats")
+    p.add_argument("--input-shape", action="append", type=_input_shape, default=[], metavar="NAME=D1,D2,...",
+                   help="fix the shape of an input with dynamic dimensions")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    if command == "validate":
+        p = argparse.ArgumentParser(prog="kwscc validate", description="compile, build for the host, run and compare")
+        _compile_options(p)
+        p.add_argument("--data", required=True, metavar="DATA", help="samples to validate on")
+        p.add_argument("--labels", metavar="KEY", help="labels: a key of the --data .npz, or FILE.npy / FILE.npz:KEY")
+        p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+        p.add_argument("--sanitize", action="store_true", help="build the host program with ASan and UBSan")
+        return p
+    if command == "report":
+        p = argparse.ArgumentParser(prog="kwscc report", description="RAM, flash and MACs per layer")
+        _compile_options(p)
+        p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+        p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
+        return p
+    if command == "supported-ops":
+        return argparse.ArgumentParser(prog="kwscc supported-ops", description="ONNX ops and backend constraints")
+    p = argparse.ArgumentParser(
+        prog="kwscc",
+        description="Compile an ONNX model to C calling CMSIS-NN. Subcommands: " + ", ".join(SUBCOMMANDS),
+        epilog="kwscc validate --help, kwscc report --help for the subcommands",
+    )
+    _compile_options(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
+    p.add_argument("--with-host-kernels", action="store_true",
+                   help="also write OUT/cmsis_nn_host/: kwscc's host implementation of the CMSIS-NN calls")
+    p.add_argument("--version", action="version", version=f"kwscc {__version__}")
+    return p
+
+
+def _options(args, argv):
+    from kwscc.driver import CompileOptions
+
+    return CompileOptions(calib=args.calib, name=args.name, backend=args.backend, rounding=args.rounding,
+                          cpu=args.cpu, weights=args.weights, input_shapes=dict(args.input_shape),
+                          command=" ".join(shlex.quote(a) for a in ["kwscc", *argv]))
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise KwsccError(f"cannot write {path}: {exc}") from None
+
+
+def cmd_compile(args, argv) -> int:
+    from kwscc.driver import compile_model, output_files, write_outputs
+    from kwscc.report.report import build_report, format_table, report_files
+
+    compiled = compile_model(args.model, _options(args, argv))
+    write_outputs(output_files(compiled, args.with_host_kernels, report_files(compiled)), args.output)
+    report = build_report(compiled)
+    print(f"wrote {', '.join(sorted(compiled.files))} to {args.output}")
+    print(f"arena {report['arena_bytes']:,} B, weights+biases {report['weights_bytes']:,} B, "
+          f"{report['macs']:,} MACs, input {report['input_format']}, output {report['output_format']}")
+    return 0
+
+
+def cmd_report(args, argv) -> int:
+    from kwscc.driver import compile_model
+    from kwscc.report.report import build_report, format_markdown, format_table, to_json
+
+    report = build_report(compile_model(args.model, _options(args, argv)))
+    print(format_table(report))
+    if args.json:
+        _write_text(args.json, to_json(report))
+    if args.markdown:
+        _write_text(args.markdown, format_markdown(report))
+    return 0
+
+
+def cmd_validate(args, argv) -> int:
+    from kwscc.driver import compile_model
+    from kwscc.report.report import to_json
+    from kwscc.validate.validate import format_summary, validate
+
+    options = _options(args, argv)
+    if options.calib is None:
+        logging.getLogger("kwscc").warning("no --calib given: calibrating on the validation data")
+        options.calib = args.data
+    result = validate(compile_model(args.model, options), args.data, args.labels, sanitize=args.sanitize)
+    print(format_summary(result))
+    if args.json:
+        _write_text(args.json, to_json(result))
+    return 0 if result["c_vs_simulator_mismatches"] == 0 else 1
+
+
+def cmd_supported_ops(args, argv) -> int:
+    from kwscc.backends.cmsis_nn.constraints import describe
+    from kwscc.frontends.onnx_reader import MAX_OPSET, MIN_OPSET, supported_ops
+
+    print(f"ONNX ops (opsets {MIN_OPSET}-{MAX_OPSET}): " + ", ".join(supported_ops()))
+    print("\ncmsis-nn backend constraints:")
+    for op, text in describe():
+        print(f"  {op:12s} {text}")
+    return 0
+
+
+COMMANDS = {"validate": cmd_validate, "report": cmd_report, "supported-ops": cmd_supported_ops}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else "compile"
+    rest = argv[1:] if command != "compile" else argv
+    args = build_parser(command).parse_args(rest)
+    verbose = getattr(args, "verbose", 0)
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+                        format="kwscc: %(levelname)s: %(message)s")
+    try:
+        return COMMANDS.get(command, cmd_compile)(args, argv)
+    except KwsccError as exc:
+        print(f"kwscc: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kwscc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in kwscc: one line for the user, the trace with -vv
+        if verbose > 1:
+            traceback.print_exc()
+        print(f"kwscc: internal error: {type(exc).__name__}: {exc} (rerun with -vv for details)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
