@@ -94,10 +94,8 @@ def cmd_compile(args, argv) -> int:
 
     compiled = compile_model(args.model, _options(args, argv))
     write_outputs(output_files(compiled, args.with_host_kernels, report_files(compiled)), args.output)
-    report = build_report(compiled)
-    print(f"wrote {', '.join(sorted(compiled.files))} to {args.output}")
-    print(f"arena {report['arena_bytes']:,} B, weights+biases {report['weights_bytes']:,} B, "
-          f"{report['macs']:,} MACs, input {report['input_format']}, output {report['output_format']}")
+    print(format_table(build_report(compiled)))
+    print(f"\nwrote {', '.join(sorted(compiled.files))} and {compiled.name}_report.json/.md to {args.output}")
     return 0
 
 
