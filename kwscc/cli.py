@@ -26,7 +26,8 @@ def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
 
 
 def _compile_options(p: argparse.ArgumentParser) -> None:
-    from kwscc.driver import BACKENDS, CPUS
+    from kwscc.backends.base import BACKENDS
+    from kwscc.driver import CPUS
 
     p.add_argument("model", help="model file (.onnx)")
     p.add_argument("--calib", metavar="DATA", help="calibration data: FILE.npy | FILE.npz | FILE.npz:KEY")

@@ -10,20 +10,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kwscc import __version__
-from kwscc.backends.cmsis_nn import CmsisNNBackend
+from kwscc.backends.base import get_backend
 from kwscc.data import load_inputs
-from kwscc.errors import DataError, KwsccError, UnsupportedError
+from kwscc.errors import DataError, KwsccError
 from kwscc.frontends import read_model
 from kwscc.ir import Graph
 from kwscc.memory.planner import MemoryPlan, plan_memory
 from kwscc.naming import c_comment, c_identifier
 from kwscc.passes import run_pipeline
 from kwscc.quant.calibrate import collect_ranges
-from kwscc.quant.quantize import QuantModel, quantize
+from kwscc.quant.quantize import QuantModel
 
 log = logging.getLogger(__name__)
 
-BACKENDS = {"cmsis-nn": CmsisNNBackend}
 CPUS = ("cortex-m4", "cortex-m55", "generic", "cortex-m3", "cortex-m7", "cortex-m33")
 
 
@@ -62,16 +61,17 @@ def model_name(model: Path, options: CompileOptions) -> str:
 
 def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     model = Path(model)
-    if options.backend not in BACKENDS:
-        raise UnsupportedError(f"unknown backend '{options.backend}' (available: {', '.join(BACKENDS)})")
+    backend = get_backend(options.backend)
     source = read_model(model, options.input_shapes)
     graph = run_pipeline(source)
-    backend = BACKENDS[options.backend]()
     backend.check(graph)
-    if not options.calib:
+    if options.calib:
+        ranges = collect_ranges(graph, load_inputs(options.calib, graph), model)
+    elif graph.recorded_ranges:  # a quantized model carries its own ranges
+        ranges = graph.recorded_ranges
+    else:
         raise DataError(f"{model.name} is a float model: give calibration data with --calib DATA")
-    ranges = collect_ranges(graph, load_inputs(options.calib, graph), model)
-    qm = quantize(graph, ranges, per_channel=options.weights == "per-channel", rounding=options.rounding)
+    qm = backend.quantize(graph, ranges, per_channel=options.weights == "per-channel", rounding=options.rounding)
     name = model_name(model, options)
     calls = backend.lower(qm, name, options.cpu)
     plan = plan_memory(graph, backend.scratch(calls, options.cpu))

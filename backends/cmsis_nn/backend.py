@@ -5,12 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
+from kwscc.backends.base import Backend
 from kwscc.backends.cmsis_nn import constraints
 from kwscc.backends.cmsis_nn.kernels import POW2_MULTIPLIER, KernelCall, lower
 from kwscc.codegen import c_float_literal, environment
 from kwscc.memory.planner import INPUT, OUTPUT, MemoryPlan
 from kwscc.naming import c_comment
 from kwscc.quant.quantize import QuantModel
+from kwscc.quant.simulate import simulate
 
 # which CMSIS-NN code path (and so which scratch sizes) each --cpu selects
 CPU_BUILDS = {"generic": "c", "cortex-m3": "c", "cortex-m4": "dsp", "cortex-m7": "dsp", "cortex-m33": "dsp",
@@ -18,12 +20,16 @@ CPU_BUILDS = {"generic": "c", "cortex-m3": "c", "cortex-m4": "dsp", "cortex-m7":
 HOST_DIR = Path(__file__).parent / "host"
 
 
-class CmsisNNBackend:
+class CmsisNNBackend(Backend):
     name = "cmsis-nn"
     host_dir_name = "cmsis_nn_host"
+    cpus = tuple(CPU_BUILDS)
 
     def check(self, graph) -> None:
         constraints.check(graph)
+
+    def simulate(self, qm: QuantModel, inputs):
+        return simulate(qm, inputs)
 
     def lower(self, qm: QuantModel, prefix: str, cpu: str) -> list[KernelCall]:
         calls = []

@@ -1,19 +1,36 @@
 """Model readers: each turns a model file into a kwscc Graph; chosen by file suffix."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Callable
 
 from kwscc.errors import ModelError
 from kwscc.ir import Graph
+
+
+# suffix -> (reader module with read(path, input_shapes), module with reference_runner(path, tensors))
+READERS = {
+    ".onnx": ("kwscc.frontends.onnx_reader", "kwscc.frontends.onnx_runtime"),
+}
+
+
+def _modules(path: Path) -> tuple[str, str]:
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise ModelError(f"{path.name}: unknown model format '{suffix}' (supported: {', '.join(READERS)})")
+    return READERS[suffix]
 
 
 def read_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        from kwscc.frontends import onnx_reader
+    return importlib.import_module(_modules(path)[0]).read(path, input_shapes)
 
-        return onnx_reader.read(path, input_shapes)
-    raise ModelError(f"{path.name}: unknown model format '{suffix}' (supported: .onnx)")
+
+def reference_runner(path: str | Path, tensors: list[str]) -> Callable[[dict], dict]:
+    """feeds -> {tensor name: batch of float values} from the model's own runtime, for every
+    tensor of `tensors` that the original model has (and its outputs)."""
+    path = Path(path)
+    return importlib.import_module(_modules(path)[1]).reference_runner(path, tensors)

@@ -52,6 +52,7 @@ class Graph:
         self.tensors: dict[str, Tensor] = {}
         self.inputs: list[str] = []
         self.outputs: list[str] = []
+        self.recorded_ranges: dict[str, tuple[float, float]] = {}  # (min, max) a quantized model records
         self._nodes: dict[str, Node] = {}
         self._order: dict[str, int] = {}
         self._counter = 0

@@ -76,6 +76,6 @@ def simulate(qm: QuantModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndar
     return values
 
 
-def simulate_float_inputs(qm: QuantModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """simulate() after quantizing float inputs exactly as the generated C does."""
-    return simulate(qm, {name: quantize_input(x, qm.formats[name]) for name, x in feeds.items()})
+def simulate_float_inputs(qm: QuantModel, feeds: dict[str, np.ndarray], simulator=simulate) -> dict[str, np.ndarray]:
+    """simulator() (a backend's; cmsis-nn's by default) after quantizing float inputs as the generated C does."""
+    return simulator(qm, {name: quantize_input(x, qm.formats[name]) for name, x in feeds.items()})

@@ -13,7 +13,7 @@ from kwscc.data import load_array, load_inputs
 from kwscc.driver import Compiled
 from kwscc.errors import DataError, UnsupportedError
 from kwscc.ir.execute import run_float
-from kwscc.quant.calibrate import onnx_runner
+from kwscc.frontends import reference_runner
 from kwscc.quant.formats import dequantize
 from kwscc.quant.simulate import simulate_float_inputs
 from kwscc.validate.host import build_host_program, run_host_program
@@ -70,7 +70,7 @@ def _simulate_chunks(compiled: Compiled, feeds: dict[str, np.ndarray]):
     count = next(iter(feeds.values())).shape[0]
     for start in range(0, count, CHUNK):
         chunk = {k: v[start:start + CHUNK] for k, v in feeds.items()}
-        sim = simulate_float_inputs(qm, chunk)
+        sim = simulate_float_inputs(qm, chunk, compiled.backend.simulate)
         ref = run_float(qm.graph, chunk)
         for node in layer_nodes:
             out = node.outputs[0]
@@ -80,10 +80,8 @@ def _simulate_chunks(compiled: Compiled, feeds: dict[str, np.ndarray]):
 
 
 def _float_reference(compiled: Compiled, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    if compiled.model_path.suffix != ".onnx":
-        return run_float(compiled.source, feeds)[compiled.source.outputs[0]]
     out = compiled.source.outputs[0]
-    return onnx_runner(compiled.model_path, [out])(feeds)[out]
+    return reference_runner(compiled.model_path, [out])(feeds)[out]
 
 
 def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float | None:

@@ -82,7 +82,10 @@ def test_golden(family: str, i: int, rounding: str) -> None:
     if status != 0:
         assert (family, case["name"]) in EXPECTED_ARG_ERROR and status == -1
         assert all(s == -1 for s in case["status"].values())
-        pytest.skip("CMSIS returned ARM_CMSIS_NN_ARG_ERROR (v7 grouped 1x1 buffer-size bug)")
+        # CMSIS rejected the call and left the output untouched; kwscc always passes the scratch
+        # arm_convolve_s8 needs (tests/backends), so the simulator never has to model this
+        assert not arrays[ROUNDINGS[rounding]].any()
+        return
     want = arrays[ROUNDINGS[rounding]]
     got = RUNNERS[family](case, arrays, rounding)
     assert got.dtype == np.int8 and got.shape == want.shape
