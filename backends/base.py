@@ -14,13 +14,14 @@ BACKENDS = {
 }
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, options=None) -> Backend:
+    """An instance of backend `name`, configured with the CompileOptions (or defaults)."""
     from kwscc.errors import UnsupportedError
 
     if name not in BACKENDS:
         raise UnsupportedError(f"unknown backend '{name}' (available: {', '.join(sorted(BACKENDS))})")
     module, _, cls = BACKENDS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)()
+    return getattr(importlib.import_module(module), cls)(options)
 
 
 class Backend:
@@ -29,6 +30,9 @@ class Backend:
     name = ""
     host_dir_name = ""
     cpus: tuple[str, ...] = ()
+
+    def __init__(self, options=None) -> None:
+        self.options = options  # kwscc.driver.CompileOptions, for backend-specific choices
 
     def check(self, graph: Graph) -> None:
         """Raise UnsupportedError for the first node this backend cannot emit."""

@@ -39,6 +39,11 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu", default="cortex-m4", choices=CPUS, help="target core: sizes scratch for its CMSIS-NN build")
     p.add_argument("--weights", default="per-channel", choices=("per-channel", "per-tensor"),
                    help="granularity of the power-of-two weight formats")
+    p.add_argument("--calib-method", default="max", choices=("max",),
+                   help="how calibration ranges become formats")
+    p.add_argument("--ranges", metavar="FILE", help="calibration ranges JSON: reused if it exists, else written")
+    p.add_argument("--legacy-softmax", default="kwscc", choices=("kwscc", "cmsis"),
+                   help="cmsis-nn-legacy backend: kwscc's integer softmax (probabilities) or arm_softmax_q7")
     p.add_argument("--input-shape", action="append", type=_input_shape, default=[], metavar="NAME=D1,D2,...",
                    help="fix the shape of an input with dynamic dimensions")
     p.add_argument("-v", "--verbose", action="count", default=0)
@@ -52,6 +57,11 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--labels", metavar="KEY", help="labels: a key of the --data .npz, or FILE.npy / FILE.npz:KEY")
         p.add_argument("--json", metavar="FILE", help="write the results as JSON")
         p.add_argument("--sanitize", action="store_true", help="build the host program with ASan and UBSan")
+        p.add_argument("--target", default="host",
+                       choices=("host", "cortex-m3", "cortex-m4", "cortex-m33", "cortex-m55"),
+                       help="run the C on this machine (host) or on an emulated Cortex-M core (QEMU)")
+        p.add_argument("--cmsis-nn", metavar="DIR", help="build against this CMSIS-NN checkout instead of kwscc's host kernels")
+        p.add_argument("--reference", metavar="FLOAT_MODEL", help="also compare with this float model")
         return p
     if command == "report":
         p = argparse.ArgumentParser(prog="kwscc report", description="RAM, flash and MACs per layer")
@@ -78,7 +88,9 @@ def _options(args, argv):
     from kwscc.driver import CompileOptions
 
     return CompileOptions(calib=args.calib, name=args.name, backend=args.backend, rounding=args.rounding,
-                          cpu=args.cpu, weights=args.weights, input_shapes=dict(args.input_shape),
+                          cpu=args.cpu, weights=args.weights, calib_method=args.calib_method,
+                          ranges_file=args.ranges, legacy_softmax=args.legacy_softmax,
+                          input_shapes=dict(args.input_shape),
                           command=" ".join(shlex.quote(a) for a in ["kwscc", *argv]))
 
 
@@ -122,7 +134,8 @@ def cmd_validate(args, argv) -> int:
     if options.calib is None:
         logging.getLogger("kwscc").warning("no --calib given: calibrating on the validation data")
         options.calib = args.data
-    result = validate(compile_model(args.model, options), args.data, args.labels, sanitize=args.sanitize)
+    result = validate(compile_model(args.model, options), args.data, args.labels, sanitize=args.sanitize,
+                      target=args.target, cmsis_nn_dir=args.cmsis_nn, reference=args.reference)
     print(format_summary(result))
     if args.json:
         _write_text(args.json, to_json(result))

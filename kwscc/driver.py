@@ -34,6 +34,9 @@ class CompileOptions:
     rounding: str = "default"
     cpu: str = "cortex-m4"
     weights: str = "per-channel"
+    calib_method: str = "max"
+    ranges_file: str | None = None
+    legacy_softmax: str = "kwscc"
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     command: str = "kwscc"
 
@@ -61,7 +64,7 @@ def model_name(model: Path, options: CompileOptions) -> str:
 
 def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     model = Path(model)
-    backend = get_backend(options.backend)
+    backend = get_backend(options.backend, options)
     source = read_model(model, options.input_shapes)
     graph = run_pipeline(source)
     backend.check(graph)

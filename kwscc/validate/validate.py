@@ -61,6 +61,19 @@ def _labels(spec: str | None, data_spec: str, samples: int) -> np.ndarray | None
     return labels
 
 
+def run_compiled(compiled: Compiled, x: np.ndarray, sanitize: bool, target: str,
+                 cmsis_nn_dir: str | None) -> tuple[np.ndarray, dict]:
+    """int8 outputs of the compiled C on float samples x [samples, input size], and what the run measured."""
+    out_size = compiled.graph.tensors[compiled.graph.outputs[0]].size
+    if target == "host" and cmsis_nn_dir is None:
+        with tempfile.TemporaryDirectory(prefix="kwscc-validate-") as work:
+            prog = build_host_program(compiled, Path(work), sanitize=sanitize)
+            return run_host_program(prog, x, out_size), {}
+    from kwscc.validate.target import run_on_target
+
+    return run_on_target(compiled, x, target, cmsis_nn_dir)
+
+
 def _simulate_chunks(compiled: Compiled, feeds: dict[str, np.ndarray]):
     """Final simulated outputs and per-layer statistics, streamed in chunks to bound memory."""
     qm = compiled.qm
@@ -89,7 +102,8 @@ def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float | None:
     return None if noise == 0 else 10 * math.log10(float(np.sum(ref.astype(np.float64) ** 2)) / noise)
 
 
-def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None, sanitize: bool = False) -> dict:
+def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None, sanitize: bool = False,
+             target: str = "host", cmsis_nn_dir: str | None = None, reference: str | None = None) -> dict:
     graph = compiled.graph
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise UnsupportedError("validate supports models with one input and one output")
@@ -97,10 +111,7 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
     x = feeds[graph.inputs[0]]
     samples = x.shape[0]
     labels = _labels(labels_spec, data_spec, samples)
-    out_size = graph.tensors[graph.outputs[0]].size
-    with tempfile.TemporaryDirectory(prefix="kwscc-validate-") as work:
-        prog = build_host_program(compiled, Path(work), sanitize=sanitize)
-        c_out = run_host_program(prog, x.reshape(samples, -1), out_size)
+    c_out, measured = run_compiled(compiled, x.reshape(samples, -1), sanitize, target, cmsis_nn_dir)
     sim_out, stats = _simulate_chunks(compiled, feeds)
     sim_out = sim_out.reshape(samples, -1)
     f_out = _float_reference(compiled, feeds).reshape(samples, -1)
@@ -119,6 +130,8 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
         "cpu": compiled.options.cpu,
         "arena_bytes": compiled.plan.arena_size,
         "worst_layer": min(finite, key=lambda layer: layer["sqnr_db"])["name"] if finite else None,
+        "target": target,
+        **measured,
         "layers": layers,
     }
     if labels is not None:
