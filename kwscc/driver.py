@@ -78,6 +78,9 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     name = model_name(model, options)
     calls = backend.lower(qm, name, options.cpu)
     plan = plan_memory(graph, backend.scratch(calls, options.cpu))
+    step = {node: i for i, node in enumerate(plan.schedule)}
+    if all(hasattr(call, "node") for call in calls):  # the C runs the layers in the planned order
+        calls = sorted(calls, key=lambda call: step[call.node.name])
     gen = {"version": __version__, "model_name": c_comment(model.name), "command": c_comment(options.command),
            "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
     files = backend.render(qm, calls, plan, name, options.cpu, gen)

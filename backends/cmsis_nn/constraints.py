@@ -20,8 +20,8 @@ def constraint_conv_groups(graph: Graph, node: Node) -> bool:
 
 
 def constraint_softmax_last_axis(graph: Graph, node: Node) -> bool:
-    """Softmax must run over the last axis"""
-    return node.attrs["axis"] == len(graph.tensors[node.inputs[0]].shape) - 1
+    """Softmax must run over the last axis (or one followed only by size-1 axes)"""
+    return all(d == 1 for d in graph.tensors[node.inputs[0]].shape[node.attrs["axis"] + 1:])
 
 
 def constraint_nhwc(graph: Graph, node: Node) -> bool:

@@ -124,8 +124,10 @@ def lower_softmax(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     from kwscc.quant.kernels import softmax_params
 
     shape = qm.graph.tensors[node.inputs[0]].shape
+    axis = node.attrs["axis"]
     mult, shift, diff_min = softmax_params(qm.formats[node.inputs[0]].frac)
-    params = {"input_frac": qm.formats[node.inputs[0]].frac, "rows": int(np.prod(shape[:-1])), "row_size": shape[-1], "mult": mult, "shift": shift, "diff_min": diff_min}
+    params = {"input_frac": qm.formats[node.inputs[0]].frac, "rows": int(np.prod(shape[:axis])), "row_size": shape[axis],
+              "mult": mult, "shift": shift, "diff_min": diff_min}
     return KernelCall(node, "arm_softmax_s8", "ops/softmax.c.j2", params, {"c": 0, "dsp": 0, "mve": 0})
 
 

@@ -101,7 +101,9 @@ def _gemm(r: Reader, onode) -> None:
     inputs = [onode.input[0], r.graph.add_const(onode.input[1] + "_kwscc_w", weights.astype(np.float32)).name]
     c = r.optional_const(onode, 2, "bias")
     if c is not None:
-        bias = np.broadcast_to(c.astype(np.float32) * np.float32(a.get("beta", 1.0)), (weights.shape[0],))
+        if c.size not in (1, weights.shape[0]):
+            raise UnsupportedError(f"node '{onode.name}' (Gemm): a bias of shape {list(c.shape)} (one per row) is not supported")
+        bias = np.broadcast_to(c.reshape(-1).astype(np.float32) * np.float32(a.get("beta", 1.0)), (weights.shape[0],))
         inputs.append(r.graph.add_const(onode.input[2] + "_kwscc_b", np.ascontiguousarray(bias)).name)
     _dense(r, onode, inputs)
 
@@ -245,30 +247,40 @@ def _transpose(r: Reader, onode) -> None:
 def _softmax(r: Reader, onode) -> None:
     x = r.tensor(onode.input[0]).shape
     axis = attrs_of(onode).get("axis", 1 if r.opset < 13 else -1) % len(x)
-    if any(d != 1 for d in x[axis + 1:]) or (r.opset < 13 and any(d != 1 for d in x[1:axis])):
+    if any(d != 1 for d in x[axis + 1:]):  # before opset 13 the axes from `axis` on are flattened into one
         raise UnsupportedError(f"node '{onode.name}' (Softmax): only softmax over the last non-unit axis is supported")
-    r.emit(onode, "Softmax", onode.input[:1], {"axis": len(x) - 1})
+    r.emit(onode, "Softmax", onode.input[:1], {"axis": axis})
 
 
 def _identity(r: Reader, onode) -> None:
-    if onode.op_type == "Dropout" and len(onode.output) > 1 and onode.output[1]:
-        log.debug("Dropout mask output of %s is ignored", onode.name)
+    if onode.op_type == "Dropout":
+        training = r.optional_const(onode, 2, "training_mode")
+        if training is not None and bool(training):
+            raise UnsupportedError(f"node '{onode.name}' (Dropout): training_mode=true is not supported")
+        if len(onode.output) > 1 and onode.output[1]:
+            raise UnsupportedError(f"node '{onode.name}' (Dropout): the mask output is not supported")
     r.emit(onode, "Identity", onode.input[:1])
 
 
 def _constant(r: Reader, onode) -> None:
     a = onode.attribute[0]
-    if a.name != "value":
-        value = np.array(helper.get_attribute_value(a))
-    else:
+    if a.name == "value":
         value = numpy_helper.to_array(a.t)
+    elif a.name in ("value_float", "value_floats"):
+        value = np.array(helper.get_attribute_value(a), np.float32)
+    elif a.name in ("value_int", "value_ints"):
+        value = np.array(helper.get_attribute_value(a), np.int64)
+    else:
+        raise UnsupportedError(f"node '{onode.name}' (Constant): attribute '{a.name}' is not supported")
     r.graph.add_tensor(Tensor(onode.output[0], tuple(value.shape), str(value.dtype), value))
 
 
 def _simple(op: str) -> Callable:
     """Handler for ops whose ONNX form is already canonical (attrs `axis` and `to` kept)."""
     def handler(r: Reader, onode) -> None:
-        attrs = {k: v for k, v in attrs_of(onode).items() if k == "axis"}
+        attrs = {k: v for k, v in attrs_of(onode).items() if k in ("axis", "start", "end")}
+        if op == "Slice" and not all(r.tensor(n).is_const for n in onode.input if n):
+            raise UnsupportedError(f"node '{onode.name}' (Slice): only slices of constants (shape arithmetic) are supported")
         if op == "Cast":
             attrs["to"] = str(helper.tensor_dtype_to_np_dtype(attrs_of(onode)["to"]))
         r.emit(onode, op, list(onode.input), attrs)

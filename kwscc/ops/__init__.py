@@ -39,7 +39,7 @@ def infer_outputs(node: Node, inputs: list[Tensor]) -> list[Tensor]:
     specs = opdef.infer(node, inputs)
     values: list[np.ndarray | None] = [None] * len(specs)
     if node.op == "Shape":  # shapes are static, so Shape is known even on an activation
-        values = [np.array(inputs[0].shape, np.int64)]
+        values = [np.array(inputs[0].shape[node.attrs.get("start", 0):node.attrs.get("end")], np.int64)]
     elif inputs and all(t.is_const for t in inputs):
         values = list(opdef.run(node, [t.data for t in inputs]))
     out = []

@@ -16,8 +16,8 @@ def _infer(node, inputs):
 def _make_run(fn):
     def run(node, xs):
         a, b = xs
-        if np.issubdtype(a.dtype, np.integer) and node.op == "Div":
-            return [(a // b).astype(a.dtype)]
+        if np.issubdtype(a.dtype, np.integer) and node.op == "Div":  # ONNX truncates toward zero
+            return [np.trunc(a / b).astype(a.dtype)]
         return [fn(a, b).astype(a.dtype)]
     return run
 

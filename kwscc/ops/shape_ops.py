@@ -9,8 +9,12 @@ import numpy as np
 from kwscc.ops import register
 
 
+def _shape_slice(node, shape) -> tuple[int, ...]:
+    return tuple(shape)[node.attrs.get("start", 0):node.attrs.get("end")]
+
+
 def _shape_infer(node, inputs):
-    return [((len(inputs[0].shape),), "int64")]
+    return [((len(_shape_slice(node, inputs[0].shape)),), "int64")]
 
 
 def _gather_run(node, xs):
@@ -46,7 +50,7 @@ def _slice_infer(node, inputs):
     raise ValueError("Slice needs constant inputs")
 
 
-register("Shape", _shape_infer, lambda node, xs: [np.array(xs[0].shape, np.int64)])
+register("Shape", _shape_infer, lambda node, xs: [np.array(_shape_slice(node, xs[0].shape), np.int64)])
 register("Gather", _gather_infer, _gather_run)
 register("Concat", _concat_infer, lambda node, xs: [np.concatenate(xs, axis=node.attrs["axis"])])
 register("Cast", lambda node, inputs: [(inputs[0].shape, node.attrs["to"])],

@@ -26,7 +26,7 @@ def run_pipeline(graph: Graph, pipeline: list[tuple[str, Pass]] | None = None) -
     """Return a transformed copy of `graph` (the caller's graph is left as it was)."""
     graph = graph.copy()
     graph.verify()
-    for name, fn in pipeline or DEFAULT_PIPELINE:
+    for name, fn in DEFAULT_PIPELINE if pipeline is None else pipeline:
         changed = fn(graph)
         graph.remove_unused_tensors()
         graph.verify()

@@ -59,7 +59,7 @@ def _fold_into(graph: Graph, producer: Node, a: np.ndarray, b: np.ndarray) -> No
 def run(graph: Graph) -> bool:
     changed = False
     for producer in graph.nodes():
-        while producer.op in FOLDABLE:
+        while producer.op in FOLDABLE and producer.attrs.get("act") is None:  # not across a fused clamp
             follower = sole_consumer(graph, producer.outputs[0])
             if follower is None or follower.inputs[0] != producer.outputs[0] and follower.op == "BatchNormalization":
                 break

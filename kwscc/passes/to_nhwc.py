@@ -29,7 +29,8 @@ def _convert(graph: Graph, node: Node) -> None:
 
 
 def run(graph: Graph) -> bool:
-    nodes = [n for n in graph.nodes() if n.attrs.get("layout") == "NCHW"]
+    nodes = [n for n in graph.nodes()
+             if n.attrs.get("layout") == "NCHW" and len(graph.tensors[n.inputs[0]].shape) == 4]
     for node in nodes:
         _convert(graph, node)
     return bool(nodes)

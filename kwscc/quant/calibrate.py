@@ -1,20 +1,34 @@
-"""Calibration: run the float model (onnxruntime) with every intermediate tensor as an output and
-collect each tensor's range. Streams over the samples in batches, keeping only running min/max."""
+"""Calibration: run the float model (its framework's runtime, onnxruntime for ONNX) with every
+intermediate tensor as an output and summarise each tensor's values. Streams over the samples in
+batches; per tensor it keeps running min/max and, for the histogram methods, a fixed-size histogram
+(kwscc.quant.methods), so memory does not grow with the number of samples.
+
+The summaries can be saved as JSON and loaded again (`save_ranges` / `load_ranges`): a large
+calibration runs once, and any method (max, percentile, kl, mse) can be applied to the saved file.
+"""
 from __future__ import annotations
 
+import json
 import logging
+import math
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
+from kwscc.errors import DataError
 from kwscc.frontends import reference_runner
 from kwscc.ir import Graph
 from kwscc.ir.execute import run_float
+from kwscc.quant.methods import DEFAULT_METHOD, METHODS, TensorStats, apply_method, summary
 
 log = logging.getLogger(__name__)
 
 Ranges = dict[str, tuple[float, float]]
+Summaries = dict[str, dict]
 BATCH = 256
+RANGES_FORMAT = "kwscc-ranges-1"
 
 
 def _merge(ranges: Ranges, name: str, value: np.ndarray) -> None:
@@ -33,25 +47,124 @@ def activation_names(graph: Graph) -> list[str]:
     return names
 
 
-def collect_ranges(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None) -> Ranges:
-    """min/max of every activation tensor of `graph` over the samples in `feeds`.
+class Progress:
+    """A one-line progress bar on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self, total: int, label: str, stream=None) -> None:
+        self.total, self.label, self.done = total, label, 0
+        self.stream = stream or sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)()) and total > 0
+        self.start = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.enabled:
+            frac = self.done / self.total
+            bar = "#" * int(30 * frac)
+            self.stream.write(f"\r{self.label} [{bar:30s}] {self.done}/{self.total} "
+                              f"{time.monotonic() - self.start:5.1f}s")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def float_batches(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None, wanted: list[str],
+                  batch: int = BATCH, label: str = "calibrating"):
+    """Yield {tensor: float values} for each batch of samples: the model's own runtime for the tensors
+    it has, kwscc's float execution of the graph for any tensor the passes created."""
+    ort_run = reference_runner(model_path, wanted) if model_path is not None else None
+    count = next(iter(feeds.values())).shape[0]
+    progress = Progress(count, label)
+    try:
+        for start in range(0, count, batch):
+            chunk = {k: v[start:start + batch] for k, v in feeds.items()}
+            values = ort_run(chunk) if ort_run else {}
+            missing = [n for n in wanted if n not in values]
+            if missing:
+                own = run_float(graph, chunk)
+                values.update({n: own[n] for n in missing})
+            yield chunk, values
+            progress.update(next(iter(chunk.values())).shape[0])
+    finally:
+        progress.close()
+
+
+def collect_stats(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None,
+                  histogram: bool = True) -> dict[str, TensorStats]:
+    """Streamed TensorStats of every activation tensor of `graph` over the samples in `feeds`."""
+    wanted = activation_names(graph)
+    stats = {name: TensorStats(histogram) for name in wanted}
+    for _, values in float_batches(graph, feeds, model_path, wanted):
+        for name in wanted:
+            stats[name].add(values[name])
+    count = next(iter(feeds.values())).shape[0]
+    log.info("calibrated %d tensors on %d samples", len(stats), count)
+    return stats
+
+
+def calibrate(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None) -> Summaries:
+    """Per-tensor summaries (min, max and every method's scores) on the calibration samples."""
+    return {name: summary(s) for name, s in collect_stats(graph, feeds, model_path).items()}
+
+
+def ranges_for(summaries: Summaries, method: str = DEFAULT_METHOD) -> Ranges:
+    """The range of every tensor that `method` chooses (see kwscc.quant.methods)."""
+    if method not in METHODS:
+        raise DataError(f"unknown calibration method '{method}' (available: {', '.join(METHODS)})")
+    return {name: apply_method(method, s) for name, s in summaries.items()}
+
+
+def collect_ranges(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None,
+                   method: str = "max") -> Ranges:
+    """Range of every activation tensor of `graph` over the samples in `feeds`, as `method` chooses it
+    ("max": the exact min/max).
 
     Tensors are matched by name with the original model run by its framework's runtime
     (onnxruntime for ONNX; the passes keep the names of surviving tensors); any tensor the
     original model does not have is measured on kwscc's own float execution of the graph.
     """
-    wanted = activation_names(graph)
-    ranges: Ranges = {}
-    ort_run = reference_runner(model_path, wanted) if model_path is not None else None
-    count = next(iter(feeds.values())).shape[0]
-    for start in range(0, count, BATCH):
-        batch = {k: v[start:start + BATCH] for k, v in feeds.items()}
-        values = ort_run(batch) if ort_run else {}
-        missing = [n for n in wanted if n not in values]
+    if method == "max":
+        stats = collect_stats(graph, feeds, model_path, histogram=False)
+        return {name: (s.lo, s.hi) if s.count else (0.0, 0.0) for name, s in stats.items()}
+    return ranges_for(calibrate(graph, feeds, model_path), method)
+
+
+# ------------------------------------------------------------------------------------ ranges JSON
+
+
+def save_ranges(path: str | Path, summaries: Summaries, meta: dict | None = None) -> None:
+    doc = {"format": RANGES_FORMAT, **(meta or {}), "tensors": summaries}
+    try:
+        Path(path).write_text(json.dumps(doc, indent=1, allow_nan=False, default=float) + "\n")
+    except OSError as exc:
+        raise DataError(f"cannot write ranges file {path}: {exc}") from None
+
+
+def load_ranges(path: str | Path, graph: Graph | None = None) -> Summaries:
+    """Summaries from a ranges JSON (this module's format, or a plain {tensor: [min, max]} map)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read ranges file {path}: {exc}") from None
+    tensors = doc.get("tensors", doc) if isinstance(doc, dict) else None
+    if not isinstance(tensors, dict):
+        raise DataError(f"{path}: expected a JSON object of tensors")
+    out: Summaries = {}
+    for name, entry in tensors.items():
+        if isinstance(entry, (list, tuple)) and len(entry) == 2:
+            entry = {"min": entry[0], "max": entry[1]}
+        if not (isinstance(entry, dict) and "min" in entry and "max" in entry):
+            raise DataError(f"{path}: tensor '{name}' needs a min and a max")
+        lo, hi = entry["min"], entry["max"]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)) or lo > hi:
+            raise DataError(f"{path}: tensor '{name}' has an invalid range [{lo}, {hi}]")
+        out[name] = entry
+    if graph is not None:
+        missing = [n for n in activation_names(graph) if n not in out]
         if missing:
-            own = run_float(graph, batch)
-            values.update({n: own[n] for n in missing})
-        for name in wanted:
-            _merge(ranges, name, values[name])
-    log.info("calibrated %d tensors on %d samples", len(ranges), count)
-    return ranges
+            raise DataError(f"{path} has no range for {len(missing)} tensor(s) of this model, e.g. "
+                            f"'{missing[0]}': recalibrate (delete the file) or check the model")
+    return out

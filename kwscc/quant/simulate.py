@@ -56,7 +56,7 @@ def _pool(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
 
 def _softmax(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     mult, shift, diff_min = kernels.softmax_params(qm.formats[node.inputs[0]].frac)
-    rows = x.reshape(-1, x.shape[-1])
+    rows = x.reshape(-1, x.shape[node.attrs["axis"]])  # the axes after it have size 1
     return kernels.softmax_s8(rows, mult, shift, diff_min).reshape(x.shape)
 
 
