@@ -47,10 +47,10 @@ def _check_samples(name: str, array: np.ndarray, shape: tuple[int, ...], source:
     elif array.ndim == 2 and array.shape[1] == count:
         out = array.reshape((array.shape[0],) + sample)
     else:
-        raise DataError(
-            f"{source}: data for input '{name}' has shape {list(array.shape)}; expected "
-            f"[samples, {', '.join(map(str, sample))}] or [samples, {count}]"
-        )
+        forms = f"[samples, {', '.join(map(str, sample))}]"
+        if len(sample) > 1:
+            forms += f" or [samples, {count}]"
+        raise DataError(f"{source}: data for input '{name}' has shape {list(array.shape)}; expected {forms}")
     if out.shape[0] == 0:
         raise DataError(f"{source}: no samples")
     out = out.astype(np.float32)

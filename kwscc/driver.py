@@ -34,8 +34,11 @@ class CompileOptions:
     rounding: str = "default"
     cpu: str = "cortex-m4"
     weights: str = "per-channel"
-    calib_method: str = "max"
+    calib_method: str = "mse"
     ranges_file: str | None = None
+    bias_correction: bool = True  # data-driven steps of kwscc.quant.refine (cmsis-nn backend)
+    unsigned_relu: bool = True
+    search_formats: bool = False
     legacy_softmax: str = "kwscc"
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     command: str = "kwscc"
@@ -68,13 +71,15 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     source = read_model(model, options.input_shapes)
     graph = run_pipeline(source)
     backend.check(graph)
-    if options.calib:
-        ranges = collect_ranges(graph, load_inputs(options.calib, graph), model)
+    if options.calib or options.ranges_file:  # calibration methods, --ranges JSON, data-driven steps
+        from kwscc.quant.refine import calibrate_and_quantize
+
+        qm = calibrate_and_quantize(graph, backend, options, model)
     elif graph.recorded_ranges:  # a quantized model carries its own ranges
-        ranges = graph.recorded_ranges
+        qm = backend.quantize(graph, graph.recorded_ranges, per_channel=options.weights == "per-channel",
+                              rounding=options.rounding)
     else:
         raise DataError(f"{model.name} is a float model: give calibration data with --calib DATA")
-    qm = backend.quantize(graph, ranges, per_channel=options.weights == "per-channel", rounding=options.rounding)
     name = model_name(model, options)
     calls = backend.lower(qm, name, options.cpu)
     plan = plan_memory(graph, backend.scratch(calls, options.cpu))
@@ -87,15 +92,29 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     return Compiled(model, source, qm, calls, plan, name, options, backend, files)
 
 
+def _check_destinations(files: dict[str, str], out_dir: Path) -> None:
+    """Refuse before writing anything if a destination or one of its folders is in the way."""
+    for rel in files:
+        path = out_dir / rel
+        if path.is_dir():
+            raise KwsccError(f"cannot write {path}: a directory is in the way")
+        for parent in [path.parent, *path.parent.parents]:
+            if parent.exists() and not parent.is_dir():
+                raise KwsccError(f"cannot write {path}: {parent} is not a directory")
+
+
 def write_outputs(files: dict[str, str], out_dir: str | Path) -> None:
-    """Write files into out_dir all or nothing: staged in a hidden folder inside out_dir, then moved."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise KwsccError(f"output path {out_dir} exists and is not a directory")
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".kwscc-", dir=out_dir))
+    """Write files into out_dir all or nothing: staged in a hidden folder inside out_dir, then moved.
+
+    Folders this call creates are removed again when writing fails.
+    """
+    out_dir = Path(out_dir).absolute()
+    _check_destinations(files, out_dir)
+    first_new = next((p for p in reversed([out_dir, *out_dir.parents]) if not p.exists()), None)
+    stage = None
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".kwscc-", dir=out_dir))
         for rel, text in files.items():
             path = stage / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,11 +123,12 @@ def write_outputs(files: dict[str, str], out_dir: str | Path) -> None:
             (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(stage / rel, out_dir / rel)
     except OSError as exc:
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
+        if first_new is not None:
+            shutil.rmtree(first_new, ignore_errors=True)
         raise KwsccError(f"cannot write to {out_dir}: {exc}") from None
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def output_files(compiled: Compiled, with_host_kernels: bool, report_files: dict[str, str]) -> dict[str, str]:
