@@ -21,6 +21,7 @@
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field, replace
 
 from kwscc.errors import UnsupportedError
@@ -339,6 +340,35 @@ ALLOCATORS = {
     "greedy-by-schedule": lambda bufs: _first_fit(sorted(bufs, key=lambda b: (b.start, -b.size, b.name))),
     "best-fit-by-size": lambda bufs: _best_fit(_by_size(bufs)),
 }
+SEARCH_ALLOCATOR = "first-fit-order-search"
+SEARCH_EVALUATIONS = 400
+SEARCH_WORK = 2_000_000  # cap on evaluations x buffers^2, about a second
+
+
+def _order_search(bufs: list[Buffer], bound: int, evaluations: int = SEARCH_EVALUATIONS) -> int:
+    """First fit over placement orders found by local search (swap two buffers, keep if no worse).
+
+    Complete in principle: first fit in the order of any optimal placement's offsets reproduces it.
+    Deterministic (fixed seed); stops at `bound`. Leaves the best offsets in `bufs`.
+    """
+    rng = random.Random(0)
+    evaluations = min(evaluations, SEARCH_WORK // max(len(bufs), 1) ** 2)  # first fit is quadratic
+    order = _by_size(bufs)
+    best = _first_fit(order)
+    best_offsets = [b.offset for b in bufs]
+    for _ in range(evaluations):
+        if best <= bound or len(order) < 2:
+            break
+        i, j = rng.sample(range(len(order)), 2)
+        trial = list(order)
+        trial[i], trial[j] = trial[j], trial[i]
+        size = _first_fit(trial)
+        if size <= best:  # equal moves too: they walk across plateaus
+            best, order = size, trial
+            best_offsets = [b.offset for b in bufs]
+    for b, offset in zip(bufs, best_offsets):
+        b.offset = offset
+    return best
 
 
 # ---- checks ---------------------------------------------------------------------------------------
@@ -366,12 +396,14 @@ def verify(plan: MemoryPlan, graph: Graph | None = None) -> None:
             assert b.start <= step[node.name] <= b.end, f"{node.name} writes outside its buffer's lifetime"
     # two values sharing one buffer may overlap only at the step where one is written over the other
     values: dict[str, list[tuple[int, int, str]]] = {}
+    consumers = _consumers(graph)
     for t, root in plan.roots.items():
-        producer = graph.producer(t)
+        producer = graph.node(producers[t]) if t in producers else None
         if root in (INPUT, OUTPUT) or producer is None or producer.op in ALIAS_OPS:
             continue
         start = step[producer.name]
-        values.setdefault(root, []).append((start, max([start, *_reader_steps(graph, t, step)]), producer.name))
+        end = len(plan.schedule) - 1 if t in graph.outputs else max([start, *reader_steps(graph, t, step, consumers)])
+        values.setdefault(root, []).append((start, end, producer.name))
     for root, spans in values.items():
         spans.sort()
         for (s0, e0, _), (s1, e1, writer) in zip(spans, spans[1:]):
@@ -380,11 +412,21 @@ def verify(plan: MemoryPlan, graph: Graph | None = None) -> None:
                 assert writer in plan.in_place, f"{root}: {writer} overwrites a live value"
 
 
-def _reader_steps(graph: Graph, tensor: str, step: dict[str, int]) -> list[int]:
+def _consumers(graph: Graph) -> dict[str, list[Node]]:
+    out: dict[str, list[Node]] = {}
+    for node in graph.nodes():
+        for t in dict.fromkeys(node.inputs):
+            out.setdefault(t, []).append(node)
+    return out
+
+
+def reader_steps(graph: Graph, tensor: str, step: dict[str, int],
+                 consumers: dict[str, list[Node]] | None = None) -> list[int]:
     """Steps of the nodes that read `tensor`, directly or through a chain of aliases."""
+    consumers = consumers if consumers is not None else _consumers(graph)
     found, frontier = [], [tensor]
     while frontier:
-        for node in graph.consumers(frontier.pop()):
+        for node in consumers.get(frontier.pop(), []):
             found.append(step[node.name])
             if node.op in ALIAS_OPS:
                 frontier.append(node.outputs[0])
@@ -414,9 +456,14 @@ def plan_memory(graph: Graph, scratch: dict[str, int], inplace_ops=INPLACE_OPS,
         schedule = [p.nodes[i].name for i in order]
         template, roots, in_place = _buffers(p, schedule)
         bound = lower_bound(template, len(schedule))
-        for name, allocate in ALLOCATORS.items():
+        allocators = dict(ALLOCATORS)
+        for name in [*ALLOCATORS, SEARCH_ALLOCATOR]:
+            if name == SEARCH_ALLOCATOR:  # only when no greedy allocator reached the bound of this order
+                if min(c.arena_size for c in candidates if c.schedule == method) <= bound:
+                    break
+                allocators[name] = lambda bufs: _order_search(bufs, bound)
             buffers = [replace(b, tensors=list(b.tensors)) for b in template]
-            size = align_up(allocate(buffers))
+            size = align_up(allocators[name](buffers))
             candidates.append(Candidate(method, name, size, bound))
             if best is None or (size, bound) < (best.arena_size, best.lower_bound):
                 best = MemoryPlan(schedule, buffers, size, bound, name, roots, method, False, in_place)

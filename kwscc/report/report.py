@@ -1,125 +1,332 @@
-"""Resource report of a compiled model: RAM (arena), flash (weights), MACs, per layer.
+"""Resource report of a compiled model: RAM (arena), flash (weights + code), MACs, per layer.
 
 The numbers come from the same objects the C is rendered from (memory plan, kernel calls), so
-they are what the generated code declares.
+they are what the generated code declares; the code size is measured by compiling that C with
+arm-none-eabi-gcc -Os for the chosen core (kwscc.report.flash), or marked unmeasured. The JSON
+form is documented by docs/report-schema.json (JSON Schema 2020-12) and docs/report.md.
 """
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
 
 from kwscc.driver import Compiled
+from kwscc.memory.planner import INPUT, OUTPUT, MemoryPlan, plan_memory, reader_steps
+from kwscc.report import flash as flash_size
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+BUILDS = ("c", "dsp", "mve")
+BUILD_TITLES = {"c": "pure C", "dsp": "DSP", "mve": "MVE"}
 
 
-def _layer(compiled: Compiled, call, step: dict[str, int]) -> dict:
+# ---- helpers ----------------------------------------------------------------------------------------
+
+def _cpu_builds(compiled: Compiled) -> dict[str, str]:
+    """--cpu -> CMSIS-NN build of the backend (empty if the backend has no such table)."""
+    module = importlib.import_module(type(compiled.backend).__module__)
+    return dict(getattr(module, "CPU_BUILDS", {}))
+
+
+def _multiplier_symbol(compiled: Compiled) -> tuple[str, int]:
+    """The cmsis-nn backend's one multiplier array (2^30 per channel), shared by every layer."""
+    if compiled.backend.name != "cmsis-nn":
+        return "", 0
+    channels = max((getattr(c, "params", {}).get("channels", 0) for c in compiled.calls), default=0)
+    return f"{compiled.name}_pow2_multiplier", 4 * channels
+
+
+def _fmt(compiled: Compiled, tensor: str) -> str | None:
+    fmt = compiled.qm.formats.get(tensor)
+    return str(fmt) if fmt is not None else None
+
+
+def _weight_formats(compiled: Compiled, node: str) -> list[int] | None:
+    layer = compiled.qm.layers.get(node)
+    if layer is None or layer.weight_frac is None:
+        return None
+    return [int(f) for f in np.atleast_1d(layer.weight_frac)]
+
+
+def _lifetime(plan: MemoryPlan, graph, tensor: str, step: dict[str, int]) -> list[int]:
+    producer = graph.producer(tensor)
+    first = step[producer.name] if producer else 0
+    last = max([first, *reader_steps(graph, tensor, step)])
+    if tensor in graph.outputs:
+        last = len(plan.schedule) - 1
+    return [first, last]
+
+
+def _layer(compiled: Compiled, call, step: dict[str, int], cpu_build: str | None) -> dict:
     node, graph, plan = call.node, compiled.graph, compiled.plan
+    arrays = list(getattr(call, "arrays", []))
     out = node.outputs[0]
     where, offset = plan.location(out)
     scratch = plan.scratch(node.name)
     fmt = compiled.qm.formats[out]
+    acts = [t for t in node.inputs if not graph.tensors[t].is_const]
+    wfrac = _weight_formats(compiled, node.name)
     return {
         "name": node.name,
         "op": node.op,
-        "function": call.function,
-        "output_shape": list(graph.tensors[out].shape),
-        "macs": int(call.macs),
-        "weights_bytes": int(sum(a.values.nbytes for a in call.arrays if a.role == "weights")),
-        "bias_bytes": int(sum(a.values.nbytes for a in call.arrays if a.role == "bias")),
-        "quant_params_bytes": int(sum(a.values.nbytes for a in call.arrays if a.role == "shift")),
-        "input_bytes": int(graph.tensors[node.inputs[0]].size),
-        "output_bytes": int(graph.tensors[out].size),
-        "arena_offset": offset if where == "arena" else None,
-        "output_location": where,
-        "scratch_bytes": scratch.size if scratch else 0,
-        "scratch_bytes_by_build": dict(call.scratch),
+        "function": getattr(call, "function", node.op),
         "step": step[node.name],
+        "output_shape": [int(d) for d in graph.tensors[out].shape],
+        "macs": int(getattr(call, "macs", 0)),
+        "weights_bytes": int(sum(a.values.nbytes for a in arrays if a.role == "weights")),
+        "bias_bytes": int(sum(a.values.nbytes for a in arrays if a.role == "bias")),
+        "quant_params_bytes": int(sum(a.values.nbytes for a in arrays if a.role not in ("weights", "bias"))),
+        "arrays": [{"symbol": a.suffix, "role": a.role, "ctype": a.ctype, "bytes": int(a.values.nbytes)}
+                   for a in arrays],
+        "input_bytes": int(sum(graph.tensors[t].size for t in acts)),
+        "output_bytes": int(graph.tensors[out].size),
+        "input_locations": [plan.location(t)[0] for t in acts],
+        "output_location": where,
+        "arena_offset": offset if where == "arena" else None,
+        "lifetime": _lifetime(plan, graph, out, step),
+        "in_place": node.name in plan.in_place,
+        "scratch_bytes": scratch.size if scratch else 0,
+        "scratch_offset": scratch.offset if scratch else None,
+        "scratch_bytes_by_build": {b: int(n) for b, n in dict(getattr(call, "scratch", {})).items()},
+        "input_formats": [_fmt(compiled, t) for t in acts],
         "output_format": str(fmt),
         "output_frac_bits": fmt.frac,
+        "weight_frac_bits": wfrac,
+        "weight_formats": None if wfrac is None else sorted({f"Q{7 - f}.{f}" for f in wfrac},
+                                                              key=lambda s: int(s.split(".")[1])),
     }
 
 
-def build_report(compiled: Compiled) -> dict:
-    plan = compiled.plan
+def _buffers(plan: MemoryPlan, graph) -> list[dict]:
+    rows = []
+    for b in sorted(plan.buffers, key=lambda b: (b.start, b.offset)):
+        rows.append({"name": b.name, "kind": "scratch" if b.is_scratch else "activation", "bytes": b.size,
+                     "offset": b.offset, "first_step": b.start, "last_step": b.end,
+                     "tensors": list(b.tensors) if not b.is_scratch else []})
+    return rows
+
+
+def _occupancy(plan: MemoryPlan) -> list[int]:
+    return [sum(b.size for b in plan.buffers if b.start <= s <= b.end) for s in range(len(plan.schedule))]
+
+
+def _builds(compiled: Compiled) -> dict[str, dict]:
+    """Arena of the same model for each CMSIS-NN build, planned exactly as a compile for it would be."""
+    cpu_builds = _cpu_builds(compiled)
+    builds = {}
+    for build in BUILDS:
+        cpus = [cpu for cpu, b in cpu_builds.items() if b == build]
+        if not cpus:
+            continue
+        if cpu_builds.get(compiled.options.cpu) == build:
+            calls, plan = compiled.calls, compiled.plan
+        else:
+            calls = compiled.backend.lower(compiled.qm, compiled.name, cpus[0])
+            plan = plan_memory(compiled.graph, compiled.backend.scratch(calls, cpus[0]))
+        builds[build] = {
+            "title": BUILD_TITLES[build], "cpus": cpus,
+            "arena_bytes": plan.arena_size, "arena_lower_bound_bytes": plan.lower_bound,
+            "scratch_bytes": max((b.size for b in plan.buffers if b.is_scratch), default=0),
+            "scratch_total_bytes": sum(b.size for b in plan.buffers if b.is_scratch),
+        }
+    return builds
+
+
+# ---- the report -------------------------------------------------------------------------------------
+
+def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
+    plan, graph = compiled.plan, compiled.graph
     step = {name: i for i, name in enumerate(plan.schedule)}
-    layers = [_layer(compiled, call, step) for call in compiled.calls]
-    multiplier_bytes = 4 * max((c.params.get("channels", 0) for c in compiled.calls), default=0)
+    cpu_build = _cpu_builds(compiled).get(compiled.options.cpu)
+    layers = [_layer(compiled, call, step, cpu_build) for call in compiled.calls]
+    mult_symbol, mult_bytes = _multiplier_symbol(compiled)
     weights = sum(layer["weights_bytes"] for layer in layers)
     biases = sum(layer["bias_bytes"] for layer in layers)
-    quant = sum(layer["quant_params_bytes"] for layer in layers) + multiplier_bytes
+    quant = sum(layer["quant_params_bytes"] for layer in layers) + mult_bytes
+    const_data = weights + biases + quant
+    symbols = {a["symbol"] for layer in layers for a in layer["arrays"]} | ({mult_symbol} if mult_bytes else set())
+    code = flash_size.measure(compiled, symbols) if measure_code else {
+        "measured": False, "reason": "not requested", "compiler": flash_size.GCC,
+        "flags": flash_size.compile_flags(compiled.options.cpu), "cpu": compiled.options.cpu}
+    code_bytes = code.get("code_bytes") if code["measured"] else None
+    in_bytes = sum(graph.tensors[t].size for t in graph.inputs)
+    out_bytes = sum(graph.tensors[t].size for t in graph.outputs[:1])
+    scratch_max = max((b.size for b in plan.buffers if b.is_scratch), default=0)
     return {
         "schema_version": SCHEMA_VERSION,
         "model": compiled.model_path.name,
         "name": compiled.name,
         "backend": compiled.backend.name,
         "cpu": compiled.options.cpu,
+        "cpu_build": cpu_build,
         "rounding": compiled.qm.rounding,
+        # RAM
         "arena_bytes": plan.arena_size,
         "arena_lower_bound_bytes": plan.lower_bound,
-        "arena_efficiency": round(plan.lower_bound / plan.arena_size, 4) if plan.arena_size else 1.0,
+        "arena_efficiency": round(plan.efficiency, 4),
         "allocator": plan.allocator,
-        "scratch_bytes": max((layer["scratch_bytes"] for layer in layers), default=0),
+        "scratch_bytes": scratch_max,
+        "input_bytes": int(in_bytes),
+        "output_bytes": int(out_bytes),
         "input_in_arena": False,
-        "output_in_arena": False,
+        "output_in_arena": any(plan.location(t)[0] == "arena" for t in graph.outputs[:1]),
+        "ram_bytes": plan.arena_size,  # the arena is the only static RAM the generated C declares
+        # flash
         "weights_bytes": weights + biases,
         "weights_only_bytes": weights,
         "bias_bytes": biases,
         "quant_params_bytes": quant,
-        "flash_data_bytes": weights + biases + quant,
+        "flash_data_bytes": const_data,
+        "shared_arrays": [{"symbol": mult_symbol, "role": "multiplier", "ctype": "int32_t", "bytes": mult_bytes}]
+        if mult_bytes else [],
+        "code_bytes": code_bytes,
+        "flash_bytes": const_data + code_bytes if code_bytes is not None else None,
+        "code_size": code,
         "macs": int(sum(layer["macs"] for layer in layers)),
         "input_format": str(compiled.qm.input_format),
         "output_format": str(compiled.qm.output_format),
+        "plan": {
+            "schedule": list(plan.schedule),
+            "schedule_ops": [graph.node(name).op for name in plan.schedule],
+            "schedule_method": plan.schedule_method,
+            "schedule_optimal": plan.schedule_optimal,
+            "in_place": list(plan.in_place),
+            "candidates": [{"schedule": c.schedule, "allocator": c.allocator, "arena_bytes": c.arena_size,
+                            "lower_bound_bytes": c.lower_bound} for c in plan.candidates],
+            "occupancy_bytes": _occupancy(plan),
+        },
+        "builds": _builds(compiled),
+        "buffers": _buffers(plan, graph),
         "layers": layers,
     }
 
 
+# ---- text forms -------------------------------------------------------------------------------------
+
+def _shape(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _where(layer: dict) -> str:
+    return str(layer["arena_offset"]) if layer["arena_offset"] is not None else layer["output_location"]
+
+
+def _formats(layer: dict) -> str:
+    text = ",".join(f or "?" for f in layer["input_formats"]) + " -> " + layer["output_format"]
+    if layer["weight_formats"]:
+        w = layer["weight_formats"]
+        text += f"  w {w[0]}" + (f"..{w[-1]}" if len(w) > 1 else "")
+    return text
+
+
+def _summary_lines(r: dict) -> list[str]:
+    plan = r["plan"]
+    order = plan["schedule_method"] + (", optimal" if plan["schedule_optimal"] else "")
+    builds = "   ".join(f"{b['title']} ({'/'.join(c.replace('cortex-', '') for c in b['cpus'])}) "
+                        f"{b['arena_bytes']:,} B" for b in r["builds"].values())
+    code = r["code_size"]
+    if code["measured"]:
+        flash = (f"FLASH {r['flash_bytes']:,} B = weights {r['weights_only_bytes']:,} + biases {r['bias_bytes']:,}"
+                 f" + quantization params {r['quant_params_bytes']:,} + code {r['code_bytes']:,} "
+                 f"({code['compiler']} {code.get('compiler_version', '')} {' '.join(code['flags'][1:2])} "
+                 f"{' '.join(f for f in code['flags'] if f.startswith('-mcpu'))}; CMSIS-NN library not included)")
+    else:
+        flash = (f"FLASH {r['flash_data_bytes']:,} B const data = weights {r['weights_only_bytes']:,} + biases "
+                 f"{r['bias_bytes']:,} + quantization params {r['quant_params_bytes']:,}; code unmeasured "
+                 f"({code['reason']})")
+    return [
+        f"RAM   arena {r['arena_bytes']:,} B (activations + scratch; largest scratch {r['scratch_bytes']:,} B), "
+        f"lower bound {r['arena_lower_bound_bytes']:,} B, efficiency {100 * r['arena_efficiency']:.1f} %",
+        f"      plan: {r['allocator']}, order {order}, {len(plan['in_place'])} in-place; input {r['input_bytes']:,} B "
+        f"and output {r['output_bytes']:,} B in the caller's buffers" + (" (output in the arena)" if r["output_in_arena"] else ""),
+        f"      arena per CMSIS-NN build: {builds}",
+        flash,
+        f"MACs  {r['macs']:,} per inference   cpu {r['cpu']} ({r['cpu_build']} build)   rounding {r['rounding']}",
+    ]
+
+
 def format_table(report: dict) -> str:
-    rows = [("#", "layer", "op", "output", "MACs", "weights B", "out B", "offset", "scratch B", "format")]
-    for i, layer in enumerate(report["layers"]):
-        offset = layer["arena_offset"] if layer["arena_offset"] is not None else layer["output_location"]
-        rows.append((str(i), layer["name"][:36], layer["op"], "x".join(map(str, layer["output_shape"])),
+    builds = list(report["builds"])
+    rows = [("#", "layer", "op", "output", "MACs", "weights B", "in B", "out B", "offset", "life",
+             "scratch B", "scratch " + "/".join(builds), "formats (in -> out, weights)")]
+    for layer in report["layers"]:
+        by_build = layer["scratch_bytes_by_build"]
+        life = "-".join(map(str, layer["lifetime"])) + ("*" if layer["in_place"] else "")
+        rows.append((str(layer["step"]), layer["name"][:32], layer["op"], _shape(layer["output_shape"]),
                      f"{layer['macs']:,}", f"{layer['weights_bytes'] + layer['bias_bytes']:,}",
-                     f"{layer['output_bytes']:,}", str(offset), str(layer["scratch_bytes"]), layer["output_format"]))
+                     f"{layer['input_bytes']:,}", f"{layer['output_bytes']:,}", _where(layer), life,
+                     str(layer["scratch_bytes"]), "/".join(str(by_build.get(b, "-")) for b in builds),
+                     _formats(layer)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines + [""] + _summary_lines(report))
+
+
+def format_markdown(report: dict, svg_name: str | None = None) -> str:
     r = report
-    lines += [
-        "",
-        f"RAM   arena {r['arena_bytes']:,} B (lower bound {r['arena_lower_bound_bytes']:,} B, efficiency "
-        f"{100 * r['arena_efficiency']:.1f}%, {r['allocator']}); input and output live in the caller's buffers",
-        f"FLASH weights+biases {r['weights_bytes']:,} B + quantization params {r['quant_params_bytes']:,} B "
-        f"= {r['flash_data_bytes']:,} B (code size not measured)",
-        f"MACs  {r['macs']:,} per inference   cpu {r['cpu']}   rounding {r['rounding']}",
+    code = r["code_size"]
+    code_cell = (f"{r['code_bytes']:,} B ({code['compiler']} {' '.join(code['flags'])})" if code["measured"]
+                 else f"unmeasured: {code['reason']}")
+    flash_cell = f"{r['flash_bytes']:,} B" if r["flash_bytes"] is not None else "unmeasured (code size unknown)"
+    out = [f"# kwscc report: {r['model']} ({r['cpu']}, {r['cpu_build']} build)", ""]
+    if svg_name:
+        out += [f"![arena occupancy per layer]({svg_name})", ""]
+    out += [
+        "| metric | value |", "|---|---:|",
+        f"| arena (RAM: activations + scratch) | {r['arena_bytes']:,} B |",
+        f"| arena lower bound | {r['arena_lower_bound_bytes']:,} B |",
+        f"| plan efficiency (lower bound / arena) | {100 * r['arena_efficiency']:.1f} % |",
+        f"| largest scratch buffer | {r['scratch_bytes']:,} B |",
+        f"| input / output (caller's buffers) | {r['input_bytes']:,} B / {r['output_bytes']:,} B |",
+        f"| weights (flash) | {r['weights_only_bytes']:,} B |",
+        f"| biases (flash) | {r['bias_bytes']:,} B |",
+        f"| quantization params: shifts + multipliers (flash) | {r['quant_params_bytes']:,} B |",
+        f"| generated code (flash) | {code_cell} |",
+        f"| flash total (CMSIS-NN library not included) | {flash_cell} |",
+        f"| MACs per inference | {r['macs']:,} |",
+        f"| plan | {r['allocator']}, order {r['plan']['schedule_method']}"
+        f"{' (optimal)' if r['plan']['schedule_optimal'] else ''}, {len(r['plan']['in_place'])} in-place |",
+        "", "## Arena per CMSIS-NN build", "",
+        "| build | cores | arena | lower bound | largest scratch |", "|---|---|---:|---:|---:|",
     ]
-    return "\n".join(lines)
+    for b in r["builds"].values():
+        out.append(f"| {b['title']} | {', '.join(b['cpus'])} | {b['arena_bytes']:,} B | "
+                   f"{b['arena_lower_bound_bytes']:,} B | {b['scratch_bytes']:,} B |")
+    builds = list(r["builds"])
+    out += ["", "## Layers", "",
+            "| step | layer | op | output | MACs | weights B | in B | out B | offset | lifetime | scratch B | "
+            f"scratch {'/'.join(builds)} | formats |",
+            "|---:|---|---|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
+    for layer in r["layers"]:
+        by_build = layer["scratch_bytes_by_build"]
+        out.append(f"| {layer['step']} | {layer['name']} | {layer['op']} | {_shape(layer['output_shape'])} | "
+                   f"{layer['macs']:,} | {layer['weights_bytes'] + layer['bias_bytes']:,} | {layer['input_bytes']:,} | "
+                   f"{layer['output_bytes']:,} | {_where(layer)} | {layer['lifetime'][0]}-{layer['lifetime'][1]}"
+                   f"{' in place' if layer['in_place'] else ''} | {layer['scratch_bytes']} | "
+                   f"{'/'.join(str(by_build.get(b, '-')) for b in builds)} | {_formats(layer)} |")
+    out += ["", "## Plan candidates", "", "| order | allocator | arena | lower bound |", "|---|---|---:|---:|"]
+    for c in r["plan"]["candidates"]:
+        out.append(f"| {c['schedule']} | {c['allocator']} | {c['arena_bytes']:,} B | {c['lower_bound_bytes']:,} B |")
+    return "\n".join(out) + "\n"
 
 
-def format_markdown(report: dict) -> str:
-    head = (f"# kwscc report: {report['model']}\n\n| metric | value |\n|---|---:|\n"
-            f"| arena (RAM) | {report['arena_bytes']:,} B |\n"
-            f"| arena lower bound | {report['arena_lower_bound_bytes']:,} B |\n"
-            f"| weights + biases (flash) | {report['weights_bytes']:,} B |\n"
-            f"| quantization params (flash) | {report['quant_params_bytes']:,} B |\n"
-            f"| MACs | {report['macs']:,} |\n\n")
-    rows = ["| # | layer | op | output | MACs | weights B | arena offset | scratch B | format |", "|" + "---|" * 9]
-    for i, layer in enumerate(report["layers"]):
-        rows.append(f"| {i} | {layer['name']} | {layer['op']} | {'x'.join(map(str, layer['output_shape']))} | "
-                    f"{layer['macs']:,} | {layer['weights_bytes'] + layer['bias_bytes']:,} | "
-                    f"{layer['arena_offset'] if layer['arena_offset'] is not None else layer['output_location']} | "
-                    f"{layer['scratch_bytes']} | {layer['output_format']} |")
-    return head + "\n".join(rows) + "\n"
+def report_files(compiled: Compiled, report: dict | None = None) -> dict[str, str]:
+    from kwscc.report.svg import render_svg
 
-
-def report_files(compiled: Compiled) -> dict[str, str]:
-    report = build_report(compiled)
+    report = report if report is not None else build_report(compiled)
+    svg = f"{compiled.name}_report.svg"
     return {
-        f"{compiled.name}_report.json": json.dumps(report, indent=2) + "\n",
-        f"{compiled.name}_report.md": format_markdown(report),
+        f"{compiled.name}_report.json": to_json(report),
+        f"{compiled.name}_report.md": format_markdown(report, svg),
+        svg: render_svg(report),
     }
 
 
 def to_json(report: dict) -> str:
     return json.dumps(report, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)) + "\n"
+
+
+__all__ = ["SCHEMA_VERSION", "build_report", "format_table", "format_markdown", "report_files", "to_json",
+           "INPUT", "OUTPUT"]
