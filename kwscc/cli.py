@@ -11,7 +11,7 @@ from pathlib import Path
 from kwscc import __version__
 from kwscc.errors import KwsccError
 
-SUBCOMMANDS = ("validate", "report", "supported-ops")
+SUBCOMMANDS = ("validate", "report", "sweep", "supported-ops")
 
 
 def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -29,7 +29,7 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     from kwscc.backends.base import BACKENDS
     from kwscc.driver import CPUS
 
-    p.add_argument("model", help="model file (.onnx)")
+    p.add_argument("model", help="model file (.onnx or .tflite)")
     p.add_argument("--calib", metavar="DATA", help="calibration data: FILE.npy | FILE.npz | FILE.npz:KEY")
     p.add_argument("--name", help="C name prefix (default: the model file name)")
     p.add_argument("--backend", default="cmsis-nn", choices=sorted(BACKENDS))
@@ -37,11 +37,18 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
                    help="CMSIS-NN requantization build: default (TFLM double rounding) or single "
                         "(-DCMSIS_NN_USE_SINGLE_ROUNDING)")
     p.add_argument("--cpu", default="cortex-m4", choices=CPUS, help="target core: sizes scratch for its CMSIS-NN build")
-    p.add_argument("--weights", default="per-channel", choices=("per-channel", "per-tensor"),
-                   help="granularity of the power-of-two weight formats")
-    p.add_argument("--calib-method", default="max", choices=("max",),
-                   help="how calibration ranges become formats")
+    p.add_argument("--weights", default="per-channel", choices=("per-channel", "per-tensor", "seed"),
+                   help="granularity of the power-of-two weight formats; seed: ML-KWS quant_test.py's weights "
+                        "(per tensor, 7 - ceil(log2 max|w|), no bias correction, signed activations)")
+    p.add_argument("--calib-method", default="mse", choices=("max", "percentile", "kl", "mse"),
+                   help="how calibration data become activation formats (docs/quantization.md)")
     p.add_argument("--ranges", metavar="FILE", help="calibration ranges JSON: reused if it exists, else written")
+    p.add_argument("--no-bias-correction", dest="bias_correction", action="store_false",
+                   help="skip the empirical bias correction (cmsis-nn)")
+    p.add_argument("--no-unsigned", dest="unsigned_relu", action="store_false",
+                   help="keep ReLU outputs in signed Qm.n (no zero point -128 folded into biases)")
+    p.add_argument("--search-formats", action="store_true",
+                   help="choose formats by the error of the final logits on the calibration data (slower)")
     p.add_argument("--legacy-softmax", default="kwscc", choices=("kwscc", "cmsis"),
                    help="cmsis-nn-legacy backend: kwscc's integer softmax (probabilities) or arm_softmax_q7")
     p.add_argument("--input-shape", action="append", type=_input_shape, default=[], metavar="NAME=D1,D2,...",
@@ -62,12 +69,31 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                        help="run the C on this machine (host) or on an emulated Cortex-M core (QEMU)")
         p.add_argument("--cmsis-nn", metavar="DIR", help="build against this CMSIS-NN checkout instead of kwscc's host kernels")
         p.add_argument("--reference", metavar="FLOAT_MODEL", help="also compare with this float model")
+        p.add_argument("--split", metavar="KEY",
+                       help="per-sample split ids (a key of the --data .npz, or FILE.npy / FILE.npz:KEY): "
+                            "accuracies and confusion matrices per split")
+        return p
+    if command == "sweep":
+        p = argparse.ArgumentParser(prog="kwscc sweep",
+                                    description="float accuracy against weight bit width and weight noise")
+        p.add_argument("model", help="model file (.onnx or .tflite)")
+        p.add_argument("--data", required=True, metavar="DATA", help="samples to evaluate on")
+        p.add_argument("--labels", required=True, metavar="KEY", help="labels: a key of the --data .npz, or FILE")
+        p.add_argument("--bits", default="16,8,4,3,2,1", help="weight bit widths, comma separated")
+        p.add_argument("--noise", default="0,0.04,0.06,0.08,0.1,0.16",
+                       help="weight noise standard deviations, relative to each tensor's max |w|")
+        p.add_argument("--draws", type=int, default=5, help="noise draws averaged per level")
+        p.add_argument("--seed", type=int, default=0, help="random seed of the noise")
+        p.add_argument("--out", metavar="DIR", help="write DIR/sweep.csv and DIR/sweep.svg")
+        p.add_argument("--input-shape", action="append", type=_input_shape, default=[], metavar="NAME=D1,D2,...")
+        p.add_argument("-v", "--verbose", action="count", default=0)
         return p
     if command == "report":
         p = argparse.ArgumentParser(prog="kwscc report", description="RAM, flash and MACs per layer")
         _compile_options(p)
         p.add_argument("--json", metavar="FILE", help="write the report as JSON")
         p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
+        p.add_argument("--svg", metavar="FILE", help="write the memory timeline (arena occupancy per layer) as SVG")
         return p
     if command == "supported-ops":
         return argparse.ArgumentParser(prog="kwscc supported-ops", description="ONNX ops and backend constraints")
@@ -90,6 +116,8 @@ def _options(args, argv):
     return CompileOptions(calib=args.calib, name=args.name, backend=args.backend, rounding=args.rounding,
                           cpu=args.cpu, weights=args.weights, calib_method=args.calib_method,
                           ranges_file=args.ranges, legacy_softmax=args.legacy_softmax,
+                          bias_correction=args.bias_correction, unsigned_relu=args.unsigned_relu,
+                          search_formats=args.search_formats,
                           input_shapes=dict(args.input_shape),
                           command=" ".join(shlex.quote(a) for a in ["kwscc", *argv]))
 
@@ -106,9 +134,10 @@ def cmd_compile(args, argv) -> int:
     from kwscc.report.report import build_report, format_table, report_files
 
     compiled = compile_model(args.model, _options(args, argv))
-    write_outputs(output_files(compiled, args.with_host_kernels, report_files(compiled)), args.output)
-    print(format_table(build_report(compiled)))
-    print(f"\nwrote {', '.join(sorted(compiled.files))} and {compiled.name}_report.json/.md to {args.output}")
+    report = build_report(compiled)
+    write_outputs(output_files(compiled, args.with_host_kernels, report_files(compiled, report)), args.output)
+    print(format_table(report))
+    print(f"\nwrote {', '.join(sorted(compiled.files))} and {compiled.name}_report.json/.md/.svg to {args.output}")
     return 0
 
 
@@ -121,21 +150,28 @@ def cmd_report(args, argv) -> int:
     if args.json:
         _write_text(args.json, to_json(report))
     if args.markdown:
-        _write_text(args.markdown, format_markdown(report))
+        _write_text(args.markdown, format_markdown(report, Path(args.svg).name if args.svg else None))
+    if args.svg:
+        from kwscc.report.svg import render_svg
+
+        _write_text(args.svg, render_svg(report))
     return 0
 
 
 def cmd_validate(args, argv) -> int:
     from kwscc.driver import compile_model
+    from kwscc.frontends import read_model
     from kwscc.report.report import to_json
     from kwscc.validate.validate import format_summary, validate
 
     options = _options(args, argv)
-    if options.calib is None:
+    if args.target != "host" and not any(a == "--cpu" or a.startswith("--cpu=") for a in argv):
+        options.cpu = args.target  # scratch sized for the CMSIS-NN build of the core it runs on
+    if options.calib is None and not read_model(args.model, options.input_shapes).recorded_ranges:
         logging.getLogger("kwscc").warning("no --calib given: calibrating on the validation data")
         options.calib = args.data
     result = validate(compile_model(args.model, options), args.data, args.labels, sanitize=args.sanitize,
-                      target=args.target, cmsis_nn_dir=args.cmsis_nn, reference=args.reference)
+                      target=args.target, cmsis_nn_dir=args.cmsis_nn, reference=args.reference, split_spec=args.split)
     print(format_summary(result))
     if args.json:
         _write_text(args.json, to_json(result))
@@ -144,16 +180,23 @@ def cmd_validate(args, argv) -> int:
 
 def cmd_supported_ops(args, argv) -> int:
     from kwscc.backends.cmsis_nn.constraints import describe
-    from kwscc.frontends.onnx_reader import MAX_OPSET, MIN_OPSET, supported_ops
+    from kwscc.frontends import onnx_reader, tflite_reader
 
-    print(f"ONNX ops (opsets {MIN_OPSET}-{MAX_OPSET}): " + ", ".join(supported_ops()))
+    print(f"ONNX ops (opsets {onnx_reader.MIN_OPSET}-{onnx_reader.MAX_OPSET}): " + ", ".join(onnx_reader.supported_ops()))
+    print("TFLite builtin ops: " + ", ".join(tflite_reader.supported_ops()))
     print("\ncmsis-nn backend constraints:")
     for op, text in describe():
         print(f"  {op:12s} {text}")
     return 0
 
 
-COMMANDS = {"validate": cmd_validate, "report": cmd_report, "supported-ops": cmd_supported_ops}
+def cmd_sweep(args, argv) -> int:
+    from kwscc.quant.sweep import run_sweep
+
+    return run_sweep(args)
+
+
+COMMANDS = {"validate": cmd_validate, "report": cmd_report, "sweep": cmd_sweep, "supported-ops": cmd_supported_ops}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from kwscc.ir import Graph
 # suffix -> (reader module with read(path, input_shapes), module with reference_runner(path, tensors))
 READERS = {
     ".onnx": ("kwscc.frontends.onnx_reader", "kwscc.frontends.onnx_runtime"),
+    ".tflite": ("kwscc.frontends.tflite_reader", "kwscc.frontends.litert_runtime"),
 }
 
 

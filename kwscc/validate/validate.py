@@ -13,7 +13,7 @@ from kwscc.data import load_array, load_inputs
 from kwscc.driver import Compiled
 from kwscc.errors import DataError, UnsupportedError
 from kwscc.ir.execute import run_float
-from kwscc.frontends import reference_runner
+from kwscc.frontends import read_model, reference_runner
 from kwscc.quant.formats import dequantize
 from kwscc.quant.simulate import simulate_float_inputs
 from kwscc.validate.host import build_host_program, run_host_program
@@ -35,7 +35,8 @@ class LayerStats:
         self.noise += float((ref - deq) @ (ref - deq))
         self.dot += float(ref @ deq)
         self.qq += float(deq @ deq)
-        self.saturated += int(np.count_nonzero((q == 127) | (q == -128)))
+        # an int8 extreme that means zero (an unsigned tensor's -128) is not saturation
+        self.saturated += int(np.count_nonzero(((q.ravel() == 127) | (q.ravel() == -128)) & (deq != 0)))
         self.count += q.size
 
     @property
@@ -97,13 +98,75 @@ def _float_reference(compiled: Compiled, feeds: dict[str, np.ndarray]) -> np.nda
     return reference_runner(compiled.model_path, [out])(feeds)[out]
 
 
+def _reference_model(reference: str, x: np.ndarray, c_out: np.ndarray, q_float: np.ndarray,
+                     f_out: np.ndarray, labels: np.ndarray | None) -> dict:
+    """--reference FLOAT_MODEL: the compiled program (and the model's own runtime, e.g. LiteRT running
+    an int8 model) against another model of the same network, typically its float original."""
+    ref_graph = read_model(reference)
+    if len(ref_graph.inputs) != 1 or len(ref_graph.outputs) != 1:
+        raise UnsupportedError(f"reference model {Path(reference).name}: needs one input and one output")
+    name, out = ref_graph.inputs[0], ref_graph.outputs[0]
+    sample = ref_graph.tensors[name].shape[1:]
+    if int(np.prod(sample)) != x[0].size:
+        raise DataError(f"reference model {Path(reference).name}: input '{name}' takes {int(np.prod(sample))} "
+                        f"values per sample, the compiled model {x[0].size}")
+    r_out = reference_runner(reference, [out])({name: x.reshape((x.shape[0],) + tuple(sample))})[out]
+    r_out = r_out.reshape(x.shape[0], -1)
+    if r_out.shape[1] != c_out.shape[1]:
+        raise DataError(f"reference model {Path(reference).name}: {r_out.shape[1]} outputs, the compiled "
+                        f"model {c_out.shape[1]}")
+    result = {
+        "reference_model": Path(reference).name,
+        "reference_top1_agreement": float(np.mean(np.argmax(c_out, 1) == np.argmax(r_out, 1))),
+        "reference_output_sqnr_db": _sqnr(r_out, q_float),
+        "model_vs_reference_top1_agreement": float(np.mean(np.argmax(f_out, 1) == np.argmax(r_out, 1))),
+    }
+    if labels is not None:
+        result["reference_accuracy"] = float(np.mean(np.argmax(r_out, 1) == labels))
+    return result
+
+
 def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float | None:
     noise = float(np.sum((ref.astype(np.float64) - approx) ** 2))
     return None if noise == 0 else 10 * math.log10(float(np.sum(ref.astype(np.float64) ** 2)) / noise)
 
 
+def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> list[list[int]]:
+    """Confusion matrix: rows are the true labels, columns the predictions."""
+    m = np.zeros((classes, classes), np.int64)
+    np.add.at(m, (labels, predicted), 1)
+    return m.tolist()
+
+
+def _split_results(split: np.ndarray, labels: np.ndarray, f_top: np.ndarray, q_top: np.ndarray,
+                   classes: int) -> list[dict]:
+    out = []
+    for value in np.unique(split):
+        sel = split == value
+        out.append({
+            "split": value.item(), "samples": int(sel.sum()),
+            "float_accuracy": float(np.mean(f_top[sel] == labels[sel])),
+            "quantized_accuracy": float(np.mean(q_top[sel] == labels[sel])),
+            "top1_agreement": float(np.mean(f_top[sel] == q_top[sel])),
+            "confusion_float": confusion(labels[sel], f_top[sel], classes),
+            "confusion_quantized": confusion(labels[sel], q_top[sel], classes),
+        })
+    return out
+
+
+def _split_ids(spec: str, data_spec: str, samples: int) -> np.ndarray:
+    path = data_spec.rsplit(":", 1)[0] if ":" in data_spec and not Path(data_spec).exists() else data_spec
+    ids = np.asarray(load_array(spec if (":" in spec or spec.endswith((".npy", ".npz"))) else f"{path}:{spec}"))
+    ids = ids.reshape(-1)
+    if ids.shape[0] != samples or ids.dtype.kind not in "iuUSb":
+        raise DataError(f"split '{spec}' must be {samples} ids (integers or strings), got shape "
+                        f"{list(ids.shape)} {ids.dtype}")
+    return ids
+
+
 def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None, sanitize: bool = False,
-             target: str = "host", cmsis_nn_dir: str | None = None, reference: str | None = None) -> dict:
+             target: str = "host", cmsis_nn_dir: str | None = None, reference: str | None = None,
+             split_spec: str | None = None) -> dict:
     graph = compiled.graph
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise UnsupportedError("validate supports models with one input and one output")
@@ -111,6 +174,9 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
     x = feeds[graph.inputs[0]]
     samples = x.shape[0]
     labels = _labels(labels_spec, data_spec, samples)
+    split = _split_ids(split_spec, data_spec, samples) if split_spec is not None else None
+    if split is not None and labels is None:
+        raise DataError("--split needs --labels")
     c_out, measured = run_compiled(compiled, x.reshape(samples, -1), sanitize, target, cmsis_nn_dir)
     sim_out, stats = _simulate_chunks(compiled, feeds)
     sim_out = sim_out.reshape(samples, -1)
@@ -137,6 +203,13 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
     if labels is not None:
         result["float_accuracy"] = float(np.mean(np.argmax(f_out, 1) == labels))
         result["quantized_accuracy"] = float(np.mean(np.argmax(c_out, 1) == labels))
+        classes = max(int(labels.max()) + 1, c_out.shape[1])
+        result["confusion_float"] = confusion(labels, np.argmax(f_out, 1), classes)
+        result["confusion_quantized"] = confusion(labels, np.argmax(c_out, 1), classes)
+        if split is not None:
+            result["splits"] = _split_results(split, labels, np.argmax(f_out, 1), np.argmax(c_out, 1), classes)
+    if reference is not None:
+        result.update(_reference_model(reference, x.reshape(samples, -1), c_out, q_float, f_out, labels))
     return result
 
 
@@ -156,7 +229,33 @@ def format_summary(result: dict) -> str:
         f"output SQNR                 {db(result['output_sqnr_db'])}",
         f"worst layer (SQNR)          {result['worst_layer']}",
     ]
+    if "instructions_per_inference" in result:  # --target cortex-m*: what the emulated core measured
+        from kwscc.validate.target import format_measurements
+
+        lines += format_measurements(result)
     if "float_accuracy" in result:
         lines += [f"float accuracy              {result['float_accuracy']:.4f}",
                   f"quantized accuracy          {result['quantized_accuracy']:.4f}"]
+    for part in result.get("splits", []):
+        lines += ["", f"split {part['split']!s:10s} {part['samples']:6d} samples   float accuracy "
+                      f"{part['float_accuracy']:.4f}   quantized accuracy {part['quantized_accuracy']:.4f}   "
+                      f"agreement {part['top1_agreement']:.4f}",
+                  "confusion (quantized program; rows = labels, columns = predictions):"]
+        lines += format_confusion(part["confusion_quantized"])
+    if "splits" not in result and "confusion_quantized" in result:
+        lines += ["", "confusion (quantized program; rows = labels, columns = predictions):"]
+        lines += format_confusion(result["confusion_quantized"])
+    if "reference_model" in result:
+        lines += [f"reference model             {result['reference_model']}",
+                  f"top-1 agreement with it     {result['reference_top1_agreement']:.4f}",
+                  f"output SQNR against it      {db(result['reference_output_sqnr_db'])}",
+                  f"model's runtime vs it       {result['model_vs_reference_top1_agreement']:.4f}"]
+        if "reference_accuracy" in result:
+            lines.append(f"reference accuracy          {result['reference_accuracy']:.4f}")
     return "\n".join(lines)
+
+
+def format_confusion(matrix: list[list[int]]) -> list[str]:
+    width = max(4, len(str(max((max(row) for row in matrix), default=0))) + 1)
+    head = "      " + "".join(f"{j:>{width}d}" for j in range(len(matrix)))
+    return [head] + [f"{i:5d} " + "".join(f"{v:>{width}d}" for v in row) for i, row in enumerate(matrix)]
