@@ -71,10 +71,40 @@ class Progress:
             self.stream.flush()
 
 
+def _graph_layout(graph: Graph, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The runtime's values in kwscc's layout: NCHW tensors the layout pass made NHWC are transposed;
+    a tensor whose layout cannot be told (or is unknown) is left out, to be computed by kwscc."""
+    out = {}
+    for name, v in values.items():
+        if name not in graph.tensors:
+            continue
+        want = tuple(graph.tensors[name].shape[1:])
+        same = tuple(v.shape[1:]) == want
+        nhwc = v.ndim == 4 and tuple(v.shape[2:]) + (v.shape[1],) == want
+        if same and not nhwc:
+            out[name] = v
+        elif nhwc and not same:
+            out[name] = np.ascontiguousarray(v.transpose(0, 2, 3, 1))
+    return out
+
+
+def _run_missing(graph: Graph, values: dict[str, np.ndarray]) -> None:
+    """kwscc's float execution of only the nodes whose outputs `values` lacks (inputs in kwscc layout)."""
+    from kwscc.ops import REGISTRY
+
+    for node in graph.nodes():
+        if all(out in values for out in node.outputs):
+            continue
+        args = [values[n] if n in values else graph.tensors[n].data for n in node.inputs]
+        values.update(zip(node.outputs, REGISTRY[node.op].run(node, args)))
+
+
 def float_batches(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None, wanted: list[str],
-                  batch: int = BATCH, label: str = "calibrating"):
+                  batch: int = BATCH, label: str = "calibrating", exact_layout: bool = False):
     """Yield {tensor: float values} for each batch of samples: the model's own runtime for the tensors
-    it has, kwscc's float execution of the graph for any tensor the passes created."""
+    it has, kwscc's float execution of the graph for any tensor the passes created. The runtime's
+    tensor keeps its original layout (NCHW where kwscc has NHWC): fine for ranges; with exact_layout
+    such tensors are taken from kwscc's float execution too."""
     ort_run = reference_runner(model_path, wanted) if model_path is not None else None
     count = next(iter(feeds.values())).shape[0]
     progress = Progress(count, label)
@@ -82,8 +112,13 @@ def float_batches(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path |
         for start in range(0, count, batch):
             chunk = {k: v[start:start + batch] for k, v in feeds.items()}
             values = ort_run(chunk) if ort_run else {}
+            if exact_layout:
+                values = _graph_layout(graph, values)
             missing = [n for n in wanted if n not in values]
-            if missing:
+            if missing and exact_layout:
+                values.update(chunk)
+                _run_missing(graph, values)
+            elif missing:
                 own = run_float(graph, chunk)
                 values.update({n: own[n] for n in missing})
             yield chunk, values

@@ -28,7 +28,7 @@ import numpy as np
 
 from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, frac_bits_for
 
-HALF_BINS = 4096  # histogram bins per sign
+HALF_BINS = 16384  # histogram bins per sign
 CANDIDATES = 8  # formats scored per tensor: n_max .. n_max + 7
 PERCENTILE = 99.99
 KL_BINS = 2048  # reference resolution of the KL method (per the |x| range of a candidate)
@@ -132,7 +132,7 @@ class TensorStats:
         for n in self.candidates():
             span = 2.0 ** (7 - n)
             bins = int(round(span / width))
-            if bins < 128:  # histogram coarser than this format: cannot score, treat as worst
+            if bins < 8 * 128:  # fewer than 8 reference bins per level: too coarse to score
                 out[n] = math.inf
                 continue
             p = np.zeros(bins, np.float64)

@@ -6,6 +6,15 @@ n_w[c] per output channel c (or one for all with per-tensor weights):
   requantization by 2^-k[c] with k[c] = n_in + n_w[c] - n_out, 0 <= k[c] <= 31
   (k >= 0 keeps CMSIS-NN's int32 left shift free of overflow, k <= 31 is its shift range).
 Pools and reshapes keep their input's format; softmax outputs are Q(1/256) with zero point -128.
+
+Unsigned tensors (keyword `unsigned`): a tensor that is never negative (a ReLU output) can be stored
+as q = round(x * 2^n) - 128, i.e. Format(n, zero_point=-128), which spans [0, 255 * 2^-n] and so has
+one more bit of resolution than the symmetric Qm.n. The kernels keep input and output offsets 0:
+the producer's int32 bias carries the -128 (bias - 128 * 2^k[c]) and every reader's bias carries
+the +128 (bias + 128 * sum of its int8 weights of channel c), which makes the reader's int32
+accumulator identical to what it would be with the unshifted input. Only readers whose accumulator
+sees every input element with the same weight set qualify (no zero padding): Conv without padding,
+Dense, pools without padding, reshapes of such tensors (see kwscc.quant.refine.unsigned_tensors).
 """
 from __future__ import annotations
 
@@ -59,41 +68,90 @@ def _absmax(ranges, name: str) -> float:
     return max(abs(lo), abs(hi))
 
 
-def _weight_fracs(w: np.ndarray, per_channel: bool) -> np.ndarray:
-    absmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+UNSIGNED_ZERO_POINT = -128
+# an unsigned output puts -128 * 2^k into the int32 bias: keep k small enough that it always fits
+MAX_UNSIGNED_SHIFT = 22
+WEIGHT_METHODS = ("max", "mse")
+
+
+def _weight_err(w2: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Squared quantization error of each row of w2 [channels, K] in its format n[c]."""
+    scale = np.exp2(n.astype(np.float64))[:, None]
+    q = np.clip(np.floor(w2 * scale + 0.5), -128, 127)
+    return ((w2 - q / scale) ** 2).sum(axis=1)
+
+
+def _weight_fracs(w: np.ndarray, per_channel: bool, method: str = "max") -> np.ndarray:
+    """Weight formats: the max rule 7 - ceil(log2 max|w|) (per channel or one for the tensor), or with
+    method "mse" the format among it and the next two finer ones (which clip outliers) that gives
+    the least squared weight error."""
+    w2 = w.reshape(w.shape[0], -1)
+    absmax = np.abs(w2).max(axis=1)
     if not per_channel:
         absmax = np.full_like(absmax, absmax.max())
-    return np.array([frac_bits_for(float(a)) for a in absmax], np.int64)
+    n = np.array([frac_bits_for(float(a)) for a in absmax], np.int64)
+    if method == "max":
+        return n
+    if method != "mse":
+        raise ValueError(f"weight method must be one of {WEIGHT_METHODS}, got {method!r}")
+    candidates = [n + d for d in range(3)]
+    if per_channel:
+        errs = np.stack([_weight_err(w2, c) for c in candidates])
+        return np.choose(np.argmin(errs, axis=0), candidates)
+    errs = [float(_weight_err(w2, c).sum()) for c in candidates]
+    return candidates[int(np.argmin(errs))]
 
 
-def _weighted_layer(graph: Graph, node: Node, formats, ranges, per_channel: bool) -> QLayer:
+def _weighted_layer(graph: Graph, node: Node, formats, ranges, per_channel: bool, unsigned=frozenset(),
+                    weight_method: str = "max") -> QLayer:
     w = graph.tensors[node.inputs[1]].data.astype(np.float64)
     b = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(w.shape[0])
-    n_in = formats[node.inputs[0]].frac
-    n_w = _weight_fracs(w, per_channel)
-    n_out = frac_bits_for(_absmax(ranges, node.outputs[0]))
-    n_out = min(n_out, n_in + int(n_w.min()))  # k >= 0 for every channel
-    n_w = np.minimum(n_w, n_out - n_in + MAX_SHIFT)  # k <= 31: such tiny weights round to 0 anyway
-    out_fmt = Format(n_out)
-    formats[node.outputs[0]] = out_fmt
+    in_fmt = formats[node.inputs[0]]
+    n_in = in_fmt.frac
+    n_w = _weight_fracs(w, per_channel, weight_method)
+    out = node.outputs[0]
+    n_sym = frac_bits_for(_absmax(ranges, out))
+    for zero_point in ((UNSIGNED_ZERO_POINT, 0) if out in unsigned else (0,)):
+        n_out = n_sym + (1 if zero_point else 0)
+        n_out = min(n_out, n_in + int(n_w.min()))  # k >= 0 for every channel
+        n_wc = np.minimum(n_w, n_out - n_in + MAX_SHIFT)  # k <= 31: such tiny weights round to 0 anyway
+        shift = n_in + n_wc - n_out
+        qw = quantize_weights(w, n_wc)
+        bias = quantize_bias(b, n_in + n_wc).astype(np.int64)
+        if in_fmt.zero_point:  # the reader's half of an unsigned tensor: acc as with the unshifted input
+            bias -= in_fmt.zero_point * qw.reshape(qw.shape[0], -1).astype(np.int64).sum(axis=1)
+        if zero_point:  # the producer's half: the output offset in accumulator units
+            if int(shift.max()) > MAX_UNSIGNED_SHIFT:
+                continue
+            bias += zero_point * (np.int64(1) << shift.astype(np.int64))
+            if np.abs(bias).max() > 2**31 - 1:
+                continue
+        break
+    n_w = n_wc
+    out_fmt = Format(n_out, zero_point)
+    formats[out] = out_fmt
     return QLayer(
         node=node.name,
         act=act_limits(node.attrs.get("act"), out_fmt),
-        weights=quantize_weights(w, n_w),
-        bias=quantize_bias(b, n_in + n_w),
-        shift=(n_in + n_w - n_out).astype(np.int32),
+        weights=qw,
+        bias=np.clip(bias, -(2**31 - 1), 2**31 - 1).astype(np.int32),
+        shift=shift.astype(np.int32),
         weight_frac=n_w,
         per_channel=per_channel,
     )
 
 
 def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: bool = True,
-             rounding: str = "default") -> QuantModel:
+             rounding: str = "default", *, unsigned=frozenset(), weight_method: str = "max") -> QuantModel:
+    """Formats, int8 weights and int32 biases of every layer. `unsigned`: tensors to store with zero
+    point -128 (see the module docstring; only tensors that kwscc.quant.refine.unsigned_tensors lists
+    are valid). `weight_method`: "max" (the ML-KWS rule) or "mse" (see _weight_fracs)."""
     formats: dict[str, Format] = {name: Format(frac_bits_for(_absmax(ranges, name))) for name in graph.inputs}
     qm = QuantModel(graph, formats, rounding=rounding, ranges=dict(ranges))
     for node in graph.nodes():
         if node.op in ("Conv", "Dense"):
-            qm.layers[node.name] = _weighted_layer(graph, node, formats, ranges, per_channel)
+            qm.layers[node.name] = _weighted_layer(graph, node, formats, ranges, per_channel, unsigned,
+                                                   weight_method)
         elif node.op == "Softmax":
             formats[node.outputs[0]] = SOFTMAX_OUTPUT
         else:  # pools and reshapes move values without rescaling them

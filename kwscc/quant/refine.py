@@ -1,0 +1,266 @@
+"""Data-driven quantization for the cmsis-nn backend: calibration summaries + calibration samples ->
+QuantModel, with offline changes of formats, weights and biases only (so the emitted C and the
+simulator stay bit-exact by construction: they read the same QLayer parameters).
+
+  1. activation formats by a calibration method (kwscc.quant.methods; mse by default)
+  2. unsigned ReLU outputs: Format(n, zero point -128) where every reader allows it (one more bit;
+     the offsets are folded into int32 biases, see kwscc.quant.quantize)
+  3. weight formats by squared error per output channel (weight_method "mse")
+  4. empirical bias correction: layer by layer in graph order, the mean per output channel of
+     (integer pre-activation - float pre-activation) over the calibration samples, with the inputs
+     the integer program really sees (simulated), is subtracted from the int32 bias.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kwscc.ir import Graph, Node
+from kwscc.quant.calibrate import Summaries, activation_names, float_batches, ranges_for
+from kwscc.quant.formats import dequantize, frac_bits_for, quantize_input
+from kwscc.quant.methods import DEFAULT_METHOD
+from kwscc.quant.quantize import QuantModel, quantize
+from kwscc.quant.simulate import SIMULATORS, simulate_float_inputs
+
+log = logging.getLogger(__name__)
+
+REFINABLE_BACKENDS = ("cmsis-nn",)  # backends whose integer program is the one simulate.py models
+FORMAT_COPYING = ("Reshape", "MaxPool", "AveragePool")
+
+
+@dataclass(frozen=True, slots=True)
+class QuantOptions:
+    method: str = DEFAULT_METHOD
+    per_channel: bool = True
+    rounding: str = "default"
+    unsigned: bool = True
+    weight_method: str = "mse"
+    bias_correction: bool = True
+    search: bool = False  # choose formats by the error of the final logits (search_formats)
+    samples: int = 512  # calibration samples the data-driven steps use (bounds their memory)
+
+    @classmethod
+    def seed(cls, **kw) -> "QuantOptions":
+        """ML-KWS-for-MCU's quant_test.py: max rule everywhere, per-tensor weights, nothing else."""
+        return cls(method="max", per_channel=False, unsigned=False, weight_method="max",
+                   bias_correction=False, search=False, **kw)
+
+    @classmethod
+    def plain(cls, **kw) -> "QuantOptions":
+        """Only the method's formats (what kwscc.quant.quantize.quantize alone gives)."""
+        return cls(unsigned=False, weight_method="max", bias_correction=False, search=False, **kw)
+
+
+def _readers_allow_offset(graph: Graph, tensor: str) -> bool:
+    if tensor in graph.outputs:
+        return False
+    for reader in graph.consumers(tensor):
+        if reader.inputs[0] != tensor or any(tensor == t for t in reader.inputs[1:]):
+            return False
+        if reader.op == "Conv":
+            if any(reader.attrs["pads"]):  # zero padding would read as -128, i.e. not zero
+                return False
+        elif reader.op in FORMAT_COPYING:
+            if not _readers_allow_offset(graph, reader.outputs[0]):
+                return False
+        elif reader.op not in ("Dense", "Softmax"):
+            return False
+    return True
+
+
+def unsigned_tensors(graph: Graph) -> frozenset[str]:
+    """Outputs of Conv/Dense layers whose fused activation keeps them >= 0 and whose readers all
+    accept a zero point folded into biases (no zero-padded convolution reads them)."""
+    out = set()
+    for node in graph.nodes():
+        act = node.attrs.get("act")
+        if node.op in ("Conv", "Dense") and act is not None and act[0] >= 0:
+            if _readers_allow_offset(graph, node.outputs[0]):
+                out.add(node.outputs[0])
+    return frozenset(out)
+
+
+def _mean_pre_activation(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """Mean over samples and output positions of the node's pre-activation output, per channel.
+
+    By linearity that is sum over kernel taps of w[c, tap, :] . (mean input seen through that tap),
+    which costs a pass over the input per tap instead of a convolution."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    bias = np.zeros(w.shape[0]) if b is None else np.asarray(b, np.float64)
+    if node.op == "Dense":
+        return x.reshape(x.shape[0], -1).mean(axis=0) @ w.reshape(w.shape[0], -1).T + bias
+    a = node.attrs
+    top, left, bottom, right = a["pads"]
+    xp = np.pad(x.mean(axis=0, keepdims=True), ((0, 0), (top, bottom), (left, right), (0, 0)))  # linear: mean first
+    cout, kh, kw, cg = w.shape
+    (sh, sw), (dh, dw) = a["strides"], a["dilations"]
+    oh = (xp.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    ow = (xp.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    groups = x.shape[3] // cg
+    out = bias.copy()
+    for i in range(kh):
+        for j in range(kw):
+            view = xp[:, i * dh: i * dh + (oh - 1) * sh + 1: sh, j * dw: j * dw + (ow - 1) * sw + 1: sw, :]
+            m = view.mean(axis=(0, 1, 2))  # [Cin]
+            if groups == 1:
+                out += w[:, i, j, :] @ m
+            else:
+                per_group = cout // groups
+                mg = m.reshape(groups, cg)
+                out += np.einsum("gok,gk->go", w[:, i, j, :].reshape(groups, per_group, cg), mg).reshape(-1)
+    return out
+
+
+def correct_biases(qm: QuantModel, samples: dict[str, dict[str, np.ndarray]]) -> int:
+    """Empirical bias correction in place; samples = {"float": {tensor: values}, "feeds": inputs}.
+    Returns the number of layers changed."""
+    graph = qm.graph
+    feeds = samples["feeds"]
+    floats = samples["float"]
+    values = {name: quantize_input(x, qm.formats[name]) for name, x in feeds.items()}
+    changed = 0
+    for node in graph.nodes():
+        x_q = values[node.inputs[0]]
+        if node.op in ("Conv", "Dense"):
+            layer = qm.layers[node.name]
+            in_fmt, out_fmt = qm.formats[node.inputs[0]], qm.formats[node.outputs[0]]
+            w_t = graph.tensors[node.inputs[1]].data
+            b_t = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 else None
+            acc_frac = in_fmt.frac + layer.weight_frac.astype(np.int64)
+            # the integer accumulator (bias included) as a real number, and what the float model computes
+            w_real = layer.weights.astype(np.float64) * np.exp2(-layer.weight_frac.astype(np.float64)).reshape(
+                (-1,) + (1,) * (layer.weights.ndim - 1))
+            x_int = x_q.astype(np.float64) * 2.0 ** -in_fmt.frac  # int8 input as read (offset not removed)
+            acc_real = _mean_pre_activation(node, x_int, w_real, None) + layer.bias * np.exp2(-acc_frac)
+            real = acc_real - out_fmt.zero_point * 2.0 ** -out_fmt.frac
+            ref = _mean_pre_activation(node, floats[node.inputs[0]], w_t, b_t)
+            err = real - ref
+            delta = np.floor(err * np.exp2(acc_frac) + 0.5).astype(np.int64)
+            if np.any(delta):
+                new = layer.bias.astype(np.int64) - delta
+                layer.bias = np.clip(new, -(2**31 - 1), 2**31 - 1).astype(np.int32)
+                changed += 1
+        values[node.outputs[0]] = SIMULATORS[node.op](qm, node, x_q)
+    return changed
+
+
+def sample_values(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None, count: int) -> dict:
+    """The first `count` samples (spread over the set) and the float value of every tensor on them."""
+    total = next(iter(feeds.values())).shape[0]
+    idx = np.linspace(0, total - 1, min(count, total)).round().astype(np.int64) if total > count else slice(None)
+    sub = {k: v[idx] for k, v in feeds.items()}
+    wanted = activation_names(graph)
+    parts: dict[str, list] = {n: [] for n in wanted}
+    for _, vals in float_batches(graph, sub, model_path, wanted, label="refining", exact_layout=True):
+        for n in wanted:
+            parts[n].append(vals[n])
+    return {"feeds": sub, "float": {n: np.concatenate(p) for n, p in parts.items()}}
+
+
+def _logits(graph: Graph) -> str:
+    """The tensor whose error the format search minimises: the softmax input, else the output."""
+    out = graph.outputs[0]
+    producer = graph.producer(out)
+    return producer.inputs[0] if producer is not None and producer.op == "Softmax" else out
+
+
+def search_formats(graph: Graph, ranges: dict, options: QuantOptions, samples: dict, unsigned) -> tuple[dict, int]:
+    """Greedy, in graph order: for the input and each Conv/Dense output, try the formats one step
+    coarser and finer than the method's and keep the one with the least squared error of the final
+    logits on the samples. Returns the new ranges and how many formats changed."""
+    target = _logits(graph)
+    ref = samples["float"][target].astype(np.float64)
+
+    def loss(r) -> float:
+        qm = quantize(graph, r, per_channel=options.per_channel, rounding=options.rounding, unsigned=unsigned,
+                      weight_method=options.weight_method)
+        got = dequantize(simulate_float_inputs(qm, samples["feeds"])[target], qm.formats[target])
+        return float(np.mean((got - ref) ** 2))
+
+    ranges = dict(ranges)
+    best = loss(ranges)
+    changed = 0
+    tensors = list(graph.inputs) + [n.outputs[0] for n in graph.nodes() if n.op in ("Conv", "Dense")]
+    for name in tensors:
+        lo, hi = ranges[name]
+        n0 = frac_bits_for(max(abs(lo), abs(hi)))
+        if lo == hi == 0:
+            continue
+        choice = None
+        for n in (n0 - 1, n0 + 1):
+            span = 2.0 ** (7 - n)
+            trial = dict(ranges)
+            trial[name] = (-span if lo < 0 else 0.0, span if hi > 0 else 0.0) if n < n0 else (max(lo, -span), min(hi, span))
+            cost = loss(trial)
+            if cost < best * 0.995:  # a clear gain only: the samples are few
+                best, choice = cost, trial[name]
+        if choice is not None:
+            ranges[name] = choice
+            changed += 1
+    return ranges, changed
+
+
+def quantize_calibrated(graph: Graph, summaries: Summaries, options: QuantOptions = QuantOptions(),
+                        feeds: dict[str, np.ndarray] | None = None, model_path: Path | None = None,
+                        samples: dict | None = None) -> QuantModel:
+    """The QuantModel of `graph` for `options`; the data-driven steps need `feeds` (calibration samples),
+    or `samples` = sample_values(...) computed once for several calls."""
+    ranges = ranges_for(summaries, options.method)
+    unsigned = unsigned_tensors(graph) if options.unsigned else frozenset()
+    needs_data = options.bias_correction or options.search
+    if needs_data and samples is None and feeds is None:
+        log.warning("format search and bias correction need calibration samples (--calib): skipped")
+    elif needs_data and samples is None:
+        samples = sample_values(graph, feeds, model_path, options.samples)
+    if options.search and samples is not None:
+        ranges, changed = search_formats(graph, ranges, options, samples, unsigned)
+        log.info("format search changed %d formats", changed)
+    qm = quantize(graph, ranges, per_channel=options.per_channel, rounding=options.rounding, unsigned=unsigned,
+                  weight_method=options.weight_method)
+    if options.bias_correction and samples is not None:
+        changed = correct_biases(qm, samples)
+        log.info("bias correction changed %d layers", changed)
+    return qm
+
+
+def quant_options(options) -> QuantOptions:
+    """QuantOptions from the driver's CompileOptions. --weights seed: ML-KWS quant_test.py's weights
+    (per tensor, dec_bits = 7 - ceil(log2 max|w|), biases rounded as they are, Qm.n activations)."""
+    common = dict(method=options.calib_method, rounding=options.rounding, search=options.search_formats)
+    if options.weights == "seed":
+        return QuantOptions(per_channel=False, unsigned=False, weight_method="max", bias_correction=False,
+                            **common)
+    return QuantOptions(per_channel=options.weights == "per-channel", unsigned=options.unsigned_relu,
+                        bias_correction=options.bias_correction, **common)
+
+
+def calibrate_and_quantize(graph: Graph, backend, options, model_path: Path) -> QuantModel:
+    """The driver's calibrate + quantize stage: summaries from --ranges FILE when it exists, else from
+    --calib DATA (and written to --ranges FILE when one is named), then the backend's quantization;
+    the cmsis-nn backend gets the data-driven steps too."""
+    from kwscc.data import load_inputs
+    from kwscc.errors import DataError
+    from kwscc.quant.calibrate import calibrate, load_ranges, save_ranges
+
+    feeds = load_inputs(options.calib, graph) if options.calib else None
+    path = Path(options.ranges_file) if options.ranges_file else None
+    if path is not None and path.exists():
+        summaries = load_ranges(path, graph)
+        log.info("ranges from %s", path)
+    elif feeds is None:
+        raise DataError(f"ranges file {path} does not exist: give calibration data with --calib DATA to make it")
+    else:
+        summaries = calibrate(graph, feeds, model_path)
+        if path is not None:
+            save_ranges(path, summaries, {"model": model_path.name,
+                                          "samples": int(next(iter(feeds.values())).shape[0])})
+            log.info("wrote ranges to %s", path)
+    qopts = quant_options(options)
+    if backend.name in REFINABLE_BACKENDS:
+        return quantize_calibrated(graph, summaries, qopts, feeds, model_path)
+    return backend.quantize(graph, ranges_for(summaries, qopts.method), per_channel=qopts.per_channel,
+                            rounding=qopts.rounding)
