@@ -11,6 +11,7 @@ from kwscc.quant.quantize import QuantModel, quantize
 
 BACKENDS = {
     "cmsis-nn": "kwscc.backends.cmsis_nn:CmsisNNBackend",
+    "cmsis-nn-legacy": "kwscc.backends.cmsis_nn_legacy:CmsisNNLegacyBackend",
 }
 
 
