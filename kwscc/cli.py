@@ -180,13 +180,15 @@ def cmd_validate(args, argv) -> int:
 
 def cmd_supported_ops(args, argv) -> int:
     from kwscc.backends.cmsis_nn.constraints import describe
+    from kwscc.backends.cmsis_nn_legacy.constraints import describe as legacy_describe
     from kwscc.frontends import onnx_reader, tflite_reader
 
     print(f"ONNX ops (opsets {onnx_reader.MIN_OPSET}-{onnx_reader.MAX_OPSET}): " + ", ".join(onnx_reader.supported_ops()))
     print("TFLite builtin ops: " + ", ".join(tflite_reader.supported_ops()))
-    print("\ncmsis-nn backend constraints:")
-    for op, text in describe():
-        print(f"  {op:12s} {text}")
+    for backend, rows in (("cmsis-nn", describe()), ("cmsis-nn-legacy", legacy_describe())):
+        print(f"\n{backend} backend constraints:")
+        for op, text in rows:
+            print(f"  {op:12s} {text}")
     return 0
 
 

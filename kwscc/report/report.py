@@ -235,15 +235,17 @@ def _summary_lines(r: dict) -> list[str]:
         flash = (f"FLASH {r['flash_data_bytes']:,} B const data = weights {r['weights_only_bytes']:,} + biases "
                  f"{r['bias_bytes']:,} + quantization params {r['quant_params_bytes']:,}; code unmeasured "
                  f"({code['reason']})")
-    return [
+    build = f" ({r['cpu_build']} build)" if r["cpu_build"] else ""
+    lines = [
         f"RAM   arena {r['arena_bytes']:,} B (activations + scratch; largest scratch {r['scratch_bytes']:,} B), "
         f"lower bound {r['arena_lower_bound_bytes']:,} B, efficiency {100 * r['arena_efficiency']:.1f} %",
         f"      plan: {r['allocator']}, order {order}, {len(plan['in_place'])} in-place; input {r['input_bytes']:,} B "
         f"and output {r['output_bytes']:,} B in the caller's buffers" + (" (output in the arena)" if r["output_in_arena"] else ""),
-        f"      arena per CMSIS-NN build: {builds}",
+        f"      arena per CMSIS-NN build: {builds}" if builds else None,
         flash,
-        f"MACs  {r['macs']:,} per inference   cpu {r['cpu']} ({r['cpu_build']} build)   rounding {r['rounding']}",
+        f"MACs  {r['macs']:,} per inference   cpu {r['cpu']}{build}   rounding {r['rounding']}",
     ]
+    return [line for line in lines if line is not None]
 
 
 def format_table(report: dict) -> str:
@@ -270,7 +272,8 @@ def format_markdown(report: dict, svg_name: str | None = None) -> str:
     code_cell = (f"{r['code_bytes']:,} B ({code['compiler']} {' '.join(code['flags'])})" if code["measured"]
                  else f"unmeasured: {code['reason']}")
     flash_cell = f"{r['flash_bytes']:,} B" if r["flash_bytes"] is not None else "unmeasured (code size unknown)"
-    out = [f"# kwscc report: {r['model']} ({r['cpu']}, {r['cpu_build']} build)", ""]
+    build = f", {r['cpu_build']} build" if r["cpu_build"] else ""
+    out = [f"# kwscc report: {r['model']} ({r['cpu']}{build})", ""]
     if svg_name:
         out += [f"![arena occupancy per layer]({svg_name})", ""]
     out += [
