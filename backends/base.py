@@ -15,6 +15,40 @@ BACKENDS = {
 }
 
 
+# why a node no backend lowers is still in the graph after the passes
+LEFTOVER_MESSAGES = {
+    "Transpose": "a Transpose that moves data is not supported (only transposes that cancel out or move size-1 axes)",
+    "Relu": "Relu/Clip must directly follow a Conv, Gemm/MatMul or pool whose output nothing else reads",
+    "Clip": "Relu/Clip must directly follow a Conv, Gemm/MatMul or pool whose output nothing else reads",
+    "BatchNormalization": "BatchNormalization must directly follow a Conv or Gemm (it is folded into its weights)",
+    "Identity": "Identity as a model output is not supported",
+}
+ELEMENTWISE_MESSAGE = ("of non-constant tensors is not supported (only Mul/Add/Sub/Div by per-channel constants "
+                       "after a Conv or Gemm, which fold into it)")
+
+
+def check_constraints(graph: Graph, constraints: dict) -> None:
+    """Raise UnsupportedError naming the first node whose op has no entry in `constraints`
+    ({op: (constraint functions)}) or that fails one; a constraint's docstring is the message."""
+    from kwscc.errors import UnsupportedError
+
+    for node in graph.nodes():
+        if node.op not in constraints:
+            reason = LEFTOVER_MESSAGES.get(node.op, f"{node.op} {ELEMENTWISE_MESSAGE}")
+            raise UnsupportedError(f"node '{node.name}' ({node.op}): {reason}")
+        for constraint in constraints[node.op]:
+            if not constraint(graph, node):
+                raise UnsupportedError(f"node '{node.name}' ({node.op}): {constraint.__doc__}")
+
+
+def tensor_pointer(plan: MemoryPlan, tensor: str) -> str:
+    """C expression for a tensor's bytes: the caller's input/output buffer or an arena offset."""
+    from kwscc.memory.planner import INPUT, OUTPUT
+
+    where, offset = plan.location(tensor)
+    return {INPUT: "input", OUTPUT: "output"}.get(where, f"(arena + {offset})")
+
+
 def get_backend(name: str, options=None) -> Backend:
     """An instance of backend `name`, configured with the CompileOptions (or defaults)."""
     from kwscc.errors import UnsupportedError

@@ -11,14 +11,12 @@ from pathlib import Path
 
 from kwscc import __version__
 from kwscc.backends.base import get_backend
-from kwscc.data import load_inputs
 from kwscc.errors import DataError, KwsccError
 from kwscc.frontends import read_model
 from kwscc.ir import Graph
 from kwscc.memory.planner import MemoryPlan, plan_memory
 from kwscc.naming import c_comment, c_identifier
 from kwscc.passes import run_pipeline
-from kwscc.quant.calibrate import collect_ranges
 from kwscc.quant.quantize import QuantModel
 
 log = logging.getLogger(__name__)

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kwscc.backends.base import Backend
+from kwscc.backends.base import Backend, tensor_pointer
 from kwscc.backends.cmsis_nn import constraints
 from kwscc.backends.cmsis_nn.kernels import POW2_MULTIPLIER, KernelCall, lower
 from kwscc.codegen import c_float_literal, environment
-from kwscc.memory.planner import INPUT, OUTPUT, MemoryPlan
+from kwscc.memory.planner import MemoryPlan
 from kwscc.naming import c_comment
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.simulate import simulate
@@ -76,18 +76,13 @@ class CmsisNNBackend(Backend):
             "pow2_multipliers": np.full(max(per_channel, default=0), POW2_MULTIPLIER, np.int64),
         }
 
-    @staticmethod
-    def _pointer(plan: MemoryPlan, tensor: str) -> str:
-        where, offset = plan.location(tensor)
-        return {INPUT: "input", OUTPUT: "output"}.get(where, f"(arena + {offset})")
-
     def _call_view(self, index: int, call: KernelCall, plan: MemoryPlan, name: str) -> dict:
         scratch = plan.scratch(call.node.name)
         return {
             "index": index, "op": call.node.op, "comment": c_comment(f"'{call.node.name}'"),
             "function": call.function, "template": f"cmsis_nn/{call.template}", "p": call.params,
             "arrays": [{"symbol": a.suffix, "ctype": a.ctype, "data": a.values, "role": a.role} for a in call.arrays],
-            "input": self._pointer(plan, call.node.inputs[0]), "output": self._pointer(plan, call.node.outputs[0]),
+            "input": tensor_pointer(plan, call.node.inputs[0]), "output": tensor_pointer(plan, call.node.outputs[0]),
             "scratch_ptr": f"(arena + {scratch.offset})" if scratch else "NULL",
             "scratch_size": scratch.size if scratch else 0, "name": name,
         }

@@ -1,7 +1,7 @@
 """What the cmsis-nn backend can emit. Each constraint's docstring is the message a user sees."""
 from __future__ import annotations
 
-from kwscc.errors import UnsupportedError
+from kwscc.backends.base import check_constraints
 from kwscc.ir import Graph, Node
 
 LOWERABLE = ("Conv", "Dense", "MaxPool", "AveragePool", "Softmax", "Reshape")
@@ -38,26 +38,9 @@ CONSTRAINTS = {
     "Reshape": (),
 }
 
-LEFTOVER_MESSAGES = {
-    "Transpose": "a Transpose that moves data is not supported (only transposes that cancel out or move size-1 axes)",
-    "Relu": "Relu/Clip must directly follow a Conv, Gemm/MatMul or pool whose output nothing else reads",
-    "Clip": "Relu/Clip must directly follow a Conv, Gemm/MatMul or pool whose output nothing else reads",
-    "BatchNormalization": "BatchNormalization must directly follow a Conv or Gemm (it is folded into its weights)",
-    "Identity": "Identity as a model output is not supported",
-}
-
-
 def check(graph: Graph) -> None:
     """Raise UnsupportedError naming the first node the backend cannot emit."""
-    for node in graph.nodes():
-        if node.op not in CONSTRAINTS:
-            reason = LEFTOVER_MESSAGES.get(
-                node.op, f"{node.op} of non-constant tensors is not supported (only Mul/Add/Sub/Div by "
-                         "per-channel constants after a Conv or Gemm, which fold into it)")
-            raise UnsupportedError(f"node '{node.name}' ({node.op}): {reason}")
-        for constraint in CONSTRAINTS[node.op]:
-            if not constraint(graph, node):
-                raise UnsupportedError(f"node '{node.name}' ({node.op}): {constraint.__doc__}")
+    check_constraints(graph, CONSTRAINTS)
 
 
 def describe() -> list[tuple[str, str]]:

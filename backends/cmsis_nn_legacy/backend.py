@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from kwscc.backends.base import Backend
+from kwscc.backends.base import Backend, tensor_pointer
 from kwscc.backends.cmsis_nn_legacy import constraints
 from kwscc.backends.cmsis_nn_legacy.kernels import LegacyCall, lower
 from kwscc.backends.cmsis_nn_legacy.quantize import quantize_legacy
 from kwscc.backends.cmsis_nn_legacy.simulate import simulate_legacy
 from kwscc.codegen import c_float_literal, environment
 from kwscc.errors import UnsupportedError
-from kwscc.memory.planner import INPUT, OUTPUT, MemoryPlan
+from kwscc.memory.planner import MemoryPlan
 from kwscc.naming import c_comment
 from kwscc.quant.quantize import QuantModel
 
@@ -97,11 +97,6 @@ class CmsisNNLegacyBackend(Backend):
             "output_scale_literal": c_float_literal(2.0 ** -out_fmt.frac),
         }
 
-    @staticmethod
-    def _pointer(plan: MemoryPlan, tensor: str) -> str:
-        where, offset = plan.location(tensor)
-        return {INPUT: "input", OUTPUT: "output"}.get(where, f"(arena + {offset})")
-
     def _call_view(self, index: int, call: LegacyCall, plan: MemoryPlan, name: str) -> dict:
         scratch = plan.scratch(call.node.name)
         return {
@@ -110,7 +105,7 @@ class CmsisNNLegacyBackend(Backend):
             "arrays": {a.role: a.suffix for a in call.arrays},
             "array_list": [{"symbol": a.suffix, "ctype": a.ctype, "data": a.values, "role": a.role}
                            for a in call.arrays],
-            "input": self._pointer(plan, call.node.inputs[0]), "output": self._pointer(plan, call.node.outputs[0]),
+            "input": tensor_pointer(plan, call.node.inputs[0]), "output": tensor_pointer(plan, call.node.outputs[0]),
             "scratch_ptr": f"(arena + {scratch.offset})" if scratch else "NULL", "name": name,
         }
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwscc.data import load_array, load_inputs
+from kwscc.data import load_inputs
 from kwscc.errors import DataError
 from kwscc.frontends import read_model
 from kwscc.ir import Graph

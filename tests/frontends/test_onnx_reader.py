@@ -3,14 +3,13 @@ and unreadable / unsupported models fail with a clear kwscc error."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from kwscc.errors import KwsccError, ModelError, UnsupportedError
 from kwscc.frontends import read_model
 from kwscc.frontends.onnx_reader import MAX_OPSET, MIN_OPSET, supported_ops
-from tests.models_util import KWS, kwscc_outputs, make_model, ort_run, random_feeds, read_and_compare, save
+from tests.models_util import KWS, kwscc_outputs, make_model, ort_run, read_and_compare, save
 
 RNG = np.random.default_rng(1234)
 

@@ -13,7 +13,7 @@ import ctypes
 import json
 import subprocess
 import sys
-from ctypes import POINTER, c_int, c_int8, c_int16, c_uint16, c_void_p
+from ctypes import POINTER, c_int, c_int8, c_int16, c_uint16
 from pathlib import Path
 
 import numpy as np
