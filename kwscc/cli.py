@@ -193,9 +193,35 @@ def cmd_supported_ops(args, argv) -> int:
 
 
 def cmd_sweep(args, argv) -> int:
-    from kwscc.quant.sweep import run_sweep
+    from kwscc.data import load_inputs
+    from kwscc.frontends import read_model
+    from kwscc.passes import run_pipeline
+    from kwscc.quant.sweep import format_table, parse_numbers, svg_plot, sweep, write_csv
+    from kwscc.validate.validate import _labels
 
-    return run_sweep(args)
+    bits = parse_numbers(args.bits, int, "bits")
+    if any(b < 1 or b > 32 for b in bits):
+        raise KwsccError("--bits: widths must be between 1 and 32")
+    noise = parse_numbers(args.noise, float, "noise")
+    if any(s < 0 for s in noise):
+        raise KwsccError("--noise: standard deviations must be >= 0")
+    if args.draws < 1:
+        raise KwsccError("--draws must be at least 1")
+    graph = run_pipeline(read_model(args.model, dict(args.input_shape)))
+    feeds = load_inputs(args.data, graph)
+    labels = _labels(args.labels, args.data, next(iter(feeds.values())).shape[0])
+    rows = sweep(graph, feeds, labels, bits, noise, args.draws, args.seed)
+    print(format_table(rows))
+    if args.out:
+        out = Path(args.out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            write_csv(out / "sweep.csv", rows)
+            (out / "sweep.svg").write_text(svg_plot(rows, f"{Path(args.model).name}: weights only, activations float"))
+        except OSError as exc:
+            raise KwsccError(f"cannot write to {out}: {exc}") from None
+        print(f"\nwrote {out / 'sweep.csv'} and {out / 'sweep.svg'}")
+    return 0
 
 
 COMMANDS = {"validate": cmd_validate, "report": cmd_report, "sweep": cmd_sweep, "supported-ops": cmd_supported_ops}

@@ -15,12 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kwscc.data import load_inputs
 from kwscc.errors import DataError
-from kwscc.frontends import read_model
 from kwscc.ir import Graph
 from kwscc.ir.execute import run_float
-from kwscc.passes import run_pipeline
 
 CHUNK = 500
 
@@ -137,37 +134,9 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _numbers(text: str, kind, what: str) -> list:
+def parse_numbers(text: str, kind, what: str) -> list:
     try:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise DataError(f"--{what}: expected comma-separated numbers, got '{text}'") from None
     return values
-
-
-def run_sweep(args) -> int:
-    from kwscc.validate.validate import _labels
-
-    bits = _numbers(args.bits, int, "bits")
-    if any(b < 1 or b > 32 for b in bits):
-        raise DataError("--bits: widths must be between 1 and 32")
-    noise = _numbers(args.noise, float, "noise")
-    if any(s < 0 for s in noise):
-        raise DataError("--noise: standard deviations must be >= 0")
-    if args.draws < 1:
-        raise DataError("--draws must be at least 1")
-    graph = run_pipeline(read_model(args.model, dict(args.input_shape)))
-    feeds = load_inputs(args.data, graph)
-    labels = _labels(args.labels, args.data, next(iter(feeds.values())).shape[0])
-    rows = sweep(graph, feeds, labels, bits, noise, args.draws, args.seed)
-    print(format_table(rows))
-    if args.out:
-        out = Path(args.out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            write_csv(out / "sweep.csv", rows)
-            (out / "sweep.svg").write_text(svg_plot(rows, f"{Path(args.model).name}: weights only, activations float"))
-        except OSError as exc:
-            raise DataError(f"cannot write to {out}: {exc}") from None
-        print(f"\nwrote {out / 'sweep.csv'} and {out / 'sweep.svg'}")
-    return 0
