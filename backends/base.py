@@ -49,6 +49,19 @@ def tensor_pointer(plan: MemoryPlan, tensor: str) -> str:
     return {INPUT: "input", OUTPUT: "output"}.get(where, f"(arena + {offset})")
 
 
+def render_model(template_dir: str, name: str, view: dict) -> dict[str, str]:
+    """NAME.h and NAME.c from a backend's template folder."""
+    from kwscc.codegen import environment
+
+    env = environment()
+    return {f"{name}.{ext}": env.get_template(f"{template_dir}/model.{ext}.j2").render(view) for ext in ("h", "c")}
+
+
+def read_sources(folder) -> dict[str, str]:
+    """{file name: text} of the .c and .h files of a host-kernel folder, in name order."""
+    return {p.name: p.read_text() for p in sorted(folder.iterdir()) if p.suffix in (".c", ".h")}
+
+
 def get_backend(name: str, options=None) -> Backend:
     """An instance of backend `name`, configured with the CompileOptions (or defaults)."""
     from kwscc.errors import UnsupportedError

@@ -82,8 +82,7 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     calls = backend.lower(qm, name, options.cpu)
     plan = plan_memory(graph, backend.scratch(calls, options.cpu))
     step = {node: i for i, node in enumerate(plan.schedule)}
-    if all(hasattr(call, "node") for call in calls):  # the C runs the layers in the planned order
-        calls = sorted(calls, key=lambda call: step[call.node.name])
+    calls = sorted(calls, key=lambda call: step[call.node.name])  # the C runs the layers in the planned order
     gen = {"version": __version__, "model_name": c_comment(model.name), "command": c_comment(options.command),
            "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
     files = backend.render(qm, calls, plan, name, options.cpu, gen)

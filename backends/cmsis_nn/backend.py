@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kwscc.backends.base import Backend, tensor_pointer
+from kwscc.backends.base import Backend, read_sources, render_model, tensor_pointer
 from kwscc.backends.cmsis_nn import constraints
 from kwscc.backends.cmsis_nn.kernels import POW2_MULTIPLIER, KernelCall, lower
-from kwscc.codegen import c_float_literal, environment
+from kwscc.codegen import c_float_literal
 from kwscc.memory.planner import MemoryPlan
 from kwscc.naming import c_comment
 from kwscc.quant.quantize import QuantModel
@@ -45,16 +45,11 @@ class CmsisNNBackend(Backend):
     def render(self, qm: QuantModel, calls: list[KernelCall], plan: MemoryPlan, name: str, cpu: str,
                gen: dict) -> dict[str, str]:
         """{file name: text} of the generated sources."""
-        env = environment()
-        view = self._view(qm, calls, plan, name, cpu, gen)
-        return {
-            f"{name}.h": env.get_template("cmsis_nn/model.h.j2").render(view),
-            f"{name}.c": env.get_template("cmsis_nn/model.c.j2").render(view),
-        }
+        return render_model("cmsis_nn", name, self._view(qm, calls, plan, name, cpu, gen))
 
     def host_files(self, rounding: str) -> dict[str, str]:
         """kwscc's host CMSIS-NN implementation, configured for the model's rounding."""
-        files = {p.name: p.read_text() for p in sorted(HOST_DIR.iterdir()) if p.suffix in (".c", ".h")}
+        files = read_sources(HOST_DIR)
         if rounding == "single":
             files["kwscc_host_config.h"] = files["kwscc_host_config.h"].replace(
                 "#define KWSCC_HOST_CONFIG_H\n", "#define KWSCC_HOST_CONFIG_H\n#define CMSIS_NN_USE_SINGLE_ROUNDING\n")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kwscc.ir import Graph, Node
+from kwscc.ir import Node
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.simulate import depthwise_weights, is_depthwise
 
@@ -142,7 +142,3 @@ def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall
     if node.op in ("MaxPool", "AveragePool"):
         return lower_pool(qm, node, prefix)
     return lower_softmax(qm, node, prefix)
-
-
-def scratch_for(graph: Graph, calls: dict[str, KernelCall], cpu_build: str) -> dict[str, int]:
-    return {name: call.scratch[cpu_build] for name, call in calls.items()}

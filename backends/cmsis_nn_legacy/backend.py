@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from kwscc.backends.base import Backend, tensor_pointer
+from kwscc.backends.base import Backend, read_sources, render_model, tensor_pointer
 from kwscc.backends.cmsis_nn_legacy import constraints
 from kwscc.backends.cmsis_nn_legacy.kernels import LegacyCall, lower
 from kwscc.backends.cmsis_nn_legacy.quantize import quantize_legacy
 from kwscc.backends.cmsis_nn_legacy.simulate import simulate_legacy
-from kwscc.codegen import c_float_literal, environment
+from kwscc.codegen import c_float_literal
 from kwscc.errors import UnsupportedError
 from kwscc.memory.planner import MemoryPlan
 from kwscc.naming import c_comment
@@ -70,16 +70,11 @@ class CmsisNNLegacyBackend(Backend):
         """{file name: text} of the generated sources."""
         for call in calls:
             _keep_rgb_inside_arena(qm, call, plan)
-        env = environment()
-        view = self._view(qm, calls, plan, name, cpu, gen)
-        return {
-            f"{name}.h": env.get_template("cmsis_nn_legacy/model.h.j2").render(view),
-            f"{name}.c": env.get_template("cmsis_nn_legacy/model.c.j2").render(view),
-        }
+        return render_model("cmsis_nn_legacy", name, self._view(qm, calls, plan, name, cpu, gen))
 
     def host_files(self, rounding: str) -> dict[str, str]:
         """kwscc's host implementation of the q7 functions the generated code calls."""
-        return {p.name: p.read_text() for p in sorted(HOST_DIR.iterdir()) if p.suffix in (".c", ".h")}
+        return read_sources(HOST_DIR)
 
     def _view(self, qm, calls, plan, name, cpu, gen) -> dict:
         graph = qm.graph

@@ -278,16 +278,10 @@ def vector_buffer_size(host: HostLibrary, family: str, case: dict) -> int:
 
 def check_vector_case(host: HostLibrary, family: str, case: dict, arrays: dict, config: str) -> list[str]:
     """Problems found for one case (empty list when output and status match the vector exactly)."""
+    from tests.vectors import vector_problems
+
     status, out = run_vector_case(host, family, case, arrays, config)
-    want = arrays[f"out_{config}"]
-    problems = []
-    if status != case["status"][config]:
-        problems.append(f"status {status}, expected {case['status'][config]}")
-    if not np.array_equal(out, want):
-        diff = np.flatnonzero(out.ravel() != want.ravel())
-        problems.append(f"{diff.size}/{want.size} outputs differ, first at flat index {diff[0]}: "
-                        f"got {out.ravel()[diff[0]]}, expected {want.ravel()[diff[0]]}")
-    return problems
+    return vector_problems(status, out, case, arrays, config)
 
 
 def _main(argv: list[str]) -> int:

@@ -121,16 +121,10 @@ def run_legacy_case(host: LegacyHost, family: str, case: dict, arrays: dict, con
 
 
 def check_legacy_case(host: LegacyHost, family: str, case: dict, arrays: dict, config: str = "host") -> list[str]:
+    from tests.vectors import vector_problems
+
     status, out = run_legacy_case(host, family, case, arrays, config)
-    want = arrays[f"out_{config}"]
-    problems = []
-    if status != case["status"][config]:
-        problems.append(f"status {status}, expected {case['status'][config]}")
-    if not np.array_equal(out, want):
-        diff = np.flatnonzero(out.ravel() != want.ravel())
-        problems.append(f"{diff.size}/{want.size} outputs differ, first at {diff[0]}: got {out.ravel()[diff[0]]}, "
-                        f"expected {want.ravel()[diff[0]]}")
-    return problems
+    return vector_problems(status, out, case, arrays, config)
 
 
 def _main(argv: list[str]) -> int:
