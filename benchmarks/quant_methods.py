@@ -1,6 +1,7 @@
 """Quantization quality of kwscc on the shared KWS models: every calibration method, per-tensor and
-per-channel weights, with and without the data-driven steps, the seed's weights, and TensorFlow's own
-int8 quantization (the *_int8.tflite anchor) -- all measured in one run on the same data.
+per-channel weights, with and without the data-driven steps, each input/logits step left out, the
+seed's weights, and TensorFlow's own int8 quantization (the *_int8.tflite anchor) -- all measured in
+one run on the same data.
 
     /work/venv/bin/python benchmarks/quant_methods.py [--models dnn_s,cnn_s,...] [--markdown FILE] [--json FILE]
                                                       [--anchors DIR] [--check-c]
@@ -48,6 +49,10 @@ def configs() -> list[tuple[str, QuantOptions]]:
             out.append((f"{method} {gran} plain", QuantOptions.plain(method=method, per_channel=pc)))
             out.append((f"{method} {gran} +steps", QuantOptions(method=method, per_channel=pc)))
     out.append(("seed: max, weights per tensor 7-ceil(log2 max|w|)", QuantOptions.seed()))
+    out.append(("default without the split input (input zero point instead)", QuantOptions(split_input=False)))
+    out.append(("default without split input and input zero point (Qm.n input)",
+                QuantOptions(split_input=False, input_zero_point=False)))
+    out.append(("default without the softmax-driven logits format", QuantOptions(softmax_input=False)))
     out.append(("default + logits format search", QuantOptions(search=True)))
     out.append((EQUALIZED, QuantOptions()))
     return out
@@ -106,10 +111,10 @@ def run_model(model: str, anchors: Path, check_c: bool) -> dict:
         print(f"{model:9s} {label:52s} {result['configs'][label]['top1_agreement']:.4f}", flush=True)
     # the ceiling of any int8 input: the float model with only its input rounded to the input format
     from kwscc.ir.execute import run_float
-    from kwscc.quant.formats import dequantize, quantize_input
+    from kwscc.quant.formats import Format, dequantize, frac_bits_for, quantize_input
 
-    fmt = qm.input_format
     name = graph.inputs[0]
+    fmt = Format(frac_bits_for(float(np.abs(calib[name]).max())))
     rounded = {name: dequantize(quantize_input(test[name], fmt), fmt)}
     chunks = [rounded[name][i:i + 500] for i in range(0, len(ref_top), 500)]
     top = np.concatenate([run_float(graph, {name: c})[out_name].reshape(len(c), -1) for c in chunks]).argmax(1)
@@ -138,7 +143,7 @@ def markdown(results: list[dict]) -> str:
     for label in labels:
         vals = [r["configs"][label]["top1_agreement"] for r in results]
         lines.append(f"| {label} | " + " | ".join(f"{v:.4f}" for v in vals) + " |")
-    lines.append("| float model, only the input rounded to its int8 format | "
+    lines.append("| float model, only the input rounded to Qm.n int8 (the max rule) | "
                  + " | ".join(f"{r['input_only']['top1_agreement']:.4f}" for r in results) + " |")
     lines.append("| **TFLite int8 (affine) anchor** | " + " | ".join(f"{r['anchor']:.4f}" for r in results) + " |")
     if all("c_check" in r for r in results):

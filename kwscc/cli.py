@@ -46,7 +46,12 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-bias-correction", dest="bias_correction", action="store_false",
                    help="skip the empirical bias correction (cmsis-nn)")
     p.add_argument("--no-unsigned", dest="unsigned_relu", action="store_false",
-                   help="keep ReLU outputs in signed Qm.n (no zero point -128 folded into biases)")
+                   help="keep ReLU outputs in signed Qm.n (no zero point -128)")
+    p.add_argument("--no-input-zero-point", dest="input_zero_point", action="store_false",
+                   help="quantize the input symmetrically (Qm.n) instead of with the zero point that fits its range")
+    p.add_argument("--no-split-input", dest="split_input", action="store_false",
+                   help="one int8 per input value: no hi + lo planes for a convolutional first layer "
+                        "(halves the input buffer and the first layer's weights, costs accuracy)")
     p.add_argument("--search-formats", action="store_true",
                    help="choose formats by the error of the final logits on the calibration data (slower)")
     p.add_argument("--legacy-softmax", default="kwscc", choices=("kwscc", "cmsis"),
@@ -82,6 +87,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--bits", default="16,8,4,3,2,1", help="weight bit widths, comma separated")
         p.add_argument("--noise", default="0,0.04,0.06,0.08,0.1,0.16",
                        help="weight noise standard deviations, relative to each tensor's max |w|")
+        p.add_argument("--rule", default="mse", choices=("mse", "max"),
+                       help="weight formats at b bits: mse = kwscc's (per channel, least squared error), "
+                            "max = the seed's (per tensor, (b-1) - ceil(log2 max|w|))")
         p.add_argument("--draws", type=int, default=5, help="noise draws averaged per level")
         p.add_argument("--seed", type=int, default=0, help="random seed of the noise")
         p.add_argument("--out", metavar="DIR", help="write DIR/sweep.csv and DIR/sweep.svg")
@@ -117,6 +125,7 @@ def _options(args, argv):
                           cpu=args.cpu, weights=args.weights, calib_method=args.calib_method,
                           ranges_file=args.ranges, legacy_softmax=args.legacy_softmax,
                           bias_correction=args.bias_correction, unsigned_relu=args.unsigned_relu,
+                          input_zero_point=args.input_zero_point, split_input=args.split_input,
                           search_formats=args.search_formats,
                           input_shapes=dict(args.input_shape),
                           command=" ".join(shlex.quote(a) for a in ["kwscc", *argv]))
@@ -210,7 +219,7 @@ def cmd_sweep(args, argv) -> int:
     graph = run_pipeline(read_model(args.model, dict(args.input_shape)))
     feeds = load_inputs(args.data, graph)
     labels = _labels(args.labels, args.data, next(iter(feeds.values())).shape[0])
-    rows = sweep(graph, feeds, labels, bits, noise, args.draws, args.seed)
+    rows = sweep(graph, feeds, labels, bits, noise, args.draws, args.seed, rule=args.rule)
     print(format_table(rows))
     if args.out:
         out = Path(args.out)

@@ -36,6 +36,8 @@ class CompileOptions:
     ranges_file: str | None = None
     bias_correction: bool = True  # data-driven steps of kwscc.quant.refine (cmsis-nn backend)
     unsigned_relu: bool = True
+    input_zero_point: bool = True
+    split_input: bool = True
     search_formats: bool = False
     legacy_softmax: str = "kwscc"
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)

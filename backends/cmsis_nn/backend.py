@@ -63,7 +63,9 @@ class CmsisNNBackend(Backend):
         return {
             "gen": gen, "name": name, "NAME": name.upper(), "calls": views, "cpu": cpu, "cpu_build": CPU_BUILDS[cpu],
             "input_size": graph.tensors[graph.inputs[0]].size, "output_size": graph.tensors[graph.outputs[0]].size,
-            "arena_size": plan.arena_size, "input_frac": in_fmt.frac, "output_frac": out_fmt.frac,
+            "arena_size": plan.arena_size, "input_frac": in_fmt.frac, "input_zero_point": in_fmt.zero_point,
+            "split": qm.split, "split_scale_literal": c_float_literal(2.0 ** qm.split.bits) if qm.split else None,
+            "quantized_input_size": qm.stored_bytes(graph.inputs[0]), "output_frac": out_fmt.frac,
             "output_zero_point": out_fmt.zero_point, "single_rounding": qm.rounding == "single",
             "input_scale_literal": c_float_literal(2.0 ** in_fmt.frac),
             "output_scale_literal": c_float_literal(2.0 ** -out_fmt.frac),

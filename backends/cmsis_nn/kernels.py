@@ -13,6 +13,7 @@ import numpy as np
 from kwscc.ir import Node
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.simulate import depthwise_weights, is_depthwise
+from kwscc.quant.split_input import split_shape
 
 POW2_MULTIPLIER = 1 << 30  # scale 2^-k is (2^30, 1 - k): TFLite's QuantizeMultiplier(2^-k)
 
@@ -70,9 +71,12 @@ def _conv_scratch(in_shape, w_shape, attrs, grouped: bool) -> dict[str, int]:
 def lower_conv(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     g, layer, a = qm.graph, qm.layers[node.name], node.attrs
     x, y = g.tensors[node.inputs[0]].shape, g.tensors[node.outputs[0]].shape
+    if qm.split is not None and qm.split.layer == node.name:
+        x = split_shape(x)  # hi and lo channels of the input
     w = layer.weights
     params = {"input_dims": dims(x), "output_dims": dims(y), "stride": a["strides"], "padding": a["pads"][:2],
-              "dilation": a["dilations"], "act": layer.act, "channels": y[3]}
+              "dilation": a["dilations"], "act": layer.act, "channels": y[3], "input_offset": layer.input_offset,
+              "split": None}
     macs = int(np.prod(y[1:])) * w.shape[1] * w.shape[2] * w.shape[3]
     arrays = _quant_arrays(layer, prefix)
     if is_depthwise(node, x[3]):
@@ -87,6 +91,14 @@ def lower_conv(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
                           {"c": 0, "dsp": dsp, "mve": 4 * 124 * kh * kw}, macs, arrays)
     params["filter_dims"] = {"n": w.shape[0], "h": w.shape[1], "w": w.shape[2], "c": w.shape[3]}
     scratch = _conv_scratch(x, w.shape, a, grouped=w.shape[3] != x[3])
+    if qm.split is not None and qm.split.layer == node.name:
+        # flash holds the hi weights; the C builds the [hi, lo] filter at the start of the scratch
+        channels = qm.split.channels
+        arrays[0].values = np.ascontiguousarray(w[..., :channels]).reshape(-1)
+        filter_bytes = align4(w.size)
+        params["split"] = {"channels": channels, "bits": qm.split.bits, "weights": int(w.size // 2),
+                           "filter_bytes": filter_bytes}
+        scratch = {build: size + filter_bytes for build, size in scratch.items()}
     return KernelCall(node, "arm_convolve_wrapper_s8", "ops/conv.c.j2", params, scratch, macs, arrays)
 
 
@@ -100,11 +112,12 @@ def lower_dense(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> Kern
         # a 1x1 convolution is a fully connected layer whose requantization is per output channel
         params = {"input_dims": {"n": 1, "h": 1, "w": 1, "c": depth}, "output_dims": {"n": 1, "h": 1, "w": 1, "c": out_ch},
                   "filter_dims": {"n": out_ch, "h": 1, "w": 1, "c": depth}, "stride": (1, 1), "padding": (0, 0),
-                  "dilation": (1, 1), "act": layer.act, "channels": out_ch}
+                  "dilation": (1, 1), "act": layer.act, "channels": out_ch, "input_offset": layer.input_offset,
+                  "split": None}
         return KernelCall(node, "arm_convolve_wrapper_s8", "ops/conv.c.j2", params, {"c": 0, "dsp": 0, "mve": 0},
                           macs, arrays)
     params = {"input_dims": {"n": x[0], "h": 1, "w": 1, "c": depth}, "filter_dims": {"n": depth, "h": 1, "w": 1, "c": out_ch},
-              "output_dims": {"n": y[0], "h": 1, "w": 1, "c": out_ch}, "act": layer.act,
+              "output_dims": {"n": y[0], "h": 1, "w": 1, "c": out_ch}, "act": layer.act, "input_offset": layer.input_offset,
               "multiplier": POW2_MULTIPLIER, "shift": int(1 - layer.shift[0])}
     return KernelCall(node, "arm_fully_connected_s8", "ops/fully_connected.c.j2", params,
                       {"c": 0, "dsp": 0, "mve": 4 * out_ch}, macs, arrays[:2])

@@ -14,7 +14,7 @@ static const char *const labels[DS_CNN_S_OUTPUT_SIZE] = {
 
 int main(void)
 {
-    int8_t features[DS_CNN_S_INPUT_SIZE];
+    int8_t features[DS_CNN_S_QUANTIZED_INPUT_SIZE];
     int8_t scores[DS_CNN_S_OUTPUT_SIZE];
     float probabilities[DS_CNN_S_OUTPUT_SIZE];
     int i, best = 0;

@@ -1,8 +1,9 @@
 """Power-of-two (Qm.n) int8 formats.
 
 A tensor in format (frac=n, zero_point=z) stores q = clamp(round(x * 2^n) + z, -128, 127) and
-means x = (q - z) * 2^-n. Every kwscc tensor has z = 0 except softmax outputs (n = 8, z = -128,
-fixed by arm_softmax_s8).
+means x = (q - z) * 2^-n. Most tensors have z = 0; softmax outputs have n = 8, z = -128 (fixed by
+arm_softmax_s8), and kwscc.quant.refine gives ReLU outputs z = -128 and the model input any z
+that fits its range best (see kwscc.quant.quantize).
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def quantize_input(x: np.ndarray, fmt: Format) -> np.ndarray:
     """What the generated <name>_quantize_input computes, in float32 exactly as the C does.
 
     s = x * 2^n (exact in float32), then round half away from zero by truncating s +- 0.5,
-    saturated to int8; NaN becomes 0.
+    plus the zero point, saturated to int8; NaN becomes the zero point (a real 0).
     """
     s = np.asarray(x, np.float32) * np.float32(2.0**fmt.frac)
     with np.errstate(invalid="ignore"):

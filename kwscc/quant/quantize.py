@@ -7,14 +7,15 @@ n_w[c] per output channel c (or one for all with per-tensor weights):
   (k >= 0 keeps CMSIS-NN's int32 left shift free of overflow, k <= 31 is its shift range).
 Pools and reshapes keep their input's format; softmax outputs are Q(1/256) with zero point -128.
 
-Unsigned tensors (keyword `unsigned`): a tensor that is never negative (a ReLU output) can be stored
-as q = round(x * 2^n) - 128, i.e. Format(n, zero_point=-128), which spans [0, 255 * 2^-n] and so has
-one more bit of resolution than the symmetric Qm.n. The kernels keep input and output offsets 0:
-the producer's int32 bias carries the -128 (bias - 128 * 2^k[c]) and every reader's bias carries
-the +128 (bias + 128 * sum of its int8 weights of channel c), which makes the reader's int32
-accumulator identical to what it would be with the unshifted input. Only readers whose accumulator
-sees every input element with the same weight set qualify (no zero padding): Conv without padding,
-Dense, pools without padding, reshapes of such tensors (see kwscc.quant.refine.unsigned_tensors).
+Zero points: a tensor in Format(n, z) stores q = round(x * 2^n) + z; the scale stays a power of two.
+  - Unsigned tensors (keyword `unsigned`): a tensor that is never negative (a ReLU output) can be
+    stored with z = -128, spanning [0, 255 * 2^-n]: one more bit of resolution than the symmetric
+    Qm.n. The producer's int32 bias carries the offset (bias - 128 * 2^k[c]).
+  - The model input may have any z (keyword `input_formats`, chosen by kwscc.quant.refine): an
+    input range like [-61, 23] then fits a step of 2^-2 instead of 2^-1.
+  Every reader of a tensor with z != 0 gets CMSIS-NN's input_offset = -z, so its accumulator sums
+  (q - z) * w, exactly the unshifted input, and zero padding (filled with -input_offset) still reads
+  as a real 0. Pools and reshapes pass the offset on unchanged; softmax does not depend on it.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from kwscc.ir import Graph, Node
 from kwscc.quant.formats import (
     SOFTMAX_OUTPUT, Format, act_limits, frac_bits_for, quantize_bias, quantize_weights,
 )
+from kwscc.quant.split_input import InputSplit, split_weights
 
 MAX_SHIFT = 31
 
@@ -42,6 +44,7 @@ class QLayer:
     shift: np.ndarray | None = None  # k per output channel: requantize by 2^-k
     weight_frac: np.ndarray | None = None
     per_channel: bool = True
+    input_offset: int = 0  # CMSIS-NN's input_offset: minus the input tensor's zero point
 
 
 @dataclass(slots=True)
@@ -51,6 +54,7 @@ class QuantModel:
     layers: dict[str, QLayer] = field(default_factory=dict)
     rounding: str = "default"
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    split: InputSplit | None = None  # the input as hi + lo int8 planes (kwscc.quant.split_input)
 
     @property
     def input_format(self) -> Format:
@@ -59,6 +63,11 @@ class QuantModel:
     @property
     def output_format(self) -> Format:
         return self.formats[self.graph.outputs[0]]
+
+    def stored_bytes(self, tensor: str) -> int:
+        """int8 elements the program holds for `tensor`: two per value on the way of a split input."""
+        size = self.graph.tensors[tensor].size
+        return 2 * size if self.split is not None and tensor in self.split.tensors else size
 
 
 def _absmax(ranges, name: str) -> float:
@@ -103,7 +112,7 @@ def _weight_fracs(w: np.ndarray, per_channel: bool, method: str = "max") -> np.n
 
 
 def _weighted_layer(graph: Graph, node: Node, formats, ranges, per_channel: bool, unsigned=frozenset(),
-                    weight_method: str = "max") -> QLayer:
+                    weight_method: str = "max", split: InputSplit | None = None) -> QLayer:
     w = graph.tensors[node.inputs[1]].data.astype(np.float64)
     b = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(w.shape[0])
     in_fmt = formats[node.inputs[0]]
@@ -118,9 +127,7 @@ def _weighted_layer(graph: Graph, node: Node, formats, ranges, per_channel: bool
         shift = n_in + n_wc - n_out
         qw = quantize_weights(w, n_wc)
         bias = quantize_bias(b, n_in + n_wc).astype(np.int64)
-        if in_fmt.zero_point:  # the reader's half of an unsigned tensor: acc as with the unshifted input
-            bias -= in_fmt.zero_point * qw.reshape(qw.shape[0], -1).astype(np.int64).sum(axis=1)
-        if zero_point:  # the producer's half: the output offset in accumulator units
+        if zero_point:  # the output offset in accumulator units
             if int(shift.max()) > MAX_UNSIGNED_SHIFT:
                 continue
             bias += zero_point * (np.int64(1) << shift.astype(np.int64))
@@ -128,6 +135,8 @@ def _weighted_layer(graph: Graph, node: Node, formats, ranges, per_channel: bool
                 continue
         break
     n_w = n_wc
+    if split is not None and split.layer == node.name:
+        qw = split_weights(qw, split.bits)  # over the hi and lo input channels; the bias stays as it is
     out_fmt = Format(n_out, zero_point)
     formats[out] = out_fmt
     return QLayer(
@@ -138,20 +147,26 @@ def _weighted_layer(graph: Graph, node: Node, formats, ranges, per_channel: bool
         shift=shift.astype(np.int32),
         weight_frac=n_w,
         per_channel=per_channel,
+        input_offset=-in_fmt.zero_point,
     )
 
 
 def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: bool = True,
-             rounding: str = "default", *, unsigned=frozenset(), weight_method: str = "max") -> QuantModel:
+             rounding: str = "default", *, unsigned=frozenset(), weight_method: str = "max",
+             input_formats: dict[str, Format] | None = None, split: InputSplit | None = None) -> QuantModel:
     """Formats, int8 weights and int32 biases of every layer. `unsigned`: tensors to store with zero
     point -128 (see the module docstring; only tensors that kwscc.quant.refine.unsigned_tensors lists
-    are valid). `weight_method`: "max" (the ML-KWS rule) or "mse" (see _weight_fracs)."""
+    are valid). `weight_method`: "max" (the ML-KWS rule) or "mse" (see _weight_fracs). `input_formats`:
+    formats of graph inputs chosen elsewhere (else symmetric, from the ranges)."""
     formats: dict[str, Format] = {name: Format(frac_bits_for(_absmax(ranges, name))) for name in graph.inputs}
-    qm = QuantModel(graph, formats, rounding=rounding, ranges=dict(ranges))
+    formats.update(input_formats or {})
+    if split is not None and formats[split.input].zero_point:
+        raise ValueError("a split input has no zero point")
+    qm = QuantModel(graph, formats, rounding=rounding, ranges=dict(ranges), split=split)
     for node in graph.nodes():
         if node.op in ("Conv", "Dense"):
             qm.layers[node.name] = _weighted_layer(graph, node, formats, ranges, per_channel, unsigned,
-                                                   weight_method)
+                                                   weight_method, split)
         elif node.op == "Softmax":
             formats[node.outputs[0]] = SOFTMAX_OUTPUT
         else:  # pools and reshapes move values without rescaling them

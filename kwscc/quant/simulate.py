@@ -8,6 +8,7 @@ from kwscc.ops.conv import conv_out_hw
 from kwscc.quant import kernels
 from kwscc.quant.formats import quantize_input
 from kwscc.quant.quantize import QuantModel
+from kwscc.quant.split_input import quantize_split, split_shape
 
 
 def is_depthwise(node: Node, in_channels: int) -> bool:
@@ -22,7 +23,7 @@ def _conv(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     mult, shift = kernels.pow2_multiplier_shift(layer.shift)
     out_hw = conv_out_hw(x.shape[1:3], layer.weights.shape[1:3], a["strides"], a["pads"], a["dilations"])
     common = dict(stride=a["strides"], padding=a["pads"][:2], dilation=a["dilations"], out_hw=out_hw,
-                  act=layer.act, rounding=qm.rounding)
+                  act=layer.act, rounding=qm.rounding, input_offset=layer.input_offset)
     if is_depthwise(node, x.shape[3]):
         w = depthwise_weights(layer.weights)
         return kernels.depthwise_conv_s8(x, w, layer.bias, mult, shift, ch_mult=w.shape[3] // x.shape[3], **common)
@@ -40,10 +41,11 @@ def _dense(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     if layer.per_channel:  # emitted as a 1x1 convolution, whose requantization is per channel
         w = layer.weights.reshape(layer.weights.shape[0], 1, 1, -1)
         y = kernels.conv_s8(x.reshape(x.shape[0], 1, 1, -1), w, layer.bias, mult, shift, stride=(1, 1),
-                            padding=(0, 0), out_hw=(1, 1), act=layer.act, rounding=qm.rounding)
+                            padding=(0, 0), out_hw=(1, 1), act=layer.act, rounding=qm.rounding,
+                            input_offset=layer.input_offset)
         return y.reshape(x.shape[0], -1)
     return kernels.fully_connected_s8(x, layer.weights, layer.bias, int(mult[0]), int(shift[0]),
-                                      act=layer.act, rounding=qm.rounding)
+                                      act=layer.act, rounding=qm.rounding, input_offset=layer.input_offset)
 
 
 def _pool(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
@@ -61,7 +63,10 @@ def _softmax(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
 
 
 def _reshape(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
-    return x.reshape((x.shape[0],) + tuple(node.attrs["shape"][1:]))
+    shape = tuple(node.attrs["shape"][1:])
+    if qm.split is not None and node.outputs[0] in qm.split.tensors:
+        shape = split_shape(shape)
+    return x.reshape((x.shape[0],) + shape)
 
 
 SIMULATORS = {"Conv": _conv, "Dense": _dense, "MaxPool": _pool, "AveragePool": _pool,
@@ -76,6 +81,13 @@ def simulate(qm: QuantModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndar
     return values
 
 
+def quantize_model_input(qm: QuantModel, name: str, x: np.ndarray) -> np.ndarray:
+    """Float input `name` -> the int8 the generated <name>_quantize_input writes (split or not)."""
+    if qm.split is not None and qm.split.input == name:
+        return quantize_split(x, qm.formats[name], qm.split)
+    return quantize_input(x, qm.formats[name])
+
+
 def simulate_float_inputs(qm: QuantModel, feeds: dict[str, np.ndarray], simulator=simulate) -> dict[str, np.ndarray]:
     """simulator() (a backend's; cmsis-nn's by default) after quantizing float inputs as the generated C does."""
-    return simulator(qm, {name: quantize_input(x, qm.formats[name]) for name, x in feeds.items()})
+    return simulator(qm, {name: quantize_model_input(qm, name, x) for name, x in feeds.items()})

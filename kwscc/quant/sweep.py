@@ -1,11 +1,17 @@
 """`kwscc sweep`: float accuracy of a model against weight bit width and additive weight noise.
 
 The study of the ML-KWS seed: weights only are changed, activations stay float.
-  bits b >= 2: every Conv/Dense weight tensor in a power-of-two format of b bits, per tensor,
-               dec_bits = (b - 1) - ceil(log2 max|w|), values clamp(round(w * 2^dec), -2^(b-1), 2^(b-1) - 1)
-  bits b = 1:  sign(w) * 2^round(log2 mean|w|) (binary weights with a power-of-two scale)
+  bits b >= 2: every Conv/Dense weight tensor in power-of-two formats of b bits, values
+               clamp(round(w * 2^dec), -2^(b-1), 2^(b-1) - 1) * 2^-dec, with dec chosen by --rule:
+                 mse (default): kwscc's own weight rule, per output channel, the dec among the max
+                   rule's and the RULE_CANDIDATES - 1 finer ones (which clip) with the least squared error
+                 max: the seed's rule, per tensor, dec_bits = (b - 1) - ceil(log2 max|w|)
+  bits b = 1:  sign(w) * 2^round(log2 mean|w|) per tensor with either rule (binary weights with a
+               power-of-two scale; per channel it measures far worse: MNIST CNN 24.6 % against 64.6 %)
   noise s:     w + N(0, (s * max|w|)^2) per tensor, averaged over --draws draws (seeded)
 Biases are left as they are. The graph is the one kwscc compiles (batch norms folded into weights).
+At 2 bits the rules differ most: the max rule's step is as large as max|w| / 2, so most weights of a
+layer round to 0 (MNIST CNN: 31 %), while a per-channel choice that clips the largest weights keeps 82 %.
 """
 from __future__ import annotations
 
@@ -20,18 +26,35 @@ from kwscc.ir import Graph
 from kwscc.ir.execute import run_float
 
 CHUNK = 500
+RULES = ("mse", "max")
+RULE_CANDIDATES = 6
 
 
-def quantize_weights_bits(w: np.ndarray, bits: int) -> np.ndarray:
-    w = np.asarray(w, np.float64)
+def _quantize_block(w: np.ndarray, bits: int, rule: str) -> np.ndarray:
     absmax = float(np.abs(w).max()) if w.size else 0.0
     if absmax == 0:
         return w.copy()
     if bits == 1:
         return np.where(w >= 0, 1.0, -1.0) * 2.0 ** round(math.log2(float(np.abs(w).mean())))
-    dec = (bits - 1) - math.ceil(math.log2(absmax))
     top = 2 ** (bits - 1)
-    return np.clip(np.floor(w * 2.0**dec + 0.5), -top, top - 1) / 2.0**dec
+    dec0 = (bits - 1) - math.ceil(math.log2(absmax))
+    best = None
+    for dec in range(dec0, dec0 + (RULE_CANDIDATES if rule == "mse" else 1)):
+        q = np.clip(np.floor(w * 2.0**dec + 0.5), -top, top - 1) / 2.0**dec
+        err = float(np.sum((q - w) ** 2))
+        if best is None or err < best[0]:
+            best = (err, q)
+    return best[1]
+
+
+def quantize_weights_bits(w: np.ndarray, bits: int, rule: str = "mse") -> np.ndarray:
+    """Weights w (output channels on axis 0) at `bits` bits by `rule` (see the module docstring)."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    w = np.asarray(w, np.float64)
+    if rule == "max" or bits == 1:
+        return _quantize_block(w, bits, rule)
+    return np.stack([_quantize_block(row, bits, rule) for row in w]) if w.ndim > 1 else _quantize_block(w, bits, rule)
 
 
 def weight_tensors(graph: Graph) -> list[str]:
@@ -55,12 +78,12 @@ def accuracy(graph: Graph, feeds: dict[str, np.ndarray], labels: np.ndarray, wei
 
 
 def sweep(graph: Graph, feeds, labels, bits: list[int], noise: list[float], draws: int = 5, seed: int = 0,
-          progress=None) -> list[dict]:
+          progress=None, rule: str = "mse") -> list[dict]:
     names = weight_tensors(graph)
     original = {n: graph.tensors[n].data.astype(np.float64) for n in names}
     rows = [{"study": "float", "value": "", "accuracy": accuracy(graph, feeds, labels, original), "std": 0.0}]
     for b in bits:
-        acc = accuracy(graph, feeds, labels, {n: quantize_weights_bits(w, b) for n, w in original.items()})
+        acc = accuracy(graph, feeds, labels, {n: quantize_weights_bits(w, b, rule) for n, w in original.items()})
         rows.append({"study": "bits", "value": b, "accuracy": acc, "std": 0.0})
         if progress:
             progress(rows[-1])

@@ -79,7 +79,7 @@ def _layer(compiled: Compiled, call, step: dict[str, int], cpu_build: str | None
         "quant_params_bytes": int(sum(a.values.nbytes for a in arrays if a.role not in ("weights", "bias"))),
         "arrays": [{"symbol": a.suffix, "role": a.role, "ctype": a.ctype, "bytes": int(a.values.nbytes)}
                    for a in arrays],
-        "input_bytes": int(sum(graph.tensors[t].size for t in acts)),
+        "input_bytes": int(sum(compiled.qm.stored_bytes(t) for t in acts)),
         "output_bytes": int(graph.tensors[out].size),
         "input_locations": [plan.location(t)[0] for t in acts],
         "output_location": where,
@@ -150,7 +150,7 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
         "measured": False, "reason": "not requested", "compiler": flash_size.GCC,
         "flags": flash_size.compile_flags(compiled.options.cpu), "cpu": compiled.options.cpu}
     code_bytes = code.get("code_bytes") if code["measured"] else None
-    in_bytes = sum(graph.tensors[t].size for t in graph.inputs)
+    in_bytes = sum(compiled.qm.stored_bytes(t) for t in graph.inputs)
     out_bytes = sum(graph.tensors[t].size for t in graph.outputs[:1])
     scratch_max = max((b.size for b in plan.buffers if b.is_scratch), default=0)
     return {

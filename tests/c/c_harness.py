@@ -30,7 +30,7 @@ HARNESS = r"""
 int main(int argc, char **argv)
 {
     static float x[@NAME@_INPUT_SIZE];
-    static int8_t q[@NAME@_INPUT_SIZE];
+    static int8_t q[@NAME@_QUANTIZED_INPUT_SIZE];
     static int8_t y[@NAME@_OUTPUT_SIZE];
     static float yf[@NAME@_OUTPUT_SIZE];
     FILE *in;
@@ -60,7 +60,7 @@ int main(int argc, char **argv)
             return 1;
         }
         @name@_dequantize_output(y, yf);
-        if (fwrite(q, 1, @NAME@_INPUT_SIZE, q_out) != @NAME@_INPUT_SIZE
+        if (fwrite(q, 1, @NAME@_QUANTIZED_INPUT_SIZE, q_out) != @NAME@_QUANTIZED_INPUT_SIZE
             || fwrite(y, 1, @NAME@_OUTPUT_SIZE, y_out) != @NAME@_OUTPUT_SIZE
             || fwrite(yf, sizeof(float), @NAME@_OUTPUT_SIZE, f_out) != @NAME@_OUTPUT_SIZE) {
             fprintf(stderr, "write failed\n");

@@ -19,8 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from kwscc.cli import main
 from kwscc.driver import CompileOptions, compile_model
-from kwscc.quant.formats import dequantize, quantize_input
-from kwscc.quant.simulate import simulate_float_inputs
+from kwscc.quant.formats import dequantize
+from kwscc.quant.simulate import quantize_model_input, simulate_float_inputs
 from tests.c.c_harness import (
     ARM_COMMON, ARM_M4, ARM_M55, HOST_DIR, SANITIZE, STRICT, Generated, cc_build, kws_samples, run_harness,
     sanitizer_env,
@@ -38,7 +38,7 @@ def simulate(compiled, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, np.float32).reshape((x.shape[0],) + tuple(graph.tensors[name].shape[1:]))
     with np.errstate(over="ignore", invalid="ignore"):  # the edge-value samples hold +-Inf and 1e30
         out = simulate_float_inputs(qm, {name: x})[graph.outputs[0]]
-        q = quantize_input(x, qm.formats[name])
+        q = quantize_model_input(qm, name, x)
     return q.reshape(x.shape[0], -1), out.reshape(x.shape[0], -1)
 
 
@@ -94,23 +94,33 @@ def test_sanitized_build_matches_simulator(model, generate, host_cc, tmp_path):
     assert_matches_simulator(gen, result, x)
 
 
-def test_quantize_input_edge_values(generate, host_cc, tmp_path):
-    """NaN -> 0, +-Inf and huge values saturate, halves round away from zero: exactly as the simulator."""
-    gen = generate("dnn_s")
-    frac = gen.compiled.qm.input_format.frac
-    step = 2.0 ** -frac
+@pytest.mark.parametrize("model", MODELS)
+def test_quantize_input_edge_values(model, generate, host_cc, tmp_path):
+    """NaN -> the zero point, +-Inf and huge values saturate, halves round away from zero: exactly as the
+    simulator, for DNN_S's input (one int8 with a zero point) and DS_CNN_S's (split into hi + lo)."""
+    gen = generate(model)
+    qm = gen.compiled.qm
+    step, zp = 2.0 ** -qm.input_format.frac, qm.input_format.zero_point
     specials = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0, 0.5 * step, -0.5 * step, 1.5 * step,
                          -1.5 * step, 127.49 * step, 127.5 * step, -128.49 * step, -128.5 * step, 3e-39,
                          np.float32(np.finfo(np.float32).max)], np.float32)
-    x = np.resize(specials, (3, 250)).astype(np.float32)
+    features = gen.compiled.graph.tensors[gen.compiled.graph.inputs[0]].size
+    x = np.resize(specials, (3, features)).astype(np.float32)
     x[2] = 0.0
     exe = tmp_path / "prog"
     cc_build(gen, exe)
     result = run_harness(exe, gen, x)
     assert_matches_simulator(gen, result, x)
-    q = result.q[0, :len(specials)]
-    assert q[0] == 0 and q[1] == 127 and q[2] == -128 and q[3] == 127 and q[4] == -128
-    assert q[7] == 1 and q[8] == -1 and q[9] == 2 and q[10] == -2  # round half away from zero
+    q = result.q[0].astype(np.int64)
+    if qm.split is not None:  # one input channel: hi, lo interleaved
+        assert qm.split.channels == 1 and zp == 0
+        q, lo = q[0::2], q[1::2]
+        half = 2 ** (qm.split.bits - 1)
+        assert list(lo[[0, 5, 7, 8, 9, 10]]) == [0, 0, -half, half, -half, half]  # the residual of each half
+        assert lo[1] == 127 and lo[2] == -128  # +-Inf: the residual saturates too
+    q = q[:len(specials)]
+    assert q[0] == zp and q[1] == 127 and q[2] == -128 and q[3] == 127 and q[4] == -128
+    assert q[7] == 1 + zp and q[8] == -1 + zp and q[9] == 2 + zp and q[10] == -2 + zp  # half away from zero
 
 
 def test_single_rounding_build(generate, host_cc, tmp_path):
@@ -153,8 +163,8 @@ int main(int argc, char **argv)
 {
     static float a[DS_CNN_S_INPUT_SIZE];
     static float b[DNN_S_INPUT_SIZE];
-    static int8_t qa[DS_CNN_S_INPUT_SIZE];
-    static int8_t qb[DNN_S_INPUT_SIZE];
+    static int8_t qa[DS_CNN_S_QUANTIZED_INPUT_SIZE];
+    static int8_t qb[DNN_S_QUANTIZED_INPUT_SIZE];
     static int8_t ya[DS_CNN_S_OUTPUT_SIZE];
     static int8_t yb[DNN_S_OUTPUT_SIZE];
     FILE *fa;
@@ -403,7 +413,7 @@ ARM_MAIN = r"""
 #include "@name@.h"
 
 static float x[@NAME@_INPUT_SIZE];
-static int8_t q[@NAME@_INPUT_SIZE];
+static int8_t q[@NAME@_QUANTIZED_INPUT_SIZE];
 static int8_t y[@NAME@_OUTPUT_SIZE];
 static float yf[@NAME@_OUTPUT_SIZE];
 

@@ -31,35 +31,68 @@ def _producer_output(graph, source_name):
     return next(t for t in graph.tensors if t == source_name)
 
 
-def test_unsigned_tensors_exclude_padded_readers(small_models):
+def test_unsigned_tensors_include_padded_readers(small_models):
+    """Every ReLU output read by Conv / Dense / pools is unsigned: CMSIS-NN's input_offset makes zero
+    padding read as a real 0, so zero-padded readers qualify too; graph outputs and softmax-less
+    logits do not."""
     _, _, graph, _, _ = _setup(small_models, "convnet")
     uns = unsigned_tensors(graph)
     assert _producer_output(graph, "ar") in uns  # read by an unpadded 1x1 conv
-    assert "br" not in uns and "dr" not in uns  # read by zero-padded convolutions
+    assert "br" in uns and "dr" in uns  # read by zero-padded (depthwise) convolutions
     assert "er" in uns  # pool -> reshape -> dense
     _, _, mlp, _, _ = _setup(small_models, "mlp")
     assert unsigned_tensors(mlp) == {"r1", "r2"}
 
 
 def test_unsigned_reader_accumulator_is_exact(small_models):
-    """bias + 128 * sum(W) makes the reader compute exactly what CMSIS-NN would with input offset 128."""
+    """A reader of an unsigned tensor runs with input_offset 128 and its plain bias: its accumulator is
+    exactly the one of the unshifted input."""
     path, _, graph, feeds, summ = _setup(small_models, "mlp")
     qm = quantize_calibrated(graph, summ, QuantOptions(bias_correction=False))
     assert qm.formats["r1"].zero_point == -128 and qm.formats["r2"].zero_point == -128
     sim = simulate_float_inputs(qm, feeds)
     reader = next(n for n in graph.nodes() if n.inputs[0] == "r1")
     layer = qm.layers[reader.name]
-    w = layer.weights.astype(np.int64)
-    plain_bias = layer.bias.astype(np.int64) - 128 * w.sum(axis=1)
+    assert layer.input_offset == 128
     mult, shift = kernels.pow2_multiplier_shift(layer.shift)
-    want = kernels.conv_s8(sim["r1"].reshape(-1, 1, 1, w.shape[1]), layer.weights.reshape(w.shape[0], 1, 1, -1),
-                           plain_bias.astype(np.int32), mult, shift, stride=(1, 1), padding=(0, 0), out_hw=(1, 1),
-                           input_offset=128, act=layer.act, rounding=qm.rounding)
-    np.testing.assert_array_equal(sim[reader.outputs[0]], want.reshape(sim[reader.outputs[0]].shape))
+    unshifted = sim["r1"].astype(np.int32) + 128  # 0..255: needs int32, which is what input_offset avoids
+    acc = unshifted @ layer.weights.astype(np.int32).T + layer.bias
+    want = np.clip(kernels.requantize(acc, mult, shift, qm.rounding), *layer.act)
+    np.testing.assert_array_equal(sim[reader.outputs[0]], want)
     # and the unsigned tensor means what the float model computes, zeros exactly
     ref = run_float(graph, feeds)["r1"]
     deq = dequantize(sim["r1"], qm.formats["r1"])
     assert np.all(deq[ref == 0] == 0) and np.all(deq >= 0)
+
+
+def test_padded_reader_of_unsigned_tensor_reads_zero_padding(small_models):
+    """'br' is unsigned and read by a zero-padded depthwise conv: with input_offset 128 the padding is a
+    real 0, so the border outputs are as accurate as the inner ones; reading the padding as -128 (the
+    stored zero point, what a bias-folding scheme would do) would ruin them."""
+    path, _, graph, feeds, summ = _setup(small_models, "convnet")
+    qm = quantize_calibrated(graph, summ, QuantOptions(bias_correction=False))
+    assert qm.formats["br"].zero_point == -128
+    reader = next(n for n in graph.nodes() if n.inputs[0] == "br")
+    layer = qm.layers[reader.name]
+    assert layer.input_offset == 128 and any(reader.attrs["pads"])
+    sim = simulate_float_inputs(qm, feeds)
+    ref = run_float(graph, feeds)[reader.outputs[0]]
+    got = dequantize(sim[reader.outputs[0]], qm.formats[reader.outputs[0]])
+    border = np.zeros(ref.shape[1:3], bool)
+    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
+    err = np.abs(got - ref)
+    assert err[:, border].max() <= 4 * err[:, ~border].max() + 2.0 ** -qm.formats[reader.outputs[0]].frac
+    # the bias-folding scheme instead (input_offset 0, bias + 128 * sum(w)): exact inside, but the padding
+    # reads as -128, i.e. as a real -128 * 2^-n, on the border
+    w = np.ascontiguousarray(layer.weights.transpose(3, 1, 2, 0))  # CMSIS-NN depthwise layout [1, KH, KW, C]
+    folded = layer.bias.astype(np.int64) + 128 * w.reshape(-1, w.shape[3]).astype(np.int64).sum(axis=0)
+    wrong = kernels.depthwise_conv_s8(
+        sim["br"], w, folded.astype(np.int32), *kernels.pow2_multiplier_shift(layer.shift),
+        stride=reader.attrs["strides"], padding=(1, 1), out_hw=ref.shape[1:3], act=layer.act,
+        rounding=qm.rounding, input_offset=0)
+    np.testing.assert_array_equal(wrong[:, ~border], sim[reader.outputs[0]][:, ~border])
+    wrong = dequantize(wrong, qm.formats[reader.outputs[0]])
+    assert np.abs(wrong - ref)[:, border].mean() > 5 * err[:, border].mean()
 
 
 def test_unsigned_gains_resolution(small_models):
