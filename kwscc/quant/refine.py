@@ -3,12 +3,14 @@ QuantModel, with offline changes of formats, weights and biases only (so the emi
 simulator stay bit-exact by construction: they read the same QLayer parameters).
 
   1. activation formats by a calibration method (kwscc.quant.methods; mse by default)
-  2. unsigned ReLU outputs: Format(n, zero point -128) where every reader allows it (one more bit;
-     the offsets are folded into int32 biases, see kwscc.quant.quantize)
-  3. weight formats by squared error per output channel (weight_method "mse")
-  4. the input's format: power-of-two step and any zero point, chosen by the error of the logits
-     when only the input is rounded (an MFCC input in [-61, 23] gets step 2^-2 instead of 2^-1)
-  5. empirical bias correction: layer by layer in graph order, the mean per output channel of
+  2. the logits' format by what arm_softmax_s8 keeps of the float top-1 (choose_softmax_input_ranges)
+  3. unsigned ReLU outputs: Format(n, zero point -128) where every reader allows it (one more bit;
+     readers get CMSIS-NN's input_offset, see kwscc.quant.quantize)
+  4. weight formats by squared error per output channel (weight_method "mse")
+  5. the input: split into hi + lo int8 planes for a convolutional first layer
+     (kwscc.quant.split_input), else a power-of-two step with any zero point, chosen by the error of
+     the logits when only the input is rounded (choose_input_format)
+  6. empirical bias correction: layer by layer in graph order, the mean per output channel of
      (integer pre-activation - float pre-activation) over the calibration samples, with the inputs
      the integer program really sees (simulated), is subtracted from the int32 bias.
 """
@@ -111,16 +113,17 @@ def choose_input_format(graph: Graph, name: str, feeds: dict[str, np.ndarray]) -
     """The format of input `name`, power-of-two step and any zero point, whose rounding alone (every
     layer in float) changes the logits least on a few calibration samples. The squared error of the
     input itself is a poor guide: an MFCC input in [-61, 23] measures best in Q6.1 by input error,
-    yet step 2^-2 with zero point 64, which clips the rare large energies, halves the logits' error
-    (and gains 1-1.5 points of top-1 agreement on the shared KWS models)."""
+    yet step 2^-2 with zero point ~60, which clips the rare large energies, halves the logits' error
+    (0.25-1.35 points of top-1 agreement on the shared KWS models, docs/quantization.md)."""
     from kwscc.ir.execute import run_float
 
     count = next(iter(feeds.values())).shape[0]
     idx = np.linspace(0, count - 1, min(count, INPUT_SEARCH_SAMPLES)).round().astype(np.int64)
     sub = {k: np.asarray(v[idx], np.float32) for k, v in feeds.items()}
     x = sub[name]
+    symmetric = Format(frac_bits_for(float(np.abs(np.nan_to_num(x)).max())))
     if not np.all(np.isfinite(x)) or not np.any(x):
-        return Format(frac_bits_for(float(np.abs(np.nan_to_num(x)).max())))
+        return symmetric
     target = _logits(graph)
     ref = run_float(graph, sub)[target].astype(np.float64)
     cache: dict[Format, float] = {}
@@ -132,9 +135,9 @@ def choose_input_format(graph: Graph, name: str, feeds: dict[str, np.ndarray]) -
         return cache[fmt]
 
     best = min(_input_candidates(x), key=loss)
+    if best == symmetric:
+        return best
     for step in (8, 4, 2, 1):  # refine the zero point around the coarse choice
-        if best.zero_point == 0 and best.frac == frac_bits_for(float(np.abs(x).max())):
-            break
         near = [Format(best.frac, z) for z in (best.zero_point - step, best.zero_point + step) if -128 <= z <= 127]
         best = min([best, *near], key=loss)
     return best
@@ -309,8 +312,8 @@ def quantize_calibrated(graph: Graph, summaries: Summaries, options: QuantOption
     unsigned = unsigned_tensors(graph) if options.unsigned else frozenset()
     needs_data = options.bias_correction or options.search or options.input_zero_point or options.softmax_input
     if needs_data and samples is None and feeds is None:
-        log.warning("format search, bias correction and the input zero point need calibration samples (--calib): "
-                    "skipped")
+        log.warning("the data-driven steps (logits and input formats, bias correction, format search) need "
+                    "calibration samples (--calib): skipped")
     elif needs_data and samples is None:
         samples = sample_values(graph, feeds, model_path, options.samples)
     if options.softmax_input and samples is not None:
@@ -342,8 +345,7 @@ def quant_options(options) -> QuantOptions:
                             split_input=False, softmax_input=False, bias_correction=False, **common)
     return QuantOptions(per_channel=options.weights == "per-channel", unsigned=options.unsigned_relu,
                         input_zero_point=options.input_zero_point, split_input=options.split_input,
-                        bias_correction=options.bias_correction,
-                        **common)
+                        bias_correction=options.bias_correction, **common)
 
 
 def calibrate_and_quantize(graph: Graph, backend, options, model_path: Path) -> QuantModel:

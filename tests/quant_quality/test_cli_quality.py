@@ -95,3 +95,27 @@ def test_sweep_bad_arguments(small_models, capsys, args, message):
     path, npz = small_models["mlp"]
     rc, _, err = _run(["sweep", path, "--data", f"{npz}:test", "--labels", "test_y", *args], capsys)
     assert rc != 0 and message in err
+
+
+def _defines(header: str) -> dict[str, str]:
+    import re
+
+    return dict(re.findall(r"^#define \w+?_(INPUT_SIZE|QUANTIZED_INPUT_SIZE|INPUT_ZERO_POINT|INPUT_SPLIT_BITS) (\S+)",
+                           header, re.M))
+
+
+def test_input_options_change_the_header(small_models, tmp_path, capsys):
+    """convnet's first layer is a conv: split by default (2 int8 per value), --no-split-input gives one
+    int8 with a zero point, adding --no-input-zero-point the symmetric Qm.n input."""
+    path, npz = small_models["convnet"]
+    seen = {}
+    for flags in ((), ("--no-split-input",), ("--no-split-input", "--no-input-zero-point")):
+        out = tmp_path / str(len(seen))
+        rc, _, err = _run([path, "--calib", f"{npz}:calib", "-o", out, *flags], capsys)
+        assert rc == 0, err
+        seen[flags] = _defines((out / "convnet.h").read_text())
+    split, offset, plain = seen.values()
+    assert split["INPUT_SIZE"] == "80" and split["QUANTIZED_INPUT_SIZE"] == "160"
+    assert split["INPUT_SPLIT_BITS"] == "4" and split["INPUT_ZERO_POINT"] == "(0)"
+    assert offset["QUANTIZED_INPUT_SIZE"] == "80" and offset["INPUT_SPLIT_BITS"] == "0"
+    assert plain["QUANTIZED_INPUT_SIZE"] == "80" and plain["INPUT_ZERO_POINT"] == "(0)"

@@ -521,3 +521,17 @@ def test_buffer_size_mismatch(tmp_path, capsys):
     b.tensors[1].shape = [3, 1, 1, 4]  # the buffer holds 3x1x1x2 floats
     err = cli_error(b.save(tmp_path, [x], [y]), capsys, tmp_path)
     assert "tensor 'w': buffer" in err and "needs 48" in err
+
+
+def test_float_model_with_two_input_channels_splits_its_input(nets):
+    """A first conv over C = 2 input channels: the split input interleaves per pixel 2 hi then 2 lo
+    channels, and the generated C (quantize_input and the filter built in the scratch) matches the
+    simulator bit for bit."""
+    paths, data, _ = nets
+    compiled = compile_model(paths["float"], CompileOptions(calib=f"{data}:calib"))
+    split = compiled.qm.split
+    assert split is not None and split.channels == 2
+    assert "filter[i / 2 * 4 + 2 + i % 2]" in compiled.files[f"{compiled.name}.c"]
+    result = validate(compiled, f"{data}:test")
+    assert result["c_vs_simulator_mismatches"] == 0
+    assert result["top1_agreement"] >= 0.9
