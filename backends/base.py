@@ -96,7 +96,9 @@ class Backend:
     def lower(self, qm: QuantModel, prefix: str, cpu: str) -> list:
         raise NotImplementedError
 
-    def scratch(self, calls: list, cpu: str) -> dict[str, int]:
+    def scratch(self, calls: list, cpu: str, split: bool = True) -> dict[str, int]:
+        """Scratch bytes per node name for `cpu`; split=False: as if the input were not split
+        (kwscc.quant.split_input), for the driver's --split-input auto."""
         raise NotImplementedError
 
     def render(self, qm: QuantModel, calls: list, plan: MemoryPlan, name: str, cpu: str, gen: dict) -> dict[str, str]:

@@ -49,9 +49,9 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
                    help="keep ReLU outputs in signed Qm.n (no zero point -128)")
     p.add_argument("--no-input-zero-point", dest="input_zero_point", action="store_false",
                    help="quantize the input symmetrically (Qm.n) instead of with the zero point that fits its range")
-    p.add_argument("--no-split-input", dest="split_input", action="store_false",
-                   help="one int8 per input value: no hi + lo planes for a convolutional first layer "
-                        "(halves the input buffer and the first layer's weights, costs accuracy)")
+    p.add_argument("--split-input", default="auto", choices=("auto", "on", "off"),
+                   help="each input value as hi + lo int8 for a convolutional first layer (finer input, "
+                        "2x its MACs and input buffer): auto = only where it does not raise the arena")
     p.add_argument("--search-formats", action="store_true",
                    help="choose formats by the error of the final logits on the calibration data (slower)")
     p.add_argument("--legacy-softmax", default="kwscc", choices=("kwscc", "cmsis"),

@@ -6,7 +6,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kwscc import __version__
@@ -37,7 +37,7 @@ class CompileOptions:
     bias_correction: bool = True  # data-driven steps of kwscc.quant.refine (cmsis-nn backend)
     unsigned_relu: bool = True
     input_zero_point: bool = True
-    split_input: bool = True
+    split_input: str = "auto"  # auto: where it does not raise the arena | on | off (kwscc.quant.split_input)
     search_formats: bool = False
     legacy_softmax: str = "kwscc"
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -71,10 +71,12 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     source = read_model(model, options.input_shapes)
     graph = run_pipeline(source)
     backend.check(graph)
+    calibration = None
     if options.calib or options.ranges_file:  # calibration methods, --ranges JSON, data-driven steps
-        from kwscc.quant.refine import calibrate_and_quantize
+        from kwscc.quant.refine import calibrate_stage
 
-        qm = calibrate_and_quantize(graph, backend, options, model)
+        calibration = calibrate_stage(graph, options, model)
+        qm = calibration.quantize(backend, options)
     elif graph.recorded_ranges:  # a quantized model carries its own ranges
         qm = backend.quantize(graph, graph.recorded_ranges, per_channel=options.weights == "per-channel",
                               rounding=options.rounding)
@@ -83,6 +85,15 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     name = model_name(model, options)
     calls = backend.lower(qm, name, options.cpu)
     plan = plan_memory(graph, backend.scratch(calls, options.cpu))
+    if qm.split is not None and options.split_input == "auto":
+        # RAM first: keep the split input only if its first layer's filter fits under the arena's peak
+        unsplit = plan_memory(graph, backend.scratch(calls, options.cpu, split=False))
+        if unsplit.arena_size < plan.arena_size:
+            log.info("split input dropped: it would raise the arena from %d to %d bytes (--split-input on keeps it)",
+                     unsplit.arena_size, plan.arena_size)
+            qm = calibration.quantize(backend, replace(options, split_input="off"))
+            calls = backend.lower(qm, name, options.cpu)
+            plan = plan_memory(graph, backend.scratch(calls, options.cpu))
     step = {node: i for i, node in enumerate(plan.schedule)}
     calls = sorted(calls, key=lambda call: step[call.node.name])  # the C runs the layers in the planned order
     gen = {"version": __version__, "model_name": c_comment(model.name), "command": c_comment(options.command),

@@ -39,8 +39,10 @@ class CmsisNNBackend(Backend):
                 calls.append(call)
         return calls
 
-    def scratch(self, calls: list[KernelCall], cpu: str) -> dict[str, int]:
-        return {call.node.name: call.scratch[CPU_BUILDS[cpu]] for call in calls}
+    def scratch(self, calls: list[KernelCall], cpu: str, split: bool = True) -> dict[str, int]:
+        build = CPU_BUILDS[cpu]
+        return {call.node.name: (call.scratch if split or call.unsplit_scratch is None else call.unsplit_scratch)[build]
+                for call in calls}
 
     def render(self, qm: QuantModel, calls: list[KernelCall], plan: MemoryPlan, name: str, cpu: str,
                gen: dict) -> dict[str, str]:

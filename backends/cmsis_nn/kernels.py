@@ -41,6 +41,7 @@ class KernelCall:
     scratch: dict[str, int]  # bytes for each build: c, dsp, mve
     macs: int = 0
     arrays: list[ConstArray] = field(default_factory=list)
+    unsplit_scratch: dict[str, int] | None = None  # the split input's layer: its scratch with an int8 input
 
 
 def dims(shape: tuple[int, ...]) -> dict:
@@ -91,6 +92,7 @@ def lower_conv(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
                           {"c": 0, "dsp": dsp, "mve": 4 * 124 * kh * kw}, macs, arrays)
     params["filter_dims"] = {"n": w.shape[0], "h": w.shape[1], "w": w.shape[2], "c": w.shape[3]}
     scratch = _conv_scratch(x, w.shape, a, grouped=w.shape[3] != x[3])
+    unsplit = None
     if qm.split is not None and qm.split.layer == node.name:
         # flash holds the hi weights; the C builds the [hi, lo] filter at the start of the scratch
         channels = qm.split.channels
@@ -99,7 +101,9 @@ def lower_conv(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
         params["split"] = {"channels": channels, "bits": qm.split.bits, "weights": int(w.size // 2),
                            "filter_bytes": filter_bytes}
         scratch = {build: size + filter_bytes for build, size in scratch.items()}
-    return KernelCall(node, "arm_convolve_wrapper_s8", "ops/conv.c.j2", params, scratch, macs, arrays)
+        unsplit = _conv_scratch(g.tensors[node.inputs[0]].shape, w[..., :channels].shape, a, grouped=False)
+    return KernelCall(node, "arm_convolve_wrapper_s8", "ops/conv.c.j2", params, scratch, macs, arrays,
+                      unsplit_scratch=unsplit)
 
 
 def lower_dense(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall:

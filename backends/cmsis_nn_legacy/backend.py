@@ -62,8 +62,8 @@ class CmsisNNLegacyBackend(Backend):
                 calls.append(call)
         return calls
 
-    def scratch(self, calls: list[LegacyCall], cpu: str) -> dict[str, int]:
-        return {call.node.name: call.scratch["dsp"] for call in calls}
+    def scratch(self, calls: list[LegacyCall], cpu: str, split: bool = True) -> dict[str, int]:
+        return {call.node.name: call.scratch["dsp"] for call in calls}  # no split input here
 
     def render(self, qm: QuantModel, calls: list[LegacyCall], plan: MemoryPlan, name: str, cpu: str,
                gen: dict) -> dict[str, str]:

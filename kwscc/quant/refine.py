@@ -344,14 +344,36 @@ def quant_options(options) -> QuantOptions:
         return QuantOptions(per_channel=False, unsigned=False, weight_method="max", input_zero_point=False,
                             split_input=False, softmax_input=False, bias_correction=False, **common)
     return QuantOptions(per_channel=options.weights == "per-channel", unsigned=options.unsigned_relu,
-                        input_zero_point=options.input_zero_point, split_input=options.split_input,
+                        input_zero_point=options.input_zero_point, split_input=options.split_input != "off",
                         bias_correction=options.bias_correction, **common)
 
 
-def calibrate_and_quantize(graph: Graph, backend, options, model_path: Path) -> QuantModel:
-    """The driver's calibrate + quantize stage: summaries from --ranges FILE when it exists, else from
-    --calib DATA (and written to --ranges FILE when one is named), then the backend's quantization;
-    the cmsis-nn backend gets the data-driven steps too."""
+@dataclass(slots=True)
+class Calibration:
+    """The driver's calibration stage, kept so the model can be quantized again with other options
+    (the driver's --split-input auto) without running the model over the data again."""
+
+    graph: Graph
+    summaries: Summaries
+    feeds: dict[str, np.ndarray] | None
+    model_path: Path
+    samples: dict | None = None
+
+    def quantize(self, backend, options) -> QuantModel:
+        """The backend's quantization for the driver's CompileOptions; the cmsis-nn backend gets the
+        data-driven steps too, on calibration samples computed once."""
+        qopts = quant_options(options)
+        if backend.name not in REFINABLE_BACKENDS:
+            return backend.quantize(self.graph, ranges_for(self.summaries, qopts.method),
+                                    per_channel=qopts.per_channel, rounding=qopts.rounding)
+        if self.samples is None and self.feeds is not None:
+            self.samples = sample_values(self.graph, self.feeds, self.model_path, qopts.samples)
+        return quantize_calibrated(self.graph, self.summaries, qopts, samples=self.samples)
+
+
+def calibrate_stage(graph: Graph, options, model_path: Path) -> Calibration:
+    """Summaries from --ranges FILE when it exists, else from --calib DATA (and written to --ranges
+    FILE when one is named)."""
     from kwscc.data import load_inputs
     from kwscc.errors import DataError
     from kwscc.quant.calibrate import calibrate, load_ranges, save_ranges
@@ -369,8 +391,4 @@ def calibrate_and_quantize(graph: Graph, backend, options, model_path: Path) -> 
             save_ranges(path, summaries, {"model": model_path.name,
                                           "samples": int(next(iter(feeds.values())).shape[0])})
             log.info("wrote ranges to %s", path)
-    qopts = quant_options(options)
-    if backend.name in REFINABLE_BACKENDS:
-        return quantize_calibrated(graph, summaries, qopts, feeds, model_path)
-    return backend.quantize(graph, ranges_for(summaries, qopts.method), per_channel=qopts.per_channel,
-                            rounding=qopts.rounding)
+    return Calibration(graph, summaries, feeds, model_path)

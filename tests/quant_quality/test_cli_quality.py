@@ -105,11 +105,11 @@ def _defines(header: str) -> dict[str, str]:
 
 
 def test_input_options_change_the_header(small_models, tmp_path, capsys):
-    """convnet's first layer is a conv: split by default (2 int8 per value), --no-split-input gives one
+    """convnet's first layer is a conv: split by default (2 int8 per value), --split-input off gives one
     int8 with a zero point, adding --no-input-zero-point the symmetric Qm.n input."""
     path, npz = small_models["convnet"]
     seen = {}
-    for flags in ((), ("--no-split-input",), ("--no-split-input", "--no-input-zero-point")):
+    for flags in ((), ("--split-input", "off"), ("--split-input", "off", "--no-input-zero-point")):
         out = tmp_path / str(len(seen))
         rc, _, err = _run([path, "--calib", f"{npz}:calib", "-o", out, *flags], capsys)
         assert rc == 0, err
