@@ -16,7 +16,7 @@ from kwscc.driver import Compiled
 from kwscc.memory.planner import INPUT, OUTPUT, MemoryPlan, plan_memory, reader_steps
 from kwscc.report import flash as flash_size
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUILDS = ("c", "dsp", "mve")
 BUILD_TITLES = {"c": "pure C", "dsp": "DSP", "mve": "MVE"}
 
@@ -185,6 +185,7 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
         "code_size": code,
         "macs": int(sum(layer["macs"] for layer in layers)),
         "input_format": str(compiled.qm.input_format),
+        "input_split_bits": compiled.qm.split.bits if compiled.qm.split is not None else 0,
         "output_format": str(compiled.qm.output_format),
         "plan": {
             "schedule": list(plan.schedule),
@@ -240,7 +241,8 @@ def _summary_lines(r: dict) -> list[str]:
         f"RAM   arena {r['arena_bytes']:,} B (activations + scratch; largest scratch {r['scratch_bytes']:,} B), "
         f"lower bound {r['arena_lower_bound_bytes']:,} B, efficiency {100 * r['arena_efficiency']:.1f} %",
         f"      plan: {r['allocator']}, order {order}, {len(plan['in_place'])} in-place; input {r['input_bytes']:,} B "
-        f"and output {r['output_bytes']:,} B in the caller's buffers" + (" (output in the arena)" if r["output_in_arena"] else ""),
+        + ("(split: hi + lo int8 per value) " if r["input_split_bits"] else "")
+        + f"and output {r['output_bytes']:,} B in the caller's buffers" + (" (output in the arena)" if r["output_in_arena"] else ""),
         f"      arena per CMSIS-NN build: {builds}" if builds else None,
         flash,
         f"MACs  {r['macs']:,} per inference   cpu {r['cpu']}{build}   rounding {r['rounding']}",
