@@ -72,7 +72,8 @@ def _conv_scratch(in_shape, w_shape, attrs, grouped: bool) -> dict[str, int]:
 def lower_conv(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     g, layer, a = qm.graph, qm.layers[node.name], node.attrs
     x, y = g.tensors[node.inputs[0]].shape, g.tensors[node.outputs[0]].shape
-    if qm.split is not None and qm.split.layer == node.name:
+    split = qm.split if qm.split is not None and qm.split.layer == node.name else None
+    if split is not None:
         x = split_shape(x)  # hi and lo channels of the input
     w = layer.weights
     params = {"input_dims": dims(x), "output_dims": dims(y), "stride": a["strides"], "padding": a["pads"][:2],
@@ -93,12 +94,12 @@ def lower_conv(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     params["filter_dims"] = {"n": w.shape[0], "h": w.shape[1], "w": w.shape[2], "c": w.shape[3]}
     scratch = _conv_scratch(x, w.shape, a, grouped=w.shape[3] != x[3])
     unsplit = None
-    if qm.split is not None and qm.split.layer == node.name:
+    if split is not None:
         # flash holds the hi weights; the C builds the [hi, lo] filter at the start of the scratch
-        channels = qm.split.channels
+        channels = split.channels
         arrays[0].values = np.ascontiguousarray(w[..., :channels]).reshape(-1)
         filter_bytes = align4(w.size)
-        params["split"] = {"channels": channels, "bits": qm.split.bits, "weights": int(w.size // 2),
+        params["split"] = {"channels": channels, "bits": split.bits, "weights": int(w.size // 2),
                            "filter_bytes": filter_bytes}
         scratch = {build: size + filter_bytes for build, size in scratch.items()}
         unsplit = _conv_scratch(g.tensors[node.inputs[0]].shape, w[..., :channels].shape, a, grouped=False)

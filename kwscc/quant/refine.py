@@ -94,12 +94,11 @@ INPUT_SEARCH_SAMPLES = 64  # float passes of the model per candidate: keep them 
 INPUT_MAX_CLIPPED = 0.02  # candidates clipping more of the input values than this are not tried
 
 
-def _input_candidates(x: np.ndarray) -> list[Format]:
+def _input_candidates(x: np.ndarray, symmetric: Format) -> list[Format]:
     """The symmetric max-rule format, and the two next finer steps with every 16th zero point that
     clips at most INPUT_MAX_CLIPPED of the values."""
-    n0 = frac_bits_for(float(np.abs(x).max()))
-    out = [Format(n0)]
-    for n in (n0 + 1, n0 + 2):
+    out = [symmetric]
+    for n in (symmetric.frac + 1, symmetric.frac + 2):
         if n > MAX_FRAC:
             break
         for zp in range(-128, 128, 16):
@@ -134,7 +133,7 @@ def choose_input_format(graph: Graph, name: str, feeds: dict[str, np.ndarray]) -
             cache[fmt] = float(np.mean((run_float(graph, rounded)[target] - ref) ** 2))
         return cache[fmt]
 
-    best = min(_input_candidates(x), key=loss)
+    best = min(_input_candidates(x, symmetric), key=loss)
     if best == symmetric:
         return best
     for step in (8, 4, 2, 1):  # refine the zero point around the coarse choice
