@@ -3,7 +3,7 @@ per-channel weights, with and without the data-driven steps, each input/logits s
 seed's weights, and TensorFlow's own int8 quantization (the *_int8.tflite anchor) -- all measured in
 one run on the same data.
 
-    /work/venv/bin/python benchmarks/quant_methods.py [--models dnn_s,cnn_s,...] [--markdown FILE] [--json FILE]
+    .venv/bin/python benchmarks/quant_methods.py [--models dnn_s,cnn_s,...] [--markdown FILE] [--json FILE]
                                                       [--anchors DIR] [--check-c]
 
 Numbers are top-1 agreement with the float model (onnxruntime) on the 2000 test clips, computed with

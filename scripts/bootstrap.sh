@@ -8,7 +8,15 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-    "$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install --quiet -e "$root[test]"
+    # pip's own notes about the machine's index configuration are noise here: shown only if the upgrade fails
+    log="$(mktemp)"
+    trap 'rm -f "$log"' EXIT
+    if ! "$venv/bin/python" -m pip install --quiet --upgrade pip >"$log" 2>&1; then
+        cat "$log" >&2
+        exit 1
+    fi
+    # setuptools announces every editable install of a package-dir layout with an informational
+    # "Editable installation." warning; real warnings and errors still show
+    PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/python" -m pip install --quiet -e "$root[test]"
     touch "$stamp"
 fi

@@ -19,12 +19,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from kwscc.cli import main
+from tests.installed import kwscc_script
 
 ROOT = Path(__file__).resolve().parents[2]
 KWS = ROOT / "examples" / "kws"
 NPZ = KWS / "kws_synth.npz"
 DS_CNN_S = KWS / "ds_cnn_s.onnx"
-KWSCC = Path("/work/venv/bin/kwscc")
 FEATURES = 10
 CLASSES = 4
 
@@ -356,10 +356,9 @@ def test_report_errors(files, tmp_path, capsys):
 
 def run_script(args: list, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    return subprocess.run([str(KWSCC), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    return subprocess.run([str(kwscc_script()), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
-@pytest.mark.skipif(not KWSCC.exists(), reason=f"{KWSCC} is not installed")
 @pytest.mark.parametrize("case", ["truncated_onnx", "unsupported_lstm", "calib_wrong_shape_ds_cnn_s", "nan_weights",
                                   "calib_bools", "missing_calib"])
 def test_script_errors_have_no_traceback(case, files, tmp_path):
@@ -370,7 +369,6 @@ def test_script_errors_have_no_traceback(case, files, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.skipif(not KWSCC.exists(), reason=f"{KWSCC} is not installed")
 def test_script_output_parent_is_a_file_has_no_traceback(files, tmp_path):
     parent = tmp_path / "afile"
     parent.write_text("x\n")
@@ -379,7 +377,6 @@ def test_script_output_parent_is_a_file_has_no_traceback(files, tmp_path):
     assert_one_error_line(proc.returncode, proc.stdout, proc.stderr)
 
 
-@pytest.mark.skipif(not KWSCC.exists(), reason=f"{KWSCC} is not installed")
 def test_script_compiles_good_input(files, tmp_path):
     proc = run_script([files["ok"], "--calib", f"{files['npz']}:x", "-o", tmp_path / "out"], tmp_path)
     assert proc.returncode == 0, proc.stderr

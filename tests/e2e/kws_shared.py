@@ -17,7 +17,6 @@ from kwscc.driver import CompileOptions, Compiled, compile_model
 ROOT = Path(__file__).resolve().parents[2]
 KWS = ROOT / "examples" / "kws"
 NPZ = KWS / "kws_synth.npz"
-KWSCC = Path("/work/venv/bin/kwscc")
 
 MODELS = ("dnn_s", "cnn_s", "ds_cnn_s", "ds_cnn_m")
 # dnn_s takes the 250-feature input, the convolutional models 490 features
