@@ -45,6 +45,9 @@ class Graph:
 
     Invariants checked by verify(): every tensor a node reads exists, each tensor has at most one
     producer, the graph is acyclic, and every recorded output shape is what the op infers.
+
+    Edits only mark the edges stale; the networkx graph and the topological order are rebuilt once, on
+    the next query, so that a pass editing every node of a long chain stays linear in the graph size.
     """
 
     def __init__(self, name: str = "model") -> None:
@@ -56,7 +59,8 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._order: dict[str, int] = {}
         self._counter = 0
-        self.nx = nx.DiGraph()
+        self._nx = nx.DiGraph()
+        self._order_cache: list[str] | None = []
 
     # ---- construction -------------------------------------------------------------------------
     def add_tensor(self, tensor: Tensor) -> Tensor:
@@ -105,20 +109,31 @@ class Graph:
 
     def replace_uses(self, old: str, new: str) -> None:
         """Make every reader of tensor `old` (nodes and graph outputs) read `new` instead."""
+        self.rename_uses({old: new})
+
+    def rename_uses(self, renames: dict[str, str]) -> None:
+        """Every reader of a tensor in `renames` (nodes and graph outputs) reads its new name: one sweep."""
         for node in self._nodes.values():
-            node.inputs = [new if name == old else name for name in node.inputs]
-        self.outputs = [new if name == old else name for name in self.outputs]
+            node.inputs = [renames.get(name, name) for name in node.inputs]
+        self.outputs = [renames.get(name, name) for name in self.outputs]
         self._rebuild_edges()
 
     def _rebuild_edges(self) -> None:
-        self.nx = nx.DiGraph()
-        for name in self._nodes:
-            self.nx.add_node(name)
-        producers = self.producers()
-        for node in self._nodes.values():
-            for tensor in node.inputs:
-                if tensor in producers:
-                    self.nx.add_edge(producers[tensor], node.name, tensor=tensor)
+        """Mark edges and order stale (call after editing a node's inputs or outputs in place)."""
+        self._nx = None
+        self._order_cache = None
+
+    @property
+    def nx(self) -> nx.DiGraph:
+        if self._nx is None:
+            self._nx = nx.DiGraph()
+            self._nx.add_nodes_from(self._nodes)
+            producers = self.producers()
+            for node in self._nodes.values():
+                for tensor in node.inputs:
+                    if tensor in producers:
+                        self._nx.add_edge(producers[tensor], node.name, tensor=tensor)
+        return self._nx
 
     # ---- queries --------------------------------------------------------------------------------
     def node(self, name: str) -> Node:
@@ -132,15 +147,20 @@ class Graph:
         return self._nodes[name] if name else None
 
     def consumers(self, tensor: str) -> list[Node]:
-        return [node for node in self.nodes() if tensor in node.inputs]
+        order = self._topological_order()
+        return [self._nodes[name] for name in order if tensor in self._nodes[name].inputs]
 
     def nodes(self) -> list[Node]:
         """Nodes in a deterministic topological order (ties broken by insertion order)."""
-        try:
-            order = nx.lexicographical_topological_sort(self.nx, key=lambda n: self._order[n])
-            return [self._nodes[name] for name in order]
-        except nx.NetworkXUnfeasible as exc:
-            raise ModelError(f"model graph '{self.name}' has a cycle") from exc
+        return [self._nodes[name] for name in self._topological_order()]
+
+    def _topological_order(self) -> list[str]:
+        if self._order_cache is None:
+            try:
+                self._order_cache = list(nx.lexicographical_topological_sort(self.nx, key=lambda n: self._order[n]))
+            except nx.NetworkXUnfeasible as exc:
+                raise ModelError(f"model graph '{self.name}' has a cycle") from exc
+        return self._order_cache
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes())

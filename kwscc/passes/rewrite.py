@@ -1,6 +1,8 @@
 """Small graph-rewriting helpers shared by the passes."""
 from __future__ import annotations
 
+from collections import Counter
+
 from kwscc.ir import Graph, Node
 
 
@@ -29,9 +31,13 @@ def absorb(graph: Graph, producer: Node, follower: Node) -> None:
 
 
 def remove_dead_nodes(graph: Graph) -> bool:
+    """Remove nodes none of whose outputs is read; one sweep from the outputs back (linear)."""
+    reads = Counter(name for node in graph.nodes() for name in node.inputs)
+    reads.update(graph.outputs)
     changed = False
     for node in reversed(graph.nodes()):
-        if not any(graph.consumers(t) or t in graph.outputs for t in node.outputs):
+        if not any(reads[t] for t in node.outputs):
+            reads.subtract(node.inputs)
             graph.remove_node(node.name)
             changed = True
     return changed
