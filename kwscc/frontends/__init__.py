@@ -5,6 +5,9 @@ import importlib
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
+from kwscc.check.graph import check_graph
 from kwscc.errors import ModelError
 from kwscc.ir import Graph
 
@@ -27,7 +30,11 @@ def read_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
-    return importlib.import_module(_modules(path)[0]).read(path, input_shapes)
+    reader = importlib.import_module(_modules(path)[0])
+    with np.errstate(all="ignore"):  # values folded while reading are checked by check_graph
+        graph = reader.read(path, input_shapes)
+    check_graph(graph, "in the model as read")
+    return graph
 
 
 def reference_runner(path: str | Path, tensors: list[str]) -> Callable[[dict], dict]:

@@ -9,6 +9,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from kwscc.check.limits import check_shape
+from kwscc.check.onnx_model import check_model, check_node
 from kwscc.errors import ModelError, UnsupportedError
 from kwscc.ir import Graph, Node, Tensor
 
@@ -305,16 +307,23 @@ def supported_ops() -> list[str]:
 
 def _load(path: Path) -> onnx.ModelProto:
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)  # its locations are checked first
     except Exception as exc:  # protobuf raises several unrelated types for corrupt files
-        raise ModelError(f"{path.name}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+        raise ModelError(f"{path.name}: not a readable ONNX file ({type(exc).__name__}: {_first_line(exc)})") from None
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"{path.name}: not an ONNX model (empty or truncated graph)")
+    check_model(model, path)
     try:
+        onnx.load_external_data_for_model(model, str(path.resolve().parent))
         onnx.checker.check_model(model)
     except Exception as exc:
-        raise ModelError(f"{path.name}: invalid ONNX model: {str(exc).splitlines()[0]}") from None
+        raise ModelError(f"{path.name}: invalid ONNX model: {_first_line(exc)}") from None
     return model
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _opset(model, path: Path) -> int:
@@ -327,13 +336,13 @@ def _opset(model, path: Path) -> int:
 
 def _input_shape(vi, overrides: dict) -> tuple[int, ...]:
     if vi.name in overrides:
-        return tuple(overrides[vi.name])
+        return check_shape(overrides[vi.name], f"--input-shape {vi.name}")
     tt = vi.type.tensor_type
     if not tt.HasField("shape"):
         raise UnsupportedError(f"input '{vi.name}' has no shape: give one with --input-shape NAME=D1,D2,...")
     dims = []
     for i, d in enumerate(tt.shape.dim):
-        if d.HasField("dim_value") and d.dim_value > 0:
+        if d.HasField("dim_value") and d.dim_value >= 0:  # 0 is refused by check_shape; -1 means dynamic
             dims.append(int(d.dim_value))
         elif i == 0:
             log.info("input %s: dynamic batch dimension set to 1", vi.name)
@@ -343,7 +352,7 @@ def _input_shape(vi, overrides: dict) -> tuple[int, ...]:
                 f"input '{vi.name}' has a dynamic dimension {i} ('{d.dim_param or '?'}'): "
                 f"give a fixed shape with --input-shape {vi.name}=D1,D2,..."
             )
-    return tuple(dims)
+    return check_shape(dims, f"input '{vi.name}'")
 
 
 def _add_initializers(graph: Graph, model) -> None:
@@ -351,6 +360,8 @@ def _add_initializers(graph: Graph, model) -> None:
         value = numpy_helper.to_array(init)
         if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
             raise ModelError(f"initializer '{init.name}' contains NaN or Inf values")
+        if value.dtype.kind in "fc" and value.dtype != np.float32:
+            raise UnsupportedError(f"initializer '{init.name}' has type {value.dtype}; kwscc reads float32 models")
         graph.add_tensor(Tensor(init.name, tuple(value.shape), str(value.dtype), value))
 
 
@@ -376,6 +387,7 @@ def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> 
                 f"node '{onode.name}': op '{onode.op_type}' is not supported; supported ONNX ops: "
                 + ", ".join(supported_ops())
             )
+        check_node(onode, r.graph.tensors)
         try:
             handler(r, onode)
         except (KeyError, IndexError, ValueError) as exc:

@@ -4,6 +4,9 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+import numpy as np
+
+from kwscc.check.graph import check_graph
 from kwscc.ir import Graph
 from kwscc.passes import fold_batchnorm, fold_constants, fuse_activation, remove_identity, simplify_layout, to_nhwc
 
@@ -23,12 +26,18 @@ DEFAULT_PIPELINE: list[tuple[str, Pass]] = [
 
 
 def run_pipeline(graph: Graph, pipeline: list[tuple[str, Pass]] | None = None) -> Graph:
-    """Return a transformed copy of `graph` (the caller's graph is left as it was)."""
+    """Return a transformed copy of `graph` (the caller's graph is left as it was).
+
+    Values folding creates are checked after each pass (check_graph), so numpy's overflow and
+    division warnings are silenced here: a NaN or Inf becomes one clear error instead.
+    """
     graph = graph.copy()
     graph.verify()
     for name, fn in DEFAULT_PIPELINE if pipeline is None else pipeline:
-        changed = fn(graph)
+        with np.errstate(all="ignore"):
+            changed = fn(graph)
         graph.remove_unused_tensors()
         graph.verify()
+        check_graph(graph, f"after pass {name}")
         log.debug("pass %s: %s", name, "changed" if changed else "no change")
     return graph

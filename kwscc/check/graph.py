@@ -1,0 +1,28 @@
+"""Checks of an IR graph: run once the reader has built it and again after every pass.
+
+Every tensor must lie within kwscc's size limits, and every float constant must be finite:
+constant folding (batch-norm folding, Div by zero, a huge Mul or Gemm alpha) can create NaN or
+Inf that no initializer held, and quantizing those would emit garbage weights silently.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kwscc.check.limits import check_shape
+from kwscc.errors import ModelError
+from kwscc.ir import Graph
+
+
+def check_graph(graph: Graph, stage: str) -> None:
+    """Raise a KwsccError naming the node whose output is too large or whose constant input is not finite."""
+    for name in graph.inputs:
+        check_shape(graph.tensors[name].shape, f"input '{name}'")
+    for node in graph.nodes():
+        where = f"node '{node.name}' ({node.op})"
+        for name in node.outputs:
+            check_shape(graph.tensors[name].shape, f"{where}: output '{name}'")
+        for name in node.inputs:
+            t = graph.tensors[name]
+            if t.is_const and t.data.dtype.kind == "f" and not np.all(np.isfinite(t.data)):
+                raise ModelError(f"{where}: constant input '{name}' holds NaN or Inf {stage} "
+                                 "(a division by zero, a negative variance or a value beyond float32's range)")
