@@ -3,15 +3,31 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import shlex
+import signal
 import sys
+import threading
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from kwscc import __version__
 from kwscc.errors import KwsccError
+from kwscc.naming import terminal_text
 
 SUBCOMMANDS = ("validate", "report", "sweep", "supported-ops")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one `kwscc: error:` line like every other error."""
+
+    def error(self, message: str):
+        raise KwsccError(f"{message} (see {self.prog} --help)")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup (a half-written output folder) runs."""
 
 
 def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -63,7 +79,7 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser(command: str) -> argparse.ArgumentParser:
     if command == "validate":
-        p = argparse.ArgumentParser(prog="kwscc validate", description="compile, build for the host, run and compare")
+        p = Parser(prog="kwscc validate", description="compile, build for the host, run and compare")
         _compile_options(p)
         p.add_argument("--data", required=True, metavar="DATA", help="samples to validate on")
         p.add_argument("--labels", metavar="KEY", help="labels: a key of the --data .npz, or FILE.npy / FILE.npz:KEY")
@@ -79,7 +95,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                             "accuracies and confusion matrices per split")
         return p
     if command == "sweep":
-        p = argparse.ArgumentParser(prog="kwscc sweep",
+        p = Parser(prog="kwscc sweep",
                                     description="float accuracy against weight bit width and weight noise")
         p.add_argument("model", help="model file (.onnx or .tflite)")
         p.add_argument("--data", required=True, metavar="DATA", help="samples to evaluate on")
@@ -97,15 +113,15 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="count", default=0)
         return p
     if command == "report":
-        p = argparse.ArgumentParser(prog="kwscc report", description="RAM, flash and MACs per layer")
+        p = Parser(prog="kwscc report", description="RAM, flash and MACs per layer")
         _compile_options(p)
         p.add_argument("--json", metavar="FILE", help="write the report as JSON")
         p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
         p.add_argument("--svg", metavar="FILE", help="write the memory timeline (arena occupancy per layer) as SVG")
         return p
     if command == "supported-ops":
-        return argparse.ArgumentParser(prog="kwscc supported-ops", description="ONNX ops and backend constraints")
-    p = argparse.ArgumentParser(
+        return Parser(prog="kwscc supported-ops", description="ONNX ops and backend constraints")
+    p = Parser(
         prog="kwscc",
         description="Compile an ONNX model to C calling CMSIS-NN. Subcommands: " + ", ".join(SUBCOMMANDS),
         epilog="kwscc validate --help, kwscc report --help for the subcommands",
@@ -236,27 +252,75 @@ def cmd_sweep(args, argv) -> int:
 COMMANDS = {"validate": cmd_validate, "report": cmd_report, "sweep": cmd_sweep, "supported-ops": cmd_supported_ops}
 
 
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _logging(verbose: int):
+    """kwscc's log (and Python warnings) on stderr. Without -v, warnings are held until the command
+    succeeds: a failing command prints its one error line and nothing else."""
+    out = logging.StreamHandler(sys.stderr)
+    out.setFormatter(logging.Formatter("kwscc: %(levelname)s: %(message)s"))
+    handler = out if verbose else logging.handlers.MemoryHandler(1 << 20, logging.CRITICAL + 1, out, flushOnClose=False)
+    loggers = [logging.getLogger("kwscc"), logging.getLogger("py.warnings")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    logging.captureWarnings(True)
+    try:
+        yield handler
+    finally:
+        logging.captureWarnings(False)
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+
+
+def _error(text: str) -> None:
+    """One line on stderr, whatever the message holds (newlines, a model's control characters)."""
+    print(terminal_text(" ".join(str(text).split())), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "compile"
     rest = argv[1:] if command != "compile" else argv
-    args = build_parser(command).parse_args(rest)
-    verbose = getattr(args, "verbose", 0)
-    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
-                        format="kwscc: %(levelname)s: %(message)s")
-    try:
-        return COMMANDS.get(command, cmd_compile)(args, argv)
-    except KwsccError as exc:
-        print(f"kwscc: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("kwscc: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug in kwscc: one line for the user, the trace with -vv
-        if verbose > 1:
-            traceback.print_exc()
-        print(f"kwscc: internal error: {type(exc).__name__}: {exc} (rerun with -vv for details)", file=sys.stderr)
-        return 3
+    verbose = sum(a.count("v") for a in argv if a in ("-v", "-vv", "-vvv", "--verbose"))
+    with _logging(verbose) as log_handler, _sigterm_as_interrupt():
+        try:
+            args = build_parser(command).parse_args(rest)
+            status = COMMANDS.get(command, cmd_compile)(args, argv)
+            if isinstance(log_handler, logging.handlers.MemoryHandler):
+                log_handler.flush()  # the command ran: show the warnings it held
+            return status
+        except KwsccError as exc:
+            _error(f"kwscc: error: {exc}")
+            return exc.exit_code
+        except Terminated:
+            _error("kwscc: terminated")
+            return 128 + signal.SIGTERM
+        except KeyboardInterrupt:
+            _error("kwscc: interrupted")
+            return 130
+        except Exception as exc:  # a bug in kwscc: one line for the user, the trace with -vv
+            if verbose > 1:
+                traceback.print_exc()
+            _error(f"kwscc: internal error: {type(exc).__name__}: {exc} (rerun with -vv for details)")
+            return 3
 
 
 if __name__ == "__main__":

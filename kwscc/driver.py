@@ -116,11 +116,16 @@ def _check_destinations(files: dict[str, str], out_dir: Path) -> None:
 def write_outputs(files: dict[str, str], out_dir: str | Path) -> None:
     """Write files into out_dir all or nothing: staged in a hidden folder inside out_dir, then moved.
 
-    Folders this call creates are removed again when writing fails.
+    Folders this call creates are removed again when writing fails or is interrupted (SIGINT, SIGTERM).
     """
-    out_dir = Path(out_dir).absolute()
-    _check_destinations(files, out_dir)
-    first_new = next((p for p in reversed([out_dir, *out_dir.parents]) if not p.exists()), None)
+    if not str(out_dir).strip():
+        raise KwsccError("the output directory name is empty")
+    try:
+        out_dir = Path(out_dir).absolute()
+        _check_destinations(files, out_dir)
+        first_new = next((p for p in reversed([out_dir, *out_dir.parents]) if not p.exists()), None)
+    except OSError as exc:  # a name too long, a loop of symlinks, no permission
+        raise KwsccError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
     stage = None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -132,10 +137,12 @@ def write_outputs(files: dict[str, str], out_dir: str | Path) -> None:
         for rel in files:
             (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(stage / rel, out_dir / rel)
-    except OSError as exc:
+    except BaseException as exc:
         if first_new is not None:
             shutil.rmtree(first_new, ignore_errors=True)
-        raise KwsccError(f"cannot write to {out_dir}: {exc}") from None
+        if isinstance(exc, OSError):
+            raise KwsccError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+        raise
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)

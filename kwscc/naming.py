@@ -27,3 +27,8 @@ def c_comment(text: str) -> str:
     """Text safe inside /* */ and on one line: printable ASCII without '*', '/' or '\\'."""
     safe = "".join(ch if (" " <= ch <= "~" and ch not in "*/\\") else "_" for ch in str(text))
     return safe[:MAX_COMMENT]
+
+
+def terminal_text(text: str) -> str:
+    """Text safe to print: control characters (ANSI escapes from a model's names) shown as \\xNN."""
+    return "".join(ch if ch.isprintable() or ch == " " else f"\\x{ord(ch):02x}" for ch in str(text))

@@ -182,6 +182,8 @@ def load_ranges(path: str | Path, graph: Graph | None = None) -> Summaries:
     """Summaries from a ranges JSON (this module's format, or a plain {tensor: [min, max]} map)."""
     try:
         doc = json.loads(Path(path).read_text())
+    except RecursionError:
+        raise DataError(f"cannot read ranges file {path}: JSON nested too deeply") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read ranges file {path}: {exc}") from None
     tensors = doc.get("tensors", doc) if isinstance(doc, dict) else None
