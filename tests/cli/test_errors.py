@@ -279,14 +279,11 @@ def test_dynamic_batch_dim_compiles_without_input_shape(files, tmp_path, capsys)
 
 
 def test_input_shape_for_unknown_or_bad_value(files, tmp_path, capsys):
-    """A malformed --input-shape is an argparse usage error: exit 2, no traceback, nothing written."""
+    """A malformed --input-shape is a usage error: exit 2, one line (no usage block), nothing written."""
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as exc:
-        main([str(files["dynamic"]), "--calib", f"{files['npz']}:x", "-o", str(out), "--input-shape", "x=1,zero"])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith("kwscc: error:")
+    rc, stdout, stderr = run_main([str(files["dynamic"]), "--calib", f"{files['npz']}:x", "-o", str(out),
+                                   "--input-shape", "x=1,zero"], capsys)
+    assert_one_error_line(rc, stdout, stderr, "--input-shape")
     assert not out.exists()
 
 
