@@ -1,10 +1,9 @@
-"""Command line: `kwscc MODEL -o OUT` compiles; `validate`, `report` and `supported-ops` subcommands."""
+"""Command line: `kwscc [compile] MODEL -o OUT` compiles; `validate`, `report`, `sweep` and `supported-ops`."""
 from __future__ import annotations
 
 import argparse
 import logging
 import logging.handlers
-import shlex
 import signal
 import sys
 import threading
@@ -16,7 +15,7 @@ from kwscc import __version__
 from kwscc.errors import KwsccError
 from kwscc.naming import terminal_text
 
-SUBCOMMANDS = ("validate", "report", "sweep", "supported-ops")
+SUBCOMMANDS = ("compile", "validate", "report", "sweep", "supported-ops")
 
 
 class Parser(argparse.ArgumentParser):
@@ -123,7 +122,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         return Parser(prog="kwscc supported-ops", description="ONNX ops and backend constraints")
     p = Parser(
         prog="kwscc",
-        description="Compile an ONNX model to C calling CMSIS-NN. Subcommands: " + ", ".join(SUBCOMMANDS),
+        description="Compile an ONNX or TFLite model to C calling CMSIS-NN (`kwscc compile MODEL ...` is the same). "
+                    "Subcommands: " + ", ".join(SUBCOMMANDS),
         epilog="kwscc validate --help, kwscc report --help for the subcommands",
     )
     _compile_options(p)
@@ -135,6 +135,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 
 def _options(args, argv):
+    from kwscc.command import recorded_command
     from kwscc.driver import CompileOptions
 
     return CompileOptions(calib=args.calib, name=args.name, backend=args.backend, rounding=args.rounding,
@@ -144,7 +145,7 @@ def _options(args, argv):
                           input_zero_point=args.input_zero_point, split_input=args.split_input,
                           search_formats=args.search_formats,
                           input_shapes=dict(args.input_shape),
-                          command=" ".join(shlex.quote(a) for a in ["kwscc", *argv]))
+                          command=recorded_command(argv))
 
 
 def _write_text(path: str, text: str) -> None:
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "compile"
     rest = argv[1:] if command != "compile" else argv
-    verbose = sum(a.count("v") for a in argv if a in ("-v", "-vv", "-vvv", "--verbose"))
+    rest = argv[1:] if argv and argv[0] == command else argv
     with _logging(verbose) as log_handler, _sigterm_as_interrupt():
         try:
             args = build_parser(command).parse_args(rest)

@@ -255,21 +255,23 @@ def test_compile_is_deterministic(ds_cnn_s_cli_outputs):
     assert not different, f"files differ between two identical compiles: {different}"
 
 
-def test_compile_into_different_paths_differs_only_in_command_banner(tmp_path, capsys):
-    """Two output directories: the generated files may differ only in the banner line that records
-    the command (which names the output directory)."""
+def test_compile_into_different_folders_is_byte_identical(tmp_path, capsys):
+    """Two output folders at different depths, the model named by an absolute and by a relative path:
+    every file is byte-identical, the recorded command included (base names, `-o .`)."""
     outs = [tmp_path / "first", tmp_path / "second" / "nested"]
-    for out in outs:
-        rc, _, err = run_cli(kws.compile_argv("dnn_s", out, "--with-host-kernels"), capsys)
-        assert rc == 0, err
+    rc, _, err = run_cli(kws.compile_argv("dnn_s", outs[0], "--with-host-kernels"), capsys)
+    assert rc == 0, err
+    with kws.chdir(kws.ROOT):
+        argv = kws.compile_argv("dnn_s", outs[1], "--with-host-kernels")
+        argv[0] = str(kws.model_path("dnn_s").relative_to(kws.ROOT))
+        rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
     a, b = (kws.tree(d) for d in outs)
     assert sorted(a) == sorted(b)
-
-    def drop_command(data: bytes) -> bytes:
-        return re.sub(rb"^ \* Command: .*$", b"", data, flags=re.M)
-
-    different = [rel for rel in a if drop_command(a[rel]) != drop_command(b[rel])]
-    assert not different, f"files differ beyond the command banner: {different}"
+    different = [rel for rel in a if a[rel] != b[rel]]
+    assert not different, f"files differ between the two output folders: {different}"
+    banner = re.search(rb"^ \* Command: (.*)$", a["dnn_s.c"], re.M).group(1).decode()
+    assert banner == "kwscc dnn_s.onnx -o . --calib kws_synth.npz:calib_x250 --with-host-kernels"
 
 
 def test_compiled_model_is_deterministic_in_process(kws_compiled):
