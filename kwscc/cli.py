@@ -11,7 +11,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from kwscc import __version__
+from kwscc import __version__, progress
 from kwscc.errors import KwsccError
 from kwscc.naming import terminal_text
 
@@ -73,7 +73,13 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
                    help="cmsis-nn-legacy backend: kwscc's integer softmax (probabilities) or arm_softmax_q7")
     p.add_argument("--input-shape", action="append", type=_input_shape, default=[], metavar="NAME=D1,D2,...",
                    help="fix the shape of an input with dynamic dimensions")
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    _common_options(p)
+
+
+def _common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0, help="-v: each step as it starts; -vv: debug")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on stderr (default: only when it is a terminal)")
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -109,7 +115,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0, help="random seed of the noise")
         p.add_argument("--out", metavar="DIR", help="write DIR/sweep.csv and DIR/sweep.svg")
         p.add_argument("--input-shape", action="append", type=_input_shape, default=[], metavar="NAME=D1,D2,...")
-        p.add_argument("-v", "--verbose", action="count", default=0)
+        _common_options(p)
         return p
     if command == "report":
         p = Parser(prog="kwscc report", description="RAM, flash and MACs per layer")
@@ -160,7 +166,8 @@ def cmd_compile(args, argv) -> int:
     from kwscc.report.report import build_report, format_table, report_files
 
     compiled = compile_model(args.model, _options(args, argv))
-    report = build_report(compiled)
+    with progress.step("building the report"):
+        report = build_report(compiled)
     write_outputs(output_files(compiled, args.with_host_kernels, report_files(compiled, report)), args.output)
     print(format_table(report))
     print(f"\nwrote {', '.join(sorted(compiled.files))} and {compiled.name}_report.json/.md/.svg to {args.output}")
@@ -171,7 +178,9 @@ def cmd_report(args, argv) -> int:
     from kwscc.driver import compile_model
     from kwscc.report.report import build_report, format_markdown, format_table, to_json
 
-    report = build_report(compile_model(args.model, _options(args, argv)))
+    compiled = compile_model(args.model, _options(args, argv))
+    with progress.step("building the report"):
+        report = build_report(compiled)
     print(format_table(report))
     if args.json:
         _write_text(args.json, to_json(report))
@@ -299,12 +308,14 @@ def _error(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "compile"
-    rest = argv[1:] if command != "compile" else argv
     rest = argv[1:] if argv and argv[0] == command else argv
+    verbose = sum(a.count("v") for a in argv if a in ("-v", "-vv", "-vvv", "--verbose"))
     with _logging(verbose) as log_handler, _sigterm_as_interrupt():
         try:
             args = build_parser(command).parse_args(rest)
-            status = COMMANDS.get(command, cmd_compile)(args, argv)
+            progress.configure(getattr(args, "progress", None))
+            with progress.logging_above_bars():
+                status = COMMANDS.get(command, cmd_compile)(args, argv)
             if isinstance(log_handler, logging.handlers.MemoryHandler):
                 log_handler.flush()  # the command ran: show the warnings it held
             return status

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kwscc import __version__
+from kwscc import __version__, progress
 from kwscc.backends.base import get_backend
 from kwscc.errors import DataError, KwsccError
 from kwscc.frontends import read_model
@@ -68,15 +68,18 @@ def model_name(model: Path, options: CompileOptions) -> str:
 def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     model = Path(model)
     backend = get_backend(options.backend, options)
-    source = read_model(model, options.input_shapes)
-    graph = run_pipeline(source)
-    backend.check(graph)
+    with progress.step(f"reading {model.name}"):
+        source = read_model(model, options.input_shapes)
+    with progress.step("optimising the graph"):
+        graph = run_pipeline(source)
+        backend.check(graph)
     calibration = None
     if options.calib or options.ranges_file:  # calibration methods, --ranges JSON, data-driven steps
         from kwscc.quant.refine import calibrate_stage
 
         calibration = calibrate_stage(graph, options, model)
-        qm = calibration.quantize(backend, options)
+        with progress.step("quantizing"):
+            qm = calibration.quantize(backend, options)
     elif graph.recorded_ranges:  # a quantized model carries its own ranges
         qm = backend.quantize(graph, graph.recorded_ranges, per_channel=options.weights == "per-channel",
                               rounding=options.rounding)
@@ -98,7 +101,8 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     calls = sorted(calls, key=lambda call: step[call.node.name])  # the C runs the layers in the planned order
     gen = {"version": __version__, "model_name": c_comment(model.name), "command": c_comment(options.command),
            "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
-    files = backend.render(qm, calls, plan, name, options.cpu, gen)
+    with progress.step("rendering C"):
+        files = backend.render(qm, calls, plan, name, options.cpu, gen)
     return Compiled(model, source, qm, calls, plan, name, options, backend, files)
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from kwscc import progress
 from kwscc.errors import DataError
 from kwscc.frontends import reference_runner
 from kwscc.ir import Graph
@@ -45,30 +44,6 @@ def activation_names(graph: Graph) -> list[str]:
     for node in graph.nodes():
         names.extend(node.outputs)
     return names
-
-
-class Progress:
-    """A one-line progress bar on stderr, shown only when stderr is a terminal."""
-
-    def __init__(self, total: int, label: str, stream=None) -> None:
-        self.total, self.label, self.done = total, label, 0
-        self.stream = stream or sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)()) and total > 0
-        self.start = time.monotonic()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.enabled:
-            frac = self.done / self.total
-            bar = "#" * int(30 * frac)
-            self.stream.write(f"\r{self.label} [{bar:30s}] {self.done}/{self.total} "
-                              f"{time.monotonic() - self.start:5.1f}s")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _graph_layout(graph: Graph, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -107,8 +82,7 @@ def float_batches(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path |
     such tensors are taken from kwscc's float execution too."""
     ort_run = reference_runner(model_path, wanted) if model_path is not None else None
     count = next(iter(feeds.values())).shape[0]
-    progress = Progress(count, label)
-    try:
+    with progress.bar(count, label) as shown:
         for start in range(0, count, batch):
             chunk = {k: v[start:start + batch] for k, v in feeds.items()}
             values = ort_run(chunk) if ort_run else {}
@@ -122,9 +96,7 @@ def float_batches(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path |
                 own = run_float(graph, chunk)
                 values.update({n: own[n] for n in missing})
             yield chunk, values
-            progress.update(next(iter(chunk.values())).shape[0])
-    finally:
-        progress.close()
+            shown.update(next(iter(chunk.values())).shape[0])
 
 
 def collect_stats(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kwscc import progress
 from kwscc.data import load_array, load_inputs
 from kwscc.driver import Compiled
 from kwscc.errors import DataError, UnsupportedError
@@ -82,14 +83,16 @@ def _simulate_chunks(compiled: Compiled, feeds: dict[str, np.ndarray]):
     stats = {node.name: LayerStats() for node in layer_nodes}
     outputs = []
     count = next(iter(feeds.values())).shape[0]
-    for start in range(0, count, CHUNK):
-        chunk = {k: v[start:start + CHUNK] for k, v in feeds.items()}
-        sim = simulate_float_inputs(qm, chunk, compiled.backend.simulate)
-        ref = run_float(qm.graph, chunk)
-        for node in layer_nodes:
-            out = node.outputs[0]
-            stats[node.name].add(ref[out], sim[out], dequantize(sim[out], qm.formats[out]))
-        outputs.append(sim[qm.graph.outputs[0]])
+    with progress.bar(count, "simulating") as shown:
+        for start in range(0, count, CHUNK):
+            chunk = {k: v[start:start + CHUNK] for k, v in feeds.items()}
+            sim = simulate_float_inputs(qm, chunk, compiled.backend.simulate)
+            ref = run_float(qm.graph, chunk)
+            for node in layer_nodes:
+                out = node.outputs[0]
+                stats[node.name].add(ref[out], sim[out], dequantize(sim[out], qm.formats[out]))
+            outputs.append(sim[qm.graph.outputs[0]])
+            shown.update(next(iter(chunk.values())).shape[0])
     return np.concatenate(outputs), stats
 
 
@@ -177,10 +180,12 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
     split = _split_ids(split_spec, data_spec, samples) if split_spec is not None else None
     if split is not None and labels is None:
         raise DataError("--split needs --labels")
-    c_out, measured = run_compiled(compiled, x.reshape(samples, -1), sanitize, target, cmsis_nn_dir)
+    with progress.step(f"building and running the C ({target})"):
+        c_out, measured = run_compiled(compiled, x.reshape(samples, -1), sanitize, target, cmsis_nn_dir)
     sim_out, stats = _simulate_chunks(compiled, feeds)
     sim_out = sim_out.reshape(samples, -1)
-    f_out = _float_reference(compiled, feeds).reshape(samples, -1)
+    with progress.step("running the float model"):
+        f_out = _float_reference(compiled, feeds).reshape(samples, -1)
     q_float = dequantize(c_out, compiled.qm.output_format)
     layers = [{"name": name, "op": compiled.graph.node(name).op, "sqnr_db": s.sqnr_db, "cosine": s.cosine,
                "saturated": s.saturated, "elements": s.count} for name, s in stats.items()]

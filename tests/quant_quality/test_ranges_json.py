@@ -60,22 +60,3 @@ def test_ranges_file_of_another_model_is_refused(small_models, tmp_path):
     _, conv_graph, _ = _graph_and_feeds(small_models, "convnet")
     with pytest.raises(DataError, match="no range for"):
         load_ranges(tmp_path / "mlp.json", conv_graph)
-
-
-def test_progress_bar_only_on_a_terminal():
-    import io
-
-    from kwscc.quant.calibrate import Progress
-
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    quiet, tty = io.StringIO(), Tty()
-    for stream in (quiet, tty):
-        bar = Progress(10, "calibrating", stream)
-        bar.update(4)
-        bar.update(6)
-        bar.close()
-    assert quiet.getvalue() == ""
-    assert "calibrating" in tty.getvalue() and "10/10" in tty.getvalue() and tty.getvalue().endswith("\n")

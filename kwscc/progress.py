@@ -1,0 +1,82 @@
+"""Progress on the terminal (tqdm) for the steps that take more than a second; `-v` logs each step as it starts.
+
+Shown on stderr only when it is a terminal, unless the command line asks for it (`--progress`) or
+against it (`--no-progress`): a pipe or a log file gets no bars.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Iterator
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+log = logging.getLogger("kwscc")
+
+SHOW_AFTER = 1.0  # seconds: quicker steps never draw anything
+REFRESH = 0.25  # seconds between redraws of a step's elapsed time
+
+_wanted: bool | None = None  # None: only on a terminal
+
+
+def configure(wanted: bool | None) -> None:
+    """True/False: always/never show progress; None: only when stderr is a terminal."""
+    global _wanted
+    _wanted = wanted
+
+
+def enabled() -> bool:
+    if _wanted is not None:
+        return _wanted
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def logging_above_bars() -> AbstractContextManager:
+    """While bars may show, log lines go above them instead of through them."""
+    return logging_redirect_tqdm([log]) if enabled() else nullcontext()
+
+
+def bar(total: int, label: str, unit: str = "sample") -> tqdm:
+    """A counting bar for a loop over `total` items (samples, layers)."""
+    return tqdm(total=total, desc=label, unit=unit, disable=not enabled(), file=sys.stderr, leave=False,
+                delay=SHOW_AFTER, dynamic_ncols=True)
+
+
+@contextmanager
+def step(label: str) -> Iterator[None]:
+    """One step without a count: logged at its start (-v), its elapsed time shown after a second."""
+    log.info("%s ...", label)
+    start = time.monotonic()
+    if not enabled():
+        yield
+    else:
+        with _Ticker(label):
+            yield
+    log.debug("%s: %.1f s", label, time.monotonic() - start)
+
+
+class _Ticker:
+    """A tqdm line `label 0:03` redrawn by a background thread, since the step itself reports nothing."""
+
+    def __init__(self, label: str) -> None:
+        self.line = tqdm(total=None, desc=label, bar_format="{desc} {elapsed}", file=sys.stderr, leave=False,
+                         delay=SHOW_AFTER, dynamic_ncols=True)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(REFRESH):
+            self.line.update(0)  # redraws the elapsed time once tqdm's delay has passed
+
+    def __enter__(self) -> "_Ticker":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.line.close()
