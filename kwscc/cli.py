@@ -298,6 +298,9 @@ def _logging(verbose: int):
         for lg, level in zip(loggers, levels):
             lg.removeHandler(handler)
             lg.setLevel(level)
+        if handler is not out:
+            handler.buffer.clear()  # what a failed command held is dropped, also at interpreter exit
+        handler.close()
 
 
 def _error(text: str) -> None:

@@ -2,15 +2,19 @@
 
 Every tensor must lie within kwscc's size limits, and every float constant must be finite:
 constant folding (batch-norm folding, Div by zero, a huge Mul or Gemm alpha) can create NaN or
-Inf that no initializer held, and quantizing those would emit garbage weights silently.
+Inf that no initializer held, and quantizing those would emit garbage weights silently. Weights and
+biases must also stay within MAX_WEIGHT_MAGNITUDE: a folded Mul by 1e38 gives finite weights that
+overflow every activation.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from kwscc.check.limits import check_shape
+from kwscc.check.limits import MAX_WEIGHT_MAGNITUDE, LimitError, check_shape
 from kwscc.errors import ModelError
 from kwscc.ir import Graph
+
+WEIGHTED = ("Conv", "Dense")
 
 
 def check_graph(graph: Graph, stage: str) -> None:
@@ -26,3 +30,7 @@ def check_graph(graph: Graph, stage: str) -> None:
             if t.is_const and t.data.dtype.kind == "f" and not np.all(np.isfinite(t.data)):
                 raise ModelError(f"{where}: constant input '{name}' holds NaN or Inf {stage} "
                                  "(a division by zero, a negative variance or a value beyond float32's range)")
+            if node.op in WEIGHTED and t.is_const and t.data.size and np.max(np.abs(t.data)) > MAX_WEIGHT_MAGNITUDE:
+                raise LimitError(f"{where}: constant input '{name}' holds {float(np.max(np.abs(t.data))):.3g} "
+                                 f"{stage}, beyond kwscc's limit of {MAX_WEIGHT_MAGNITUDE:.3g} for weights and "
+                                 "biases (docs/limits.md)")

@@ -14,6 +14,7 @@ from kwscc.errors import KwsccError
 MAX_DIM = 1 << 24  # any single dimension
 MAX_TENSOR_ELEMENTS = 1 << 24  # any tensor, batch included (16 Mi values; 64 MiB as float)
 MAX_ARENA_BYTES = 1 << 28  # the int8 activation arena (256 MiB)
+MAX_WEIGHT_MAGNITUDE = float(1 << 24)  # any weight or bias of a Conv/Dense, after folding
 MAX_DATA_ELEMENTS = 1 << 30  # one array of a .npy/.npz data file
 MAX_DATA_BYTES = 1 << 32  # one array of a .npy/.npz data file, in bytes (4 GiB)
 

@@ -26,6 +26,8 @@ from typing import Callable
 
 import numpy as np
 
+from kwscc.check.limits import check_shape
+from kwscc.check.tflite_model import check_model
 from kwscc.errors import ModelError, UnsupportedError
 from kwscc.ir import Graph, Node, Tensor
 
@@ -670,7 +672,8 @@ def _add_inputs(r: Reader, overrides: dict) -> None:
                                    f"{list(t.signature)}): give a fixed shape with --input-shape {t.name}=D1,D2,...")
         if not shape:
             raise UnsupportedError(f"input '{t.name}' is a scalar; kwscc needs a batch axis")
-        r.graph.add_tensor(Tensor(t.name, tuple(int(d) for d in shape)))
+        what = f"--input-shape {t.name}" if t.name in overrides else f"input '{t.name}'"
+        r.graph.add_tensor(Tensor(t.name, check_shape(shape, what)))
         r.graph.inputs.append(t.name)
 
 
@@ -707,6 +710,7 @@ def _recorded_ranges(r: Reader) -> dict[str, tuple[float, float]]:
 
 def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     model = load(path)
+    check_model(model)
     r = Reader(model, Graph(path.stem))
     overrides = dict(input_shapes or {})
     _add_inputs(r, overrides)
