@@ -88,6 +88,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         _compile_options(p)
         p.add_argument("--data", required=True, metavar="DATA", help="samples to validate on")
         p.add_argument("--labels", metavar="KEY", help="labels: a key of the --data .npz, or FILE.npy / FILE.npz:KEY")
+        p.add_argument("--label-names", metavar="FILE",
+                       help="class names, one per line in output order (e.g. examples/kws/labels.txt): "
+                            "rows and columns of the confusion matrix")
         p.add_argument("--json", metavar="FILE", help="write the results as JSON")
         p.add_argument("--sanitize", action="store_true", help="build the host program with ASan and UBSan")
         p.add_argument("--target", default="host",
@@ -118,7 +121,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         _common_options(p)
         return p
     if command == "report":
-        p = Parser(prog="kwscc report", description="RAM, flash and MACs per layer")
+        p = Parser(prog="kwscc report", description="RAM, flash and MACs per layer (--calib optional: without it "
+                                                    "the formats are placeholders, the sizes and MACs exact)")
         _compile_options(p)
         p.add_argument("--json", metavar="FILE", help="write the report as JSON")
         p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
@@ -178,7 +182,9 @@ def cmd_report(args, argv) -> int:
     from kwscc.driver import compile_model
     from kwscc.report.report import build_report, format_markdown, format_table, to_json
 
-    compiled = compile_model(args.model, _options(args, argv))
+    options = _options(args, argv)
+    options.provisional_formats = True  # RAM, flash and MACs need no data: a float model may come without --calib
+    compiled = compile_model(args.model, options)
     with progress.step("building the report"):
         report = build_report(compiled)
     print(format_table(report))
@@ -197,8 +203,11 @@ def cmd_validate(args, argv) -> int:
     from kwscc.driver import compile_model
     from kwscc.frontends import read_model
     from kwscc.report.report import to_json
-    from kwscc.validate.validate import format_summary, validate
+    from kwscc.validate.validate import format_summary, read_label_names, validate
 
+    label_names = read_label_names(args.label_names) if args.label_names else None
+    if label_names and not args.labels:
+        raise KwsccError("--label-names names the classes of --labels: give --labels too")
     options = _options(args, argv)
     if args.target != "host" and not any(a == "--cpu" or a.startswith("--cpu=") for a in argv):
         options.cpu = args.target  # scratch sized for the CMSIS-NN build of the core it runs on
@@ -206,7 +215,8 @@ def cmd_validate(args, argv) -> int:
         logging.getLogger("kwscc").warning("no --calib given: calibrating on the validation data")
         options.calib = args.data
     result = validate(compile_model(args.model, options), args.data, args.labels, sanitize=args.sanitize,
-                      target=args.target, cmsis_nn_dir=args.cmsis_nn, reference=args.reference, split_spec=args.split)
+                      target=args.target, cmsis_nn_dir=args.cmsis_nn, reference=args.reference, split_spec=args.split,
+                      label_names=label_names)
     print(format_summary(result))
     if args.json:
         _write_text(args.json, to_json(result))

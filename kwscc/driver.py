@@ -42,6 +42,7 @@ class CompileOptions:
     legacy_softmax: str = "kwscc"
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     command: str = "kwscc"
+    provisional_formats: bool = False  # a float model without data gets placeholder formats (kwscc report)
 
 
 @dataclass(slots=True)
@@ -55,6 +56,7 @@ class Compiled:
     options: CompileOptions
     backend: object
     files: dict[str, str]
+    provisional: bool = False  # formats are placeholders: no calibration data (sizes and MACs are exact)
 
     @property
     def graph(self) -> Graph:
@@ -83,6 +85,11 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     elif graph.recorded_ranges:  # a quantized model carries its own ranges
         qm = backend.quantize(graph, graph.recorded_ranges, per_channel=options.weights == "per-channel",
                               rounding=options.rounding)
+    elif options.provisional_formats:
+        from kwscc.quant.refine import provisional_calibration
+
+        calibration = provisional_calibration(graph, model)
+        qm = calibration.quantize(backend, options)
     else:
         raise DataError(f"{model.name} is a float model: give calibration data with --calib DATA")
     name = model_name(model, options)
@@ -103,7 +110,8 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
            "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
     with progress.step("rendering C"):
         files = backend.render(qm, calls, plan, name, options.cpu, gen)
-    return Compiled(model, source, qm, calls, plan, name, options, backend, files)
+    return Compiled(model, source, qm, calls, plan, name, options, backend, files,
+                    provisional=calibration is not None and calibration.provisional)
 
 
 def _check_destinations(files: dict[str, str], out_dir: Path) -> None:

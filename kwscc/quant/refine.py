@@ -17,7 +17,7 @@ simulator stay bit-exact by construction: they read the same QLayer parameters).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -357,17 +357,30 @@ class Calibration:
     feeds: dict[str, np.ndarray] | None
     model_path: Path
     samples: dict | None = None
+    provisional: bool = False  # placeholder ranges, no data (provisional_calibration)
 
     def quantize(self, backend, options) -> QuantModel:
         """The backend's quantization for the driver's CompileOptions; the cmsis-nn backend gets the
         data-driven steps too, on calibration samples computed once."""
         qopts = quant_options(options)
+        if self.provisional:  # nothing to choose formats by: the plain max rule on the placeholder ranges
+            qopts = replace(qopts, method="max", input_zero_point=False, softmax_input=False,
+                            bias_correction=False, search=False)
         if backend.name not in REFINABLE_BACKENDS:
             return backend.quantize(self.graph, ranges_for(self.summaries, qopts.method),
                                     per_channel=qopts.per_channel, rounding=qopts.rounding)
         if self.samples is None and self.feeds is not None:
             self.samples = sample_values(self.graph, self.feeds, self.model_path, qopts.samples)
         return quantize_calibrated(self.graph, self.summaries, qopts, samples=self.samples)
+
+
+def provisional_calibration(graph: Graph, model_path: Path) -> Calibration:
+    """A stand-in for calibration when there is no data (`kwscc report` of a float model): every activation
+    gets the range [-1, 1]. The formats are placeholders, but the arena, scratch, flash sizes and MACs
+    come out as with real data, since none of them depends on a format (the split-input choice weighs
+    the arena only)."""
+    summaries = {name: {"min": -1.0, "max": 1.0, "count": 1} for name in activation_names(graph)}
+    return Calibration(graph, summaries, None, model_path, provisional=True)
 
 
 def calibrate_stage(graph: Graph, options, model_path: Path) -> Calibration:

@@ -16,7 +16,7 @@ from kwscc.driver import Compiled
 from kwscc.memory.planner import INPUT, OUTPUT, MemoryPlan, plan_memory, reader_steps
 from kwscc.report import flash as flash_size
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUILDS = ("c", "dsp", "mve")
 BUILD_TITLES = {"c": "pure C", "dsp": "DSP", "mve": "MVE"}
 
@@ -58,7 +58,7 @@ def _lifetime(plan: MemoryPlan, graph, tensor: str, step: dict[str, int]) -> lis
     return [first, last]
 
 
-def _layer(compiled: Compiled, call, step: dict[str, int], cpu_build: str | None) -> dict:
+def _layer(compiled: Compiled, index: int, call, step: dict[str, int], cpu_build: str | None) -> dict:
     node, graph, plan = call.node, compiled.graph, compiled.plan
     arrays = list(getattr(call, "arrays", []))
     out = node.outputs[0]
@@ -71,6 +71,7 @@ def _layer(compiled: Compiled, call, step: dict[str, int], cpu_build: str | None
         "name": node.name,
         "op": node.op,
         "function": getattr(call, "function", node.op),
+        "index": index,
         "step": step[node.name],
         "output_shape": [int(d) for d in graph.tensors[out].shape],
         "macs": int(getattr(call, "macs", 0)),
@@ -139,7 +140,7 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
     plan, graph = compiled.plan, compiled.graph
     step = {name: i for i, name in enumerate(plan.schedule)}
     cpu_build = _cpu_builds(compiled).get(compiled.options.cpu)
-    layers = [_layer(compiled, call, step, cpu_build) for call in compiled.calls]
+    layers = [_layer(compiled, i, call, step, cpu_build) for i, call in enumerate(compiled.calls)]
     mult_symbol, mult_bytes = _multiplier_symbol(compiled)
     weights = sum(layer["weights_bytes"] for layer in layers)
     biases = sum(layer["bias_bytes"] for layer in layers)
@@ -161,6 +162,7 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
         "cpu": compiled.options.cpu,
         "cpu_build": cpu_build,
         "rounding": compiled.qm.rounding,
+        "formats_provisional": compiled.provisional,
         # RAM
         "arena_bytes": plan.arena_size,
         "arena_lower_bound_bytes": plan.lower_bound,
@@ -221,6 +223,20 @@ def _formats(layer: dict) -> str:
     return text
 
 
+def layer_span(report: dict, first_step: int, last_step: int) -> tuple[int, int]:
+    """Steps of the plan (which count the reshapes that emit no code) as layer indices, the one numbering
+    users see (the C's `layer i` comments and KWSCC_LAYER_HOOK(i), validate's layers): the first layer
+    run at or after first_step, the last run at or before last_step."""
+    layers = report["layers"]
+    first = next((l["index"] for l in layers if l["step"] >= first_step), len(layers) - 1)
+    last = max((l["index"] for l in layers if l["step"] <= last_step), default=0)
+    return first, max(first, last)
+
+
+PROVISIONAL_NOTE = ("formats omitted: no calibration data (--calib DATA gives them); RAM, MACs and the const data "
+                    "do not depend on the data, the code size only by a few bytes")
+
+
 def _summary_lines(r: dict) -> list[str]:
     plan = r["plan"]
     order = plan["schedule_method"] + (", optimal" if plan["schedule_optimal"] else "")
@@ -246,6 +262,7 @@ def _summary_lines(r: dict) -> list[str]:
         f"      arena per CMSIS-NN build: {builds}" if builds else None,
         flash,
         f"MACs  {r['macs']:,} per inference   cpu {r['cpu']}{build}   rounding {r['rounding']}",
+        f"NOTE  {PROVISIONAL_NOTE}" if r["formats_provisional"] else None,
     ]
     return [line for line in lines if line is not None]
 
@@ -256,12 +273,12 @@ def format_table(report: dict) -> str:
              "scratch B", "scratch " + "/".join(builds), "formats (in -> out, weights)")]
     for layer in report["layers"]:
         by_build = layer["scratch_bytes_by_build"]
-        life = "-".join(map(str, layer["lifetime"])) + ("*" if layer["in_place"] else "")
-        rows.append((str(layer["step"]), layer["name"][:32], layer["op"], _shape(layer["output_shape"]),
+        life = "-".join(map(str, layer_span(report, *layer["lifetime"]))) + ("*" if layer["in_place"] else "")
+        rows.append((str(layer["index"]), layer["name"][:32], layer["op"], _shape(layer["output_shape"]),
                      f"{layer['macs']:,}", f"{layer['weights_bytes'] + layer['bias_bytes']:,}",
                      f"{layer['input_bytes']:,}", f"{layer['output_bytes']:,}", _where(layer), life,
                      str(layer["scratch_bytes"]), "/".join(str(by_build.get(b, "-")) for b in builds),
-                     _formats(layer)))
+                     "-" if report["formats_provisional"] else _formats(layer)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -301,16 +318,20 @@ def format_markdown(report: dict, svg_name: str | None = None) -> str:
                    f"{b['arena_lower_bound_bytes']:,} B | {b['scratch_bytes']:,} B |")
     builds = list(r["builds"])
     out += ["", "## Layers", "",
-            "| step | layer | op | output | MACs | weights B | in B | out B | offset | lifetime | scratch B | "
+            "| # | layer | op | output | MACs | weights B | in B | out B | offset | lifetime (layers) | scratch B | "
             f"scratch {'/'.join(builds)} | formats |",
             "|---:|---|---|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
     for layer in r["layers"]:
         by_build = layer["scratch_bytes_by_build"]
-        out.append(f"| {layer['step']} | {layer['name']} | {layer['op']} | {_shape(layer['output_shape'])} | "
+        first, last = layer_span(r, *layer["lifetime"])
+        formats = "-" if r["formats_provisional"] else _formats(layer)
+        out.append(f"| {layer['index']} | {layer['name']} | {layer['op']} | {_shape(layer['output_shape'])} | "
                    f"{layer['macs']:,} | {layer['weights_bytes'] + layer['bias_bytes']:,} | {layer['input_bytes']:,} | "
-                   f"{layer['output_bytes']:,} | {_where(layer)} | {layer['lifetime'][0]}-{layer['lifetime'][1]}"
+                   f"{layer['output_bytes']:,} | {_where(layer)} | {first}-{last}"
                    f"{' in place' if layer['in_place'] else ''} | {layer['scratch_bytes']} | "
-                   f"{'/'.join(str(by_build.get(b, '-')) for b in builds)} | {_formats(layer)} |")
+                   f"{'/'.join(str(by_build.get(b, '-')) for b in builds)} | {formats} |")
+    if r["formats_provisional"]:
+        out += ["", f"Note: {PROVISIONAL_NOTE}."]
     out += ["", "## Plan candidates", "", "| order | allocator | arena | lower bound |", "|---|---|---:|---:|"]
     for c in r["plan"]["candidates"]:
         out.append(f"| {c['schedule']} | {c['allocator']} | {c['arena_bytes']:,} B | {c['lower_bound_bytes']:,} B |")
@@ -334,4 +355,4 @@ def to_json(report: dict) -> str:
 
 
 __all__ = ["SCHEMA_VERSION", "build_report", "format_table", "format_markdown", "report_files", "to_json",
-           "INPUT", "OUTPUT"]
+           "INPUT", "OUTPUT", "layer_span"]

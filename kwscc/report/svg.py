@@ -1,6 +1,7 @@
 """The memory timeline as a self-contained SVG: arena occupancy per step, each buffer a coloured bar.
 
-x is the execution order (one column per step of the plan), y the byte offset in the arena (0 at
+x is the execution order (one column per step of the plan, labelled with the layer number the C and the
+tables use; reshapes are aliases without a number), y the byte offset in the arena (0 at
 the bottom). Every buffer of the plan is one rectangle spanning its lifetime, with a tooltip
 (<title>) naming the tensors it holds; scratch buffers are hatched. A black step line is the bytes
 alive at each step, a dashed line the lower bound. Below, two lanes show the caller's input and
@@ -10,10 +11,14 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
+from kwscc.report.report import layer_span
+
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
            "#9c755f", "#86bcb6", "#d37295", "#a0cbe8", "#ffbe7d", "#8cd17d", "#f1ce63", "#79706e")
 LEFT, RIGHT, TOP, PLOT_H = 84, 300, 78, 420
 LANE_H, LANE_GAP = 16, 6
+MIN_BAR_H = 6.0  # px: a buffer of a few bytes in a large arena stays visible
+CHAR_W = 6.2  # px per character of the 10 px labels (a generous average, so a label never spills out)
 
 
 def _attr(value) -> str:
@@ -24,12 +29,24 @@ def _short(name: str, n: int = 28) -> str:
     return name if len(name) <= n else "…" + name[-(n - 1):]
 
 
-def _label(buffer: dict, ops: list[str]) -> str:
-    """'2 Conv 8,000 B': the step that writes the buffer, its op and the size."""
-    s = buffer["first_step"]
-    op = ops[s] if s < len(ops) else "?"
+def _fit(text: str, width: float) -> str | None:
+    """text cut with an ellipsis to fit `width` px, or None when too little of it would remain."""
+    chars = int((width - 8) // CHAR_W)
+    if len(text) <= chars:
+        return text
+    return text[:chars - 1] + "…" if chars >= 6 else None
+
+
+def _writer(step: int, ops: list[str], layer_of_step: dict[int, int]) -> str:
+    """'3 Conv': the layer (numbered as in the C and the tables) that runs at a step, or 'Reshape' for an alias."""
+    op = ops[step] if step < len(ops) else "?"
+    return f"{layer_of_step[step]} {op}" if step in layer_of_step else op
+
+
+def _label(buffer: dict, ops: list[str], layer_of_step: dict[int, int]) -> str:
+    """'2 Conv: 8,000 B': the layer that writes the buffer, its op and the size."""
     kind = "scratch of " if buffer["kind"] == "scratch" else ""
-    return f"{kind}{s} {op}: {buffer['bytes']:,} B"
+    return f"{kind}{_writer(buffer['first_step'], ops, layer_of_step)}: {buffer['bytes']:,} B"
 
 
 def _ticks(top: int) -> list[int]:
@@ -45,6 +62,11 @@ def render_svg(report: dict) -> str:
     plan = report["plan"]
     steps = len(plan["schedule"])
     ops = plan.get("schedule_ops", ["?"] * steps)
+    layer_of_step = {layer["step"]: layer["index"] for layer in report["layers"]}
+
+    def layers(first_step: int, last_step: int) -> str:
+        first, last = layer_span(report, first_step, last_step)
+        return f"layer {first}" if first == last else f"layers {first}-{last}"
     arena = max(report["arena_bytes"], 1)
     col = max(36, min(72, 900 // max(steps, 1)))
     plot_w = col * max(steps, 1)
@@ -90,18 +112,19 @@ def render_svg(report: dict) -> str:
     for b in report["buffers"]:
         x0, x1 = x(b["first_step"]) + 1, x(b["last_step"] + 1) - 1
         y0, y1 = y(b["offset"] + b["bytes"]), y(b["offset"])
-        h = max(y1 - y0, 3.0)  # a tiny buffer stays visible
+        h = max(y1 - y0, MIN_BAR_H)
         y0 = min(y0, y1 - h)
         fill = "url(#hatch)" if b["kind"] == "scratch" else colours[b["name"]]
         tensors = ", ".join(b["tensors"]) or "-"
-        tip = (f"{b['name']} ({b['kind']}): {b['bytes']:,} B at offset {b['offset']:,}, steps "
-               f"{b['first_step']}-{b['last_step']}; tensors: {tensors}")
+        tip = (f"{b['name']} ({b['kind']}): {b['bytes']:,} B at offset {b['offset']:,}, "
+               f"{layers(b['first_step'], b['last_step'])}; tensors: {tensors}")
         out.append(f'<g class="buffer" data-name="{_attr(b["name"])}"><title>{_attr(tip)}</title>'
                    f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 1):.1f}" height="{h:.1f}" fill="{fill}" '
                    f'fill-opacity="0.85" stroke="#333" stroke-width="0.6"/>')
-        if h >= 13 and x1 - x0 >= 50:
+        label = _fit(_label(b, ops, layer_of_step), x1 - x0) if h >= 13 else None
+        if label:
             out.append(f'<text x="{x0 + 4:.1f}" y="{y0 + min(h / 2 + 4, 14):.1f}" fill="#111" font-size="10">'
-                       f'{_attr(_label(b, ops))}</text>')
+                       f'{_attr(label)}</text>')
         out.append("</g>")
     # occupancy and bounds
     occ = plan.get("occupancy_bytes", [])
@@ -124,7 +147,7 @@ def render_svg(report: dict) -> str:
     for s in range(steps):
         cx = x(s) + col / 2
         name = layer_at[s]["name"] if s in layer_at else plan["schedule"][s]
-        text = f"{s} {ops[s]}" + ("" if s in layer_at else " (alias)")
+        text = _writer(s, ops, layer_of_step) + ("" if s in layer_at else " (alias)")
         ly = TOP + PLOT_H + 12
         out.append(f'<text x="{cx:.1f}" y="{ly}" transform="rotate(-50 {cx:.1f} {ly})" text-anchor="end" '
                    f'fill="#222"><title>{_attr(name)}</title>{_attr(text)}</text>')
@@ -137,11 +160,15 @@ def render_svg(report: dict) -> str:
         if not used:
             continue
         first, last = (min(used), max(used)) if kind == "input" else (min(used), steps - 1)
+        box_w = x(last + 1) - x(first) - 2
+        text = f"caller's {kind} {size:,} B"
+        inside = _fit(text, box_w) == text
+        text_x = x(first) + 4 if inside else x(last + 1) + 4  # beside the box when it does not fit inside
         out.append(f'<g class="caller-buffer" data-name="{kind}"><title>caller\'s {kind} buffer: {size:,} B, '
-                   f'outside the arena, steps {first}-{last}</title>'
-                   f'<rect x="{x(first) + 1:.1f}" y="{ly}" width="{x(last + 1) - x(first) - 2:.1f}" height="{LANE_H}" '
+                   f'outside the arena, {layers(first, last)}</title>'
+                   f'<rect x="{x(first) + 1:.1f}" y="{ly}" width="{box_w:.1f}" height="{LANE_H}" '
                    f'fill="#bbbbbb" stroke="#333" stroke-width="0.6"/>'
-                   f'<text x="{x(first) + 4:.1f}" y="{ly + 12}" font-size="10">caller\'s {kind} {size:,} B</text></g>')
+                   f'<text x="{text_x:.1f}" y="{ly + 12}" font-size="10">{_attr(text)}</text></g>')
     # legend
     lx = LEFT + plot_w + 12
     out.append(f'<text x="{lx}" y="{TOP + 30}" font-weight="bold">buffers</text>')
@@ -152,7 +179,8 @@ def render_svg(report: dict) -> str:
             break
         fill = "url(#hatch)" if b["kind"] == "scratch" else colours[b["name"]]
         out.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{fill}" stroke="#333" stroke-width="0.6"/>'
-                   f'<text x="{lx + 14}" y="{ly}"><title>{_attr(b["name"])}</title>{_attr(_label(b, ops))}, '
-                   f'steps {b["first_step"]}-{b["last_step"]}</text>')
+                   f'<text x="{lx + 14}" y="{ly}"><title>{_attr(b["name"])}</title>'
+                   f'{_attr(_fit(_label(b, ops, layer_of_step) + ", " + layers(b["first_step"], b["last_step"]), RIGHT - 26) or "")}'
+                   f'</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

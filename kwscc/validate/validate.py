@@ -14,6 +14,7 @@ from kwscc.data import load_array, load_inputs
 from kwscc.driver import Compiled
 from kwscc.errors import DataError, UnsupportedError
 from kwscc.ir.execute import run_float
+from kwscc.naming import terminal_text
 from kwscc.frontends import read_model, reference_runner
 from kwscc.quant.formats import dequantize
 from kwscc.quant.simulate import simulate_float_inputs
@@ -21,6 +22,7 @@ from kwscc.validate.host import build_host_program, run_host_program
 
 log = logging.getLogger(__name__)
 CHUNK = 250
+MAX_LABEL_NAMES_BYTES = 1 << 20
 
 
 class LayerStats:
@@ -167,9 +169,27 @@ def _split_ids(spec: str, data_spec: str, samples: int) -> np.ndarray:
     return ids
 
 
+def read_label_names(path: str) -> list[str]:
+    """Class names, one per line (blank lines and surrounding spaces ignored)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_LABEL_NAMES_BYTES + 1)
+    except OSError as exc:
+        raise DataError(f"cannot read --label-names {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_LABEL_NAMES_BYTES:
+        raise DataError(f"--label-names {path}: larger than {MAX_LABEL_NAMES_BYTES:,} bytes; expected one class name a line")
+    try:
+        names = [line.strip() for line in raw.decode("utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise DataError(f"--label-names {path}: not UTF-8 text") from None
+    if not names:
+        raise DataError(f"--label-names {path}: no names in it")
+    return names
+
+
 def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None, sanitize: bool = False,
              target: str = "host", cmsis_nn_dir: str | None = None, reference: str | None = None,
-             split_spec: str | None = None) -> dict:
+             split_spec: str | None = None, label_names: list[str] | None = None) -> dict:
     graph = compiled.graph
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise UnsupportedError("validate supports models with one input and one output")
@@ -180,6 +200,10 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
     split = _split_ids(split_spec, data_spec, samples) if split_spec is not None else None
     if split is not None and labels is None:
         raise DataError("--split needs --labels")
+    outputs = compiled.graph.tensors[graph.outputs[0]].size
+    if label_names is not None and labels is not None and len(label_names) != max(int(labels.max()) + 1, outputs):
+        raise DataError(f"--label-names: {len(label_names)} names for {max(int(labels.max()) + 1, outputs)} classes "
+                        f"(the model's {outputs} outputs, labels up to {int(labels.max())})")
     with progress.step(f"building and running the C ({target})"):
         c_out, measured = run_compiled(compiled, x.reshape(samples, -1), sanitize, target, cmsis_nn_dir)
     sim_out, stats = _simulate_chunks(compiled, feeds)
@@ -187,8 +211,8 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
     with progress.step("running the float model"):
         f_out = _float_reference(compiled, feeds).reshape(samples, -1)
     q_float = dequantize(c_out, compiled.qm.output_format)
-    layers = [{"name": name, "op": compiled.graph.node(name).op, "sqnr_db": s.sqnr_db, "cosine": s.cosine,
-               "saturated": s.saturated, "elements": s.count} for name, s in stats.items()]
+    layers = [{"index": i, "name": name, "op": compiled.graph.node(name).op, "sqnr_db": s.sqnr_db, "cosine": s.cosine,
+               "saturated": s.saturated, "elements": s.count} for i, (name, s) in enumerate(stats.items())]
     finite = [layer for layer in layers if layer["sqnr_db"] is not None]
     result = {
         "model": compiled.model_path.name,
@@ -211,6 +235,8 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
         classes = max(int(labels.max()) + 1, c_out.shape[1])
         result["confusion_float"] = confusion(labels, np.argmax(f_out, 1), classes)
         result["confusion_quantized"] = confusion(labels, np.argmax(c_out, 1), classes)
+        if label_names is not None:
+            result["label_names"] = list(label_names)
         if split is not None:
             result["splits"] = _split_results(split, labels, np.argmax(f_out, 1), np.argmax(c_out, 1), classes)
     if reference is not None:
@@ -222,9 +248,9 @@ def format_summary(result: dict) -> str:
     def db(v):
         return "exact" if v is None else f"{v:.1f} dB"
 
-    lines = [f"{'layer':40s} {'op':12s} {'SQNR':>10s} {'cosine':>8s} {'saturated':>10s}"]
+    lines = [f"{'#':>3s} {'layer':40s} {'op':12s} {'SQNR':>10s} {'cosine':>8s} {'saturated':>10s}"]
     for layer in result["layers"]:
-        lines.append(f"{layer['name'][:40]:40s} {layer['op']:12s} {db(layer['sqnr_db']):>10s} "
+        lines.append(f"{layer['index']:3d} {layer['name'][:40]:40s} {layer['op']:12s} {db(layer['sqnr_db']):>10s} "
                      f"{layer['cosine']:8.5f} {layer['saturated']:>10d}")
     lines += [
         "",
@@ -246,10 +272,10 @@ def format_summary(result: dict) -> str:
                       f"{part['float_accuracy']:.4f}   quantized accuracy {part['quantized_accuracy']:.4f}   "
                       f"agreement {part['top1_agreement']:.4f}",
                   "confusion (quantized program; rows = labels, columns = predictions):"]
-        lines += format_confusion(part["confusion_quantized"])
+        lines += format_confusion(part["confusion_quantized"], result.get("label_names"))
     if "splits" not in result and "confusion_quantized" in result:
         lines += ["", "confusion (quantized program; rows = labels, columns = predictions):"]
-        lines += format_confusion(result["confusion_quantized"])
+        lines += format_confusion(result["confusion_quantized"], result.get("label_names"))
     if "reference_model" in result:
         lines += [f"reference model             {result['reference_model']}",
                   f"top-1 agreement with it     {result['reference_top1_agreement']:.4f}",
@@ -260,7 +286,10 @@ def format_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def format_confusion(matrix: list[list[int]]) -> list[str]:
-    width = max(4, len(str(max((max(row) for row in matrix), default=0))) + 1)
-    head = "      " + "".join(f"{j:>{width}d}" for j in range(len(matrix)))
-    return [head] + [f"{i:5d} " + "".join(f"{v:>{width}d}" for v in row) for i, row in enumerate(matrix)]
+def format_confusion(matrix: list[list[int]], names: list[str] | None = None) -> list[str]:
+    """Rows = labels, columns = predictions, headed by class numbers or by `names` (shown safely)."""
+    heads = [terminal_text(n) for n in names] if names else [str(j) for j in range(len(matrix))]
+    width = max(4, len(str(max((max(row) for row in matrix), default=0))) + 1, *(len(h) + 1 for h in heads))
+    first = max(5, *(len(h) for h in heads))
+    head = " " * (first + 1) + "".join(f"{h:>{width}s}" for h in heads)
+    return [head] + [f"{heads[i]:>{first}s} " + "".join(f"{v:>{width}d}" for v in row) for i, row in enumerate(matrix)]
