@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kwscc import __version__, progress
 from kwscc.errors import KwsccError
-from kwscc.naming import terminal_text
+from kwscc.naming import printable
 
 SUBCOMMANDS = ("compile", "validate", "report", "sweep", "supported-ops")
 
@@ -315,7 +315,7 @@ def _logging(verbose: int):
 
 def _error(text: str) -> None:
     """One line on stderr, whatever the message holds (newlines, a model's control characters)."""
-    print(terminal_text(" ".join(str(text).split())), file=sys.stderr)
+    print(printable(" ".join(str(text).split())), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

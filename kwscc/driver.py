@@ -15,7 +15,7 @@ from kwscc.errors import DataError, KwsccError
 from kwscc.frontends import read_model
 from kwscc.ir import Graph
 from kwscc.memory.planner import MemoryPlan, plan_memory
-from kwscc.naming import c_comment, c_identifier
+from kwscc.naming import c_comment, c_identifier, file_stem
 from kwscc.passes import run_pipeline
 from kwscc.quant.quantize import QuantModel
 
@@ -64,7 +64,13 @@ class Compiled:
 
 
 def model_name(model: Path, options: CompileOptions) -> str:
-    return c_identifier(options.name or model.stem)
+    """The C prefix and file stem: from --name or the model file name, never a header's name."""
+    ident = c_identifier(options.name or model.stem)
+    name = file_stem(ident)
+    if name != ident:
+        log.warning("name '%s' would make %s.h shadow a system or CMSIS-NN header: the files and C prefix are "
+                    "'%s' (choose another with --name)", ident, ident, name)
+    return name
 
 
 def compile_model(model: str | Path, options: CompileOptions) -> Compiled:

@@ -14,6 +14,7 @@ import numpy as np
 
 from kwscc.driver import Compiled
 from kwscc.memory.planner import INPUT, OUTPUT, MemoryPlan, plan_memory, reader_steps
+from kwscc.naming import markdown_cell, printable
 from kwscc.report import flash as flash_size
 
 SCHEMA_VERSION = 4
@@ -274,7 +275,7 @@ def format_table(report: dict) -> str:
     for layer in report["layers"]:
         by_build = layer["scratch_bytes_by_build"]
         life = "-".join(map(str, layer_span(report, *layer["lifetime"]))) + ("*" if layer["in_place"] else "")
-        rows.append((str(layer["index"]), layer["name"][:32], layer["op"], _shape(layer["output_shape"]),
+        rows.append((str(layer["index"]), printable(layer["name"])[:32], layer["op"], _shape(layer["output_shape"]),
                      f"{layer['macs']:,}", f"{layer['weights_bytes'] + layer['bias_bytes']:,}",
                      f"{layer['input_bytes']:,}", f"{layer['output_bytes']:,}", _where(layer), life,
                      str(layer["scratch_bytes"]), "/".join(str(by_build.get(b, "-")) for b in builds),
@@ -292,7 +293,7 @@ def format_markdown(report: dict, svg_name: str | None = None) -> str:
                  else f"unmeasured: {code['reason']}")
     flash_cell = f"{r['flash_bytes']:,} B" if r["flash_bytes"] is not None else "unmeasured (code size unknown)"
     build = f", {r['cpu_build']} build" if r["cpu_build"] else ""
-    out = [f"# kwscc report: {r['model']} ({r['cpu']}{build})", ""]
+    out = [f"# kwscc report: {markdown_cell(r['model'])} ({r['cpu']}{build})", ""]
     if svg_name:
         out += [f"![arena occupancy per layer]({svg_name})", ""]
     out += [
@@ -325,7 +326,7 @@ def format_markdown(report: dict, svg_name: str | None = None) -> str:
         by_build = layer["scratch_bytes_by_build"]
         first, last = layer_span(r, *layer["lifetime"])
         formats = "-" if r["formats_provisional"] else _formats(layer)
-        out.append(f"| {layer['index']} | {layer['name']} | {layer['op']} | {_shape(layer['output_shape'])} | "
+        out.append(f"| {layer['index']} | {markdown_cell(layer['name'])} | {layer['op']} | {_shape(layer['output_shape'])} | "
                    f"{layer['macs']:,} | {layer['weights_bytes'] + layer['bias_bytes']:,} | {layer['input_bytes']:,} | "
                    f"{layer['output_bytes']:,} | {_where(layer)} | {first}-{last}"
                    f"{' in place' if layer['in_place'] else ''} | {layer['scratch_bytes']} | "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
+from kwscc.naming import printable
 from kwscc.report.report import layer_span
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
@@ -22,7 +23,8 @@ CHAR_W = 6.2  # px per character of the 10 px labels (a generous average, so a l
 
 
 def _attr(value) -> str:
-    return escape(str(value), {'"': "&quot;"})
+    """Text of the model (names) as valid XML: unprintable characters shown as \\xNN, then escaped."""
+    return escape(printable(str(value)), {'"': "&quot;"})
 
 
 def _short(name: str, n: int = 28) -> str:
