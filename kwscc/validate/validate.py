@@ -14,7 +14,7 @@ from kwscc.data import load_array, load_inputs
 from kwscc.driver import Compiled
 from kwscc.errors import DataError, UnsupportedError
 from kwscc.ir.execute import run_float
-from kwscc.naming import terminal_text
+from kwscc.naming import printable
 from kwscc.frontends import read_model, reference_runner
 from kwscc.quant.formats import dequantize
 from kwscc.quant.simulate import simulate_float_inputs
@@ -288,7 +288,7 @@ def format_summary(result: dict) -> str:
 
 def format_confusion(matrix: list[list[int]], names: list[str] | None = None) -> list[str]:
     """Rows = labels, columns = predictions, headed by class numbers or by `names` (shown safely)."""
-    heads = [terminal_text(n) for n in names] if names else [str(j) for j in range(len(matrix))]
+    heads = [printable(n) for n in names] if names else [str(j) for j in range(len(matrix))]
     width = max(4, len(str(max((max(row) for row in matrix), default=0))) + 1, *(len(h) + 1 for h in heads))
     first = max(5, *(len(h) for h in heads))
     head = " " * (first + 1) + "".join(f"{h:>{width}s}" for h in heads)
