@@ -7,7 +7,7 @@ import numpy as np
 
 from kwscc.backends.base import Backend, read_sources, render_model, tensor_pointer
 from kwscc.backends.cmsis_nn import constraints
-from kwscc.backends.cmsis_nn.kernels import POW2_MULTIPLIER, KernelCall, lower
+from kwscc.backends.cmsis_nn.kernels import KWSCC_KERNELS, POW2_MULTIPLIER, KernelCall, lower
 from kwscc.codegen import c_float_literal
 from kwscc.memory.planner import MemoryPlan
 from kwscc.naming import c_comment
@@ -72,6 +72,7 @@ class CmsisNNBackend(Backend):
             "input_scale_literal": c_float_literal(2.0 ** in_fmt.frac),
             "output_scale_literal": c_float_literal(2.0 ** -out_fmt.frac),
             "max_channels": max(per_channel, default=0),
+            "kernels": [k for k in KWSCC_KERNELS if any(k in call.kernels for call in calls)],
             "pow2_multipliers": np.full(max(per_channel, default=0), POW2_MULTIPLIER, np.int64),
         }
 
@@ -82,6 +83,7 @@ class CmsisNNBackend(Backend):
             "function": call.function, "template": f"cmsis_nn/{call.template}", "p": call.params,
             "arrays": [{"symbol": a.suffix, "ctype": a.ctype, "data": a.values, "role": a.role} for a in call.arrays],
             "input": tensor_pointer(plan, call.node.inputs[0]), "output": tensor_pointer(plan, call.node.outputs[0]),
+            "inputs": [tensor_pointer(plan, t) for t in call.activations],
             "scratch_ptr": f"(arena + {scratch.offset})" if scratch else "NULL",
             "scratch_size": scratch.size if scratch else 0, "name": name,
         }

@@ -4,7 +4,8 @@ from __future__ import annotations
 from kwscc.backends.base import check_constraints
 from kwscc.ir import Graph, Node
 
-LOWERABLE = ("Conv", "Dense", "MaxPool", "AveragePool", "Softmax", "Reshape")
+LOWERABLE = ("Conv", "Dense", "MaxPool", "AveragePool", "Softmax", "Reshape", "Add", "Sub", "Mul", "Max", "Min",
+             "Concat")
 
 
 def constraint_batch_one(graph: Graph, node: Node) -> bool:
@@ -29,6 +30,26 @@ def constraint_nhwc(graph: Graph, node: Node) -> bool:
     return node.attrs.get("layout") == "NHWC" and len(graph.tensors[node.inputs[0]].shape) == 4
 
 
+def constraint_same_shapes(graph: Graph, node: Node) -> bool:
+    """both inputs must be activations of the output's shape (only per-channel or scalar constants that fold into the producing Conv/Gemm can broadcast)"""
+    out = graph.tensors[node.outputs[0]].shape
+    return all(not graph.tensors[t].is_const and graph.tensors[t].shape == out for t in node.inputs)
+
+
+def constraint_activation_inputs(graph: Graph, node: Node) -> bool:
+    """every input must be an activation (a constant input is not supported)"""
+    return not any(graph.tensors[t].is_const for t in node.inputs)
+
+
+def constraint_concat_shapes(graph: Graph, node: Node) -> bool:
+    """inputs must have the same rank and agree on every axis but the concatenation axis"""
+    shapes = [graph.tensors[t].shape for t in node.inputs]
+    axis = node.attrs["axis"] % len(shapes[0])
+    return all(len(s) == len(shapes[0]) and s[:axis] + s[axis + 1:] == shapes[0][:axis] + shapes[0][axis + 1:]
+               for s in shapes)
+
+
+BINARY = (constraint_batch_one, constraint_same_shapes)
 CONSTRAINTS = {
     "Conv": (constraint_batch_one, constraint_nhwc, constraint_conv_groups),
     "Dense": (constraint_batch_one,),
@@ -36,6 +57,8 @@ CONSTRAINTS = {
     "AveragePool": (constraint_batch_one, constraint_nhwc),
     "Softmax": (constraint_softmax_last_axis,),
     "Reshape": (),
+    "Add": BINARY, "Sub": BINARY, "Mul": BINARY, "Max": BINARY, "Min": BINARY,
+    "Concat": (constraint_batch_one, constraint_activation_inputs, constraint_concat_shapes),
 }
 
 def check(graph: Graph) -> None:

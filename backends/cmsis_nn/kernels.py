@@ -16,6 +16,9 @@ from kwscc.quant.simulate import depthwise_weights, is_depthwise
 from kwscc.quant.split_input import split_shape
 
 POW2_MULTIPLIER = 1 << 30  # scale 2^-k is (2^30, 1 - k): TFLite's QuantizeMultiplier(2^-k)
+MULTI_INPUT_OPS = ("Add", "Sub", "Mul", "Max", "Min", "Concat")
+# kwscc's C kernels in the order model.c defines them (a kernel after the ones it calls)
+KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8")
 
 
 def align4(n: int) -> int:
@@ -42,6 +45,12 @@ class KernelCall:
     macs: int = 0
     arrays: list[ConstArray] = field(default_factory=list)
     unsplit_scratch: dict[str, int] | None = None  # the split input's layer: its scratch with an int8 input
+    kernels: tuple[str, ...] = ()  # kwscc's own C functions the call needs (templates/cmsis_nn/kernels/)
+
+    @property
+    def activations(self) -> list[str]:
+        """The tensors the call reads from the arena or the caller's input (weights are consts)."""
+        return list(self.node.inputs) if self.node.op in MULTI_INPUT_OPS else [self.node.inputs[0]]
 
 
 def dims(shape: tuple[int, ...]) -> dict:
@@ -149,10 +158,43 @@ def lower_softmax(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     return KernelCall(node, "arm_softmax_s8", "ops/softmax.c.j2", params, {"c": 0, "dsp": 0, "mve": 0})
 
 
+def lower_binary(qm: QuantModel, node: Node) -> KernelCall:
+    p = dict(qm.layers[node.name].params, size=qm.graph.tensors[node.outputs[0]].size)
+    none = {"c": 0, "dsp": 0, "mve": 0}
+    if node.op in ("Add", "Sub"):
+        p["subtract"] = node.op == "Sub"
+        return KernelCall(node, "arm_elementwise_add_s8", "ops/elementwise_add.c.j2", p, none)
+    if node.op == "Mul":
+        return KernelCall(node, "arm_elementwise_mul_s8", "ops/elementwise_mul.c.j2", p, none)
+    return KernelCall(node, "kwscc_max_min_s8", "ops/max_min.c.j2", p, none,
+                      kernels=("kwscc_divide_by_pow2", "kwscc_max_min_s8"))
+
+
+def lower_concat(qm: QuantModel, node: Node) -> KernelCall:
+    """Concatenation as `outer` rows: each row is every input's block (its axis extent x inner size) in turn."""
+    g = qm.graph
+    out_shape = g.tensors[node.outputs[0]].shape
+    axis = node.attrs["axis"] % len(out_shape)
+    outer = int(np.prod(out_shape[:axis]))
+    inner = int(np.prod(out_shape[axis + 1:]))
+    parts, start = [], 0
+    for t, p in zip(node.inputs, qm.layers[node.name].params["inputs"]):
+        block = g.tensors[t].shape[axis] * inner
+        parts.append(dict(p, block=block, start=start))
+        start += block
+    params = {"outer": outer, "output_block": start, "parts": parts}
+    return KernelCall(node, "kwscc_concat_s8", "ops/concat.c.j2", params, {"c": 0, "dsp": 0, "mve": 0},
+                      kernels=("kwscc_divide_by_pow2", "kwscc_concat_s8"))
+
+
 def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:
     """The call for one node; None for reshapes, which are aliases and emit nothing."""
     if node.op == "Reshape":
         return None
+    if node.op == "Concat":
+        return lower_concat(qm, node)
+    if node.op in MULTI_INPUT_OPS:
+        return lower_binary(qm, node)
     if node.op == "Conv":
         return lower_conv(qm, node, prefix)
     if node.op == "Dense":

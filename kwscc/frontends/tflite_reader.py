@@ -124,6 +124,10 @@ OPTIONS = {
     "RESHAPE": ("ReshapeOptions", ("NewShapeAsNumpy",)),
     "SQUEEZE": ("SqueezeOptions", ("SqueezeDimsAsNumpy",)),
     "SOFTMAX": ("SoftmaxOptions", ("Beta",)),
+    "ADD": ("AddOptions", ("FusedActivationFunction",)),
+    "SUB": ("SubOptions", ("FusedActivationFunction",)),
+    "MUL": ("MulOptions", ("FusedActivationFunction",)),
+    "CONCATENATION": ("ConcatenationOptions", ("Axis", "FusedActivationFunction")),
 }
 
 
@@ -630,6 +634,41 @@ def _relu(low: float, high: float) -> Callable[[Reader, TflOp], None]:
     return handler
 
 
+def _operand(r: Reader, op: TflOp, pos: int) -> str:
+    """An input that may be an activation or a constant (a constant becomes a float IR constant)."""
+    idx = op.inputs[pos] if pos < len(op.inputs) else -1
+    if idx >= 0 and (r.tensor(idx).is_const or idx in r.folded):
+        return r.weights(op, pos, f"input {pos}")
+    return r.activation(op, idx)
+
+
+def _binary(kind: str) -> Callable[[Reader, TflOp], None]:
+    """ADD, SUB, MUL (fused activation included), MAXIMUM, MINIMUM."""
+    def handler(r: Reader, op: TflOp) -> None:
+        a, b = _operand(r, op, 0), _operand(r, op, 1)
+        try:
+            np.broadcast_shapes(r.shape(a), r.shape(b))
+        except ValueError:
+            raise ModelError(f"{op.where}: input shapes {list(r.shape(a))} and {list(r.shape(b))} do not broadcast") from None
+        r.emit(op, kind, [a, b], {"act": _fused(op)})
+    return handler
+
+
+def _concatenation(r: Reader, op: TflOp) -> None:
+    if _fused(op) is not None:
+        raise UnsupportedError(f"{op.where}: a fused activation on CONCATENATION is not supported")
+    xs = [_operand(r, op, pos) for pos in range(len(op.inputs))]
+    shapes = [r.shape(x) for x in xs]
+    rank = len(shapes[0])
+    axis = int(op.options.get("Axis", 0))
+    if not -rank <= axis < rank or any(len(s) != rank for s in shapes):
+        raise ModelError(f"{op.where}: cannot concatenate shapes {[list(s) for s in shapes]} on axis {axis}")
+    axis %= rank
+    if any(s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
+        raise ModelError(f"{op.where}: shapes {[list(s) for s in shapes]} differ outside axis {axis}")
+    r.emit(op, "Concat", xs, {"axis": axis})
+
+
 def _quantize(r: Reader, op: TflOp) -> None:
     """QUANTIZE / DEQUANTIZE: the IR is float, so an activation passes through unchanged (its range
     is recorded from the quantized side); DEQUANTIZE of a constant folds into a float constant."""
@@ -650,6 +689,8 @@ TFLITE_OPS: dict[str, Callable[[Reader, TflOp], None]] = {
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "MEAN": _mean, "RESHAPE": _reshape, "SQUEEZE": _squeeze,
     "SOFTMAX": _softmax, "PAD": _pad, "PADV2": _pad, "RELU": _relu(0.0, math.inf), "RELU6": _relu(0.0, 6.0),
     "RELU_N1_TO_1": _relu(-1.0, 1.0), "QUANTIZE": _quantize, "DEQUANTIZE": _quantize,
+    "ADD": _binary("Add"), "SUB": _binary("Sub"), "MUL": _binary("Mul"), "MAXIMUM": _binary("Max"),
+    "MINIMUM": _binary("Min"), "CONCATENATION": _concatenation,
 }
 
 

@@ -32,7 +32,7 @@ INPUT, OUTPUT = "input", "output"
 ALIAS_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 # ops whose every output element depends only on the input elements at the same index
 INPLACE_OPS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
-                         "Add", "Sub", "Mul", "Div", "Neg", "Abs"})
+                         "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Max", "Min"})
 MAX_SCHEDULE_STATES = 20_000
 
 

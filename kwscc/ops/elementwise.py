@@ -1,11 +1,17 @@
-"""Broadcasting binary arithmetic: Add, Sub, Mul, Div."""
+"""Broadcasting binary arithmetic: Add, Sub, Mul, Div, Max, Min.
+
+attrs: act (lo, hi) or None, a clamp fused into the op (TFLite's fused activation, or a following
+Relu/Clip that fuse_activation absorbed).
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from kwscc.ops import register
+from kwscc.ops.activation import apply_act
 
-BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+          "Max": np.maximum, "Min": np.minimum}
 
 
 def _infer(node, inputs):
@@ -18,7 +24,7 @@ def _make_run(fn):
         a, b = xs
         if np.issubdtype(a.dtype, np.integer) and node.op == "Div":  # ONNX truncates toward zero
             return [np.trunc(a / b).astype(a.dtype)]
-        return [fn(a, b).astype(a.dtype)]
+        return [apply_act(fn(a, b), node.attrs.get("act")).astype(a.dtype)]
     return run
 
 

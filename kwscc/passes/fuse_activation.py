@@ -5,7 +5,7 @@ from kwscc.ir import Graph
 from kwscc.ops.activation import clip_bounds
 from kwscc.passes.rewrite import absorb, sole_consumer
 
-PRODUCERS = ("Conv", "Dense", "MaxPool", "AveragePool")
+PRODUCERS = ("Conv", "Dense", "MaxPool", "AveragePool", "Add", "Sub", "Mul", "Max", "Min")
 
 
 def run(graph: Graph) -> bool:

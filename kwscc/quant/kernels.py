@@ -442,3 +442,41 @@ def _one_over_one_plus_x_for_x_in_0_1(a: np.ndarray) -> np.ndarray:
         err = _wrap32(one_q2 - _doubling_high_mult(half_denominator, x))
         x = _wrap32(x + _mult_by_pow2_sat(_doubling_high_mult(x, err), 2))
     return _mult_by_pow2_sat(x, 1)
+
+
+# ----------------------------------------------------------------------------- elementwise (two activations)
+
+
+def elementwise_add_s8(a: np.ndarray, b: np.ndarray, *, input_1_offset: int, input_1_mult: int, input_1_shift: int,
+                       input_2_offset: int, input_2_mult: int, input_2_shift: int, left_shift: int, out_offset: int,
+                       out_mult: int, out_shift: int, act: Pair, rounding: str) -> np.ndarray:
+    """arm_elementwise_add_s8 (pure-C path; the DSP path agrees while left_shift >= 16)."""
+    x1 = _wrap32((np.asarray(a, np.int64) + input_1_offset) << left_shift)
+    x2 = _wrap32((np.asarray(b, np.int64) + input_2_offset) << left_shift)
+    total = _wrap32(requantize(x1, input_1_mult, input_1_shift, rounding)
+                    + requantize(x2, input_2_mult, input_2_shift, rounding))
+    return _output_stage(total, out_mult, out_shift, out_offset, act, rounding)
+
+
+def elementwise_mul_s8(a: np.ndarray, b: np.ndarray, *, input_1_offset: int, input_2_offset: int, out_offset: int,
+                       out_mult: int, out_shift: int, act: Pair, rounding: str) -> np.ndarray:
+    """arm_elementwise_mul_s8: (a + offset_1) * (b + offset_2), requantized."""
+    prod = (np.asarray(a, np.int64) + input_1_offset) * (np.asarray(b, np.int64) + input_2_offset)
+    return _output_stage(prod, out_mult, out_shift, out_offset, act, rounding)
+
+
+def max_min_s8(a: np.ndarray, b: np.ndarray, *, take_max: bool, input_1_offset: int, input_1_left: int,
+               input_2_offset: int, input_2_left: int, out_right: int, out_offset: int, act: Pair) -> np.ndarray:
+    """kwscc_maximum_s8 / kwscc_minimum_s8: both inputs shifted left to one scale, the larger (smaller)
+    one divided by 2^out_right (rounded half away from zero, arm_nn_divide_by_power_of_two), offset, clamped."""
+    x1 = (np.asarray(a, np.int64) + input_1_offset) << input_1_left
+    x2 = (np.asarray(b, np.int64) + input_2_offset) << input_2_left
+    y = _rounding_divide_by_pow2(np.maximum(x1, x2) if take_max else np.minimum(x1, x2), out_right) + out_offset
+    return np.clip(y, act[0], act[1]).astype(np.int8)
+
+
+def rescale_s8(x: np.ndarray, *, input_offset: int, right_shift: int, out_offset: int) -> np.ndarray:
+    """kwscc_concat_s8's copy of one input: (x + input_offset) / 2^right_shift rounded half away from zero,
+    plus out_offset, saturated to int8 (an exact copy when offsets and shift are 0)."""
+    y = _rounding_divide_by_pow2(np.asarray(x, np.int64) + input_offset, right_shift) + out_offset
+    return np.clip(y, -128, 127).astype(np.int8)

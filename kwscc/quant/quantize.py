@@ -25,6 +25,7 @@ import numpy as np
 
 from kwscc.errors import DataError
 from kwscc.ir import Graph, Node
+from kwscc.quant.binary import BINARY_OPS, binary_output_format, binary_params, concat_output_format, concat_params
 from kwscc.quant.formats import (
     SOFTMAX_OUTPUT, Format, act_limits, frac_bits_for, quantize_bias, quantize_weights,
 )
@@ -45,6 +46,7 @@ class QLayer:
     weight_frac: np.ndarray | None = None
     per_channel: bool = True
     input_offset: int = 0  # CMSIS-NN's input_offset: minus the input tensor's zero point
+    params: dict = field(default_factory=dict)  # kernel arguments of ops without weights (kwscc.quant.binary)
 
 
 @dataclass(slots=True)
@@ -151,6 +153,17 @@ def _weighted_layer(graph: Graph, node: Node, formats, ranges, per_channel: bool
     )
 
 
+def _binary_layer(node: Node, formats, ranges, unsigned) -> QLayer:
+    out = node.outputs[0]
+    n_sym = frac_bits_for(_absmax(ranges, out))
+    wanted = Format(n_sym + 1, UNSIGNED_ZERO_POINT) if out in unsigned else Format(n_sym)
+    fa, fb = formats[node.inputs[0]], formats[node.inputs[1]]
+    fo = binary_output_format(node, wanted, fa, fb)
+    formats[out] = fo
+    params = binary_params(node, fa, fb, fo)
+    return QLayer(node.name, params["act"], params=params)
+
+
 def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: bool = True,
              rounding: str = "default", *, unsigned=frozenset(), weight_method: str = "max",
              input_formats: dict[str, Format] | None = None, split: InputSplit | None = None) -> QuantModel:
@@ -169,6 +182,13 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
                                                    weight_method, split)
         elif node.op == "Softmax":
             formats[node.outputs[0]] = SOFTMAX_OUTPUT
+        elif node.op in BINARY_OPS:
+            qm.layers[node.name] = _binary_layer(node, formats, ranges, unsigned)
+        elif node.op == "Concat":
+            ins = [formats[t] for t in node.inputs]
+            formats[node.outputs[0]] = concat_output_format(ins)
+            qm.layers[node.name] = QLayer(node.name, (-128, 127),
+                                          params={"inputs": concat_params(ins, formats[node.outputs[0]])})
         else:  # pools and reshapes move values without rescaling them
             formats[node.outputs[0]] = formats[node.inputs[0]]
             if node.op in ("MaxPool", "AveragePool"):

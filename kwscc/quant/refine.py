@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from kwscc.ir import Graph, Node
+from kwscc.quant.binary import BINARY_OPS
 from kwscc.quant.calibrate import Summaries, activation_names, float_batches, ranges_for
 from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, Format, dequantize, frac_bits_for, quantize_input
 from kwscc.quant.methods import DEFAULT_METHOD
 from kwscc.quant.quantize import QuantModel, quantize
-from kwscc.quant.simulate import SIMULATORS, quantize_model_input, simulate_float_inputs
+from kwscc.quant.simulate import quantize_model_input, simulate_float_inputs, simulate_node
 from kwscc.quant.split_input import find_split
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,12 @@ def _readers_allow_offset(graph: Graph, tensor: str) -> bool:
     if tensor in graph.outputs:
         return False
     for reader in graph.consumers(tensor):
+        if reader.op in BINARY_OPS:  # their kernels take an offset for each input
+            continue
+        if reader.op == "Concat":  # its output may keep the zero point
+            if not _readers_allow_offset(graph, reader.outputs[0]):
+                return False
+            continue
         if reader.inputs[0] != tensor or any(tensor == t for t in reader.inputs[1:]):
             return False
         if reader.op in FORMAT_COPYING:
@@ -79,12 +86,12 @@ def _readers_allow_offset(graph: Graph, tensor: str) -> bool:
 
 
 def unsigned_tensors(graph: Graph) -> frozenset[str]:
-    """Outputs of Conv/Dense layers whose fused activation keeps them >= 0 and whose readers all
-    accept a zero point (through CMSIS-NN's input_offset; pools and reshapes pass it on)."""
+    """Outputs of Conv/Dense layers and binary ops whose fused activation keeps them >= 0 and whose
+    readers all accept a zero point (through CMSIS-NN's input_offset; pools and reshapes pass it on)."""
     out = set()
     for node in graph.nodes():
         act = node.attrs.get("act")
-        if node.op in ("Conv", "Dense") and act is not None and act[0] >= 0:
+        if (node.op in ("Conv", "Dense") or node.op in BINARY_OPS) and act is not None and act[0] >= 0:
             if _readers_allow_offset(graph, node.outputs[0]):
                 out.add(node.outputs[0])
     return frozenset(out)
@@ -242,7 +249,7 @@ def correct_biases(qm: QuantModel, samples: dict[str, dict[str, np.ndarray]]) ->
                 new = layer.bias.astype(np.int64) - delta
                 layer.bias = np.clip(new, -(2**31 - 1), 2**31 - 1).astype(np.int32)
                 changed += 1
-        values[node.outputs[0]] = SIMULATORS[node.op](qm, node, x_q)
+        values[node.outputs[0]] = simulate_node(qm, node, values)
     return changed
 
 

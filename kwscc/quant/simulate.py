@@ -69,15 +69,38 @@ def _reshape(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     return x.reshape((x.shape[0],) + shape)
 
 
+def _binary(qm: QuantModel, node: Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    p = dict(qm.layers[node.name].params)
+    if node.op in ("Add", "Sub"):
+        return kernels.elementwise_add_s8(a, b, rounding=qm.rounding, **p)
+    if node.op == "Mul":
+        return kernels.elementwise_mul_s8(a, b, rounding=qm.rounding, **p)
+    return kernels.max_min_s8(a, b, **p)
+
+
+def _concat(qm: QuantModel, node: Node, *xs: np.ndarray) -> np.ndarray:
+    parts = [kernels.rescale_s8(x, **p) for x, p in zip(xs, qm.layers[node.name].params["inputs"])]
+    return np.concatenate(parts, axis=node.attrs["axis"] % parts[0].ndim)
+
+
 SIMULATORS = {"Conv": _conv, "Dense": _dense, "MaxPool": _pool, "AveragePool": _pool,
               "Softmax": _softmax, "Reshape": _reshape}
+MULTI_INPUT_SIMULATORS = {"Add": _binary, "Sub": _binary, "Mul": _binary, "Max": _binary, "Min": _binary,
+                          "Concat": _concat}
+
+
+def simulate_node(qm: QuantModel, node: Node, values: dict[str, np.ndarray]) -> np.ndarray:
+    """The int8 output of one node, its inputs read from `values` (tensor name -> int8 batch)."""
+    if node.op in MULTI_INPUT_SIMULATORS:
+        return MULTI_INPUT_SIMULATORS[node.op](qm, node, *(values[t] for t in node.inputs))
+    return SIMULATORS[node.op](qm, node, values[node.inputs[0]])
 
 
 def simulate(qm: QuantModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """int8 value of every activation tensor for a batch of int8 inputs."""
     values = {name: np.asarray(x, np.int8) for name, x in inputs.items()}
     for node in qm.graph.nodes():
-        values[node.outputs[0]] = SIMULATORS[node.op](qm, node, values[node.inputs[0]])
+        values[node.outputs[0]] = simulate_node(qm, node, values)
     return values
 
 

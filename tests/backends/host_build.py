@@ -40,6 +40,7 @@ FAMILIES = (
     "modern_max_pool_s8",
     "modern_avgpool_s8",
     "modern_softmax_s8",
+    "modern_elementwise_add_s8",
 )
 CONFIG_KEYS = {False: "host_default", True: "host_single"}  # single_rounding -> vector configuration
 
@@ -145,6 +146,7 @@ _SIGNATURES = {
     "arm_avgpool_s8": (c_int, [_P(Context), _P(PoolParams), _P(Dims), _S8, _P(Dims), _P(Dims), _S8]),
     "arm_avgpool_s8_get_buffer_size": (c_int32, [c_int, c_int]),
     "arm_softmax_s8": (None, [_S8, c_int32, c_int32, c_int32, c_int32, c_int32, _S8]),
+    "arm_elementwise_add_s8": (c_int, [_S8, _S8, *[c_int32] * 7, _S8, *[c_int32] * 6]),
 }
 
 
@@ -207,6 +209,14 @@ def run_vector_case(host: HostLibrary, family: str, case: dict, arrays: dict, co
     """
     out_shape = arrays[f"out_{config}"].shape
     out = np.zeros(out_shape, dtype=np.int8)
+    if family == "modern_elementwise_add_s8":
+        a, b = _own(arrays["input1"], np.int8), _own(arrays["input2"], np.int8)
+        status = host.arm_elementwise_add_s8(
+            _s8(a), _s8(b), *(case[k] for k in ("input_1_offset", "input_1_mult", "input_1_shift", "input_2_offset",
+                                                "input_2_mult", "input_2_shift", "left_shift")),
+            _s8(out), case["out_offset"], case["out_mult"], case["out_shift"], case["activation"]["min"],
+            case["activation"]["max"], case["block_size"])
+        return status, out
     x = _own(arrays["input"], np.int8)
 
     if family == "modern_softmax_s8":

@@ -57,6 +57,13 @@ def _softmax(case: dict, a: dict, rounding: str) -> np.ndarray:
     return K.softmax_s8(a["input"], case["mult"], case["shift"], case["diff_min"])
 
 
+def _elementwise_add(case: dict, a: dict, rounding: str) -> np.ndarray:
+    keys = ("input_1_offset", "input_1_mult", "input_1_shift", "input_2_offset", "input_2_mult", "input_2_shift",
+            "left_shift", "out_offset", "out_mult", "out_shift")
+    return K.elementwise_add_s8(a["input1"], a["input2"], act=_act(case), rounding=rounding,
+                                **{k: case[k] for k in keys})
+
+
 RUNNERS = {
     "modern_convolve_wrapper_s8": _conv,
     "modern_depthwise_conv_wrapper_s8": _depthwise,
@@ -64,6 +71,7 @@ RUNNERS = {
     "modern_max_pool_s8": _pool(K.max_pool_s8),
     "modern_avgpool_s8": _pool(K.avgpool_s8),
     "modern_softmax_s8": _softmax,
+    "modern_elementwise_add_s8": _elementwise_add,
 }
 FAMILIES = {name: load_family(name) for name in RUNNERS}
 
@@ -141,7 +149,7 @@ def test_requantize_per_channel_broadcast() -> None:
             assert np.array_equal(per_channel[:, c], K.requantize(acc[:, c], int(m[c]), int(s[c]), rounding))
 
 
-BATCHED = [(fam, i) for fam in RUNNERS if fam != "modern_softmax_s8"
+BATCHED = [(fam, i) for fam in RUNNERS if fam not in ("modern_softmax_s8", "modern_elementwise_add_s8")
            for i, (c, a) in enumerate(FAMILIES[fam]) if a["input"].shape[0] > 1 and c["status"]["host_default"] == 0]
 
 

@@ -129,6 +129,46 @@ void arm_softmax_s8(const int8_t *input,
                     const int32_t diff_min,
                     int8_t *output);
 
+/* ----------------------------------------------------------- elementwise */
+
+/**
+ * s8 elementwise add of block_size elements: each input (x + offset) << left_shift,
+ * requantized by its (mult, shift); the sum requantized by (out_mult, out_shift),
+ * plus out_offset, clamped to the activation range.
+ */
+arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *input_1_vect,
+                                           const int8_t *input_2_vect,
+                                           const int32_t input_1_offset,
+                                           const int32_t input_1_mult,
+                                           const int32_t input_1_shift,
+                                           const int32_t input_2_offset,
+                                           const int32_t input_2_mult,
+                                           const int32_t input_2_shift,
+                                           const int32_t left_shift,
+                                           int8_t *output,
+                                           const int32_t out_offset,
+                                           const int32_t out_mult,
+                                           const int32_t out_shift,
+                                           const int32_t out_activation_min,
+                                           const int32_t out_activation_max,
+                                           const int32_t block_size);
+
+/**
+ * s8 elementwise multiply of block_size elements: (x1 + offset_1) * (x2 + offset_2)
+ * requantized by (out_mult, out_shift), plus out_offset, clamped.
+ */
+arm_cmsis_nn_status arm_elementwise_mul_s8(const int8_t *input_1_vect,
+                                           const int8_t *input_2_vect,
+                                           const int32_t input_1_offset,
+                                           const int32_t input_2_offset,
+                                           int8_t *output,
+                                           const int32_t out_offset,
+                                           const int32_t out_mult,
+                                           const int32_t out_shift,
+                                           const int32_t out_activation_min,
+                                           const int32_t out_activation_max,
+                                           const int32_t block_size);
+
 #ifdef __cplusplus
 }
 #endif
