@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kwscc import __version__, progress
 from kwscc.backends.base import get_backend
-from kwscc.errors import DataError, KwsccError
+from kwscc.errors import DataError, KwsccError, UnsupportedError
 from kwscc.frontends import read_model
 from kwscc.ir import Graph
 from kwscc.memory.planner import MemoryPlan, plan_memory
@@ -73,11 +73,21 @@ def model_name(model: Path, options: CompileOptions) -> str:
     return name
 
 
+def check_one_input_one_output(graph: Graph) -> None:
+    """The generated API has one input and one output buffer: refuse other graphs, naming their tensors."""
+    for kind, names in (("input", graph.inputs), ("output", graph.outputs)):
+        if len(names) != 1:
+            listed = ", ".join(f"'{n}'" for n in names)
+            raise UnsupportedError(f"the model has {len(names)} {kind}s ({listed}); kwscc compiles models with "
+                                   "one input and one output")
+
+
 def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     model = Path(model)
     backend = get_backend(options.backend, options)
     with progress.step(f"reading {model.name}"):
         source = read_model(model, options.input_shapes)
+    check_one_input_one_output(source)
     with progress.step("optimising the graph"):
         graph = run_pipeline(source)
         backend.check(graph)

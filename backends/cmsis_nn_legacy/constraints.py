@@ -222,6 +222,11 @@ def constraint_softmax_limits(graph: Graph, node: Node) -> bool:
 
 constraint_softmax_limits.__doc__ = softmax_limits.__doc__
 
+def refused(graph: Graph, node: Node) -> bool:
+    """not supported by the cmsis-nn-legacy backend (the q7 API has no such function and kwscc has no q7 kernel for it yet): use --backend cmsis-nn"""
+    return False
+
+
 CONSTRAINTS = {
     "Conv": (constraint_batch_one, constraint_nhwc, constraint_no_dilation, constraint_conv_groups),
     "Dense": (constraint_batch_one, constraint_dense_limits),
@@ -229,6 +234,7 @@ CONSTRAINTS = {
     "AveragePool": (constraint_batch_one, constraint_nhwc, constraint_pool_extents, constraint_pool_windows),
     "Softmax": (constraint_softmax_last_axis, constraint_softmax_limits),
     "Reshape": (),
+    **{op: (refused,) for op in ("Add", "Sub", "Mul", "Max", "Min", "Concat")},
 }
 
 def check(graph: Graph) -> None:

@@ -277,6 +277,21 @@ def _constant(r: Reader, onode) -> None:
     r.graph.add_tensor(Tensor(onode.output[0], tuple(value.shape), str(value.dtype), value))
 
 
+def _variadic(r: Reader, onode) -> None:
+    """Max / Min of any number of inputs: a chain of two-input nodes (one input: Identity)."""
+    inputs = [name for name in onode.input if name]
+    if not inputs:
+        raise ModelError(f"node '{onode.name}' ({onode.op_type}): no inputs")
+    acc = inputs[0]
+    for i, name in enumerate(inputs[1:], start=1):
+        last = i == len(inputs) - 1
+        out = onode.output[0] if last else r.graph.unique_tensor_name(f"{onode.output[0]}_part{i}")
+        r.graph.add_node(Node(onode.name if last else f"{onode.name}_part{i}", onode.op_type, [acc, name], [out]))
+        acc = out
+    if len(inputs) == 1:
+        r.emit(onode, "Identity", inputs)
+
+
 def _simple(op: str) -> Callable:
     """Handler for ops whose ONNX form is already canonical (attrs `axis` and `to` kept)."""
     def handler(r: Reader, onode) -> None:
@@ -298,6 +313,7 @@ ONNX_OPS: dict[str, Callable[[Reader, object], None]] = {
     "Constant": _constant, "Shape": _simple("Shape"), "Gather": _simple("Gather"),
     "Concat": _simple("Concat"), "Cast": _simple("Cast"), "Slice": _simple("Slice"),
     "Add": _simple("Add"), "Sub": _simple("Sub"), "Mul": _simple("Mul"), "Div": _simple("Div"),
+    "Max": _variadic, "Min": _variadic,
 }
 
 

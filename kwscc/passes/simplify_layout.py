@@ -1,10 +1,14 @@
 """Remove the data movement the layout change left behind.
 
 - Transpose of a Transpose composes into one (or nothing, when the composition is the identity).
+- Two Transposes of one tensor by one permutation are one.
 - A Transpose that only moves size-1 axes is a Reshape (same bytes, no copy).
 - Reshape of a Reshape is one Reshape; a Reshape to the same shape disappears.
 - Transpose -> flattening Reshape -> Dense: the permutation moves into the Dense weight columns,
   so a fully-connected layer after Flatten reads the NHWC tensor directly.
+- An elementwise binary op or a Concat whose activation inputs all come through Transposes of one
+  permutation runs before it instead: op(T(a), T(b)) = T(op(a, b)) (constants are permuted back,
+  Concat's axis follows the permutation). The Transpose after it then cancels against the next op's.
 """
 from __future__ import annotations
 
@@ -30,6 +34,16 @@ def _compose_transposes(graph: Graph, node: Node) -> bool:
     if perm == tuple(range(len(perm))):
         bypass(graph, node)
     return True
+
+
+def _merge_twin_transposes(graph: Graph, node: Node) -> bool:
+    """Transposes of one tensor by one permutation (one per reader of an NCHW tensor) become one."""
+    twins = [n for n in graph.consumers(node.inputs[0]) if n is not node and n.op == "Transpose"
+             and tuple(n.attrs["perm"]) == tuple(node.attrs["perm"]) and n.outputs[0] not in graph.outputs]
+    for twin in twins:
+        graph.remove_node(twin.name)
+        graph.replace_uses(twin.outputs[0], node.outputs[0])
+    return bool(twins)
 
 
 def _transpose_to_reshape(graph: Graph, node: Node) -> bool:
@@ -78,9 +92,41 @@ def _permute_dense_columns(graph: Graph, node: Node) -> bool:
     return True
 
 
+def _sink_transposes(graph: Graph, node: Node) -> bool:
+    """op(T(a), T(b)) -> T(op(a, b)) for a binary op or Concat whose activations all arrive transposed."""
+    producers = [graph.producer(t) for t in node.inputs if not graph.tensors[t].is_const]
+    if not producers or any(p is None or p.op != "Transpose" for p in producers):
+        return False
+    perm = tuple(producers[0].attrs["perm"])
+    if any(tuple(p.attrs["perm"]) != perm for p in producers):
+        return False
+    rank, inverse = len(perm), np.argsort(perm)
+    inputs = []
+    for name in node.inputs:
+        tensor = graph.tensors[name]
+        if not tensor.is_const:
+            inputs.append(graph.producer(name).inputs[0])
+            continue
+        if node.op == "Concat" or tensor.data.ndim > rank:
+            return False
+        value = tensor.data.reshape((1,) * (rank - tensor.data.ndim) + tensor.data.shape)
+        inputs.append(graph.add_const(name + "_permuted", np.ascontiguousarray(value.transpose(inverse))).name)
+    out = node.outputs[0]
+    node.inputs = inputs
+    node.outputs = [graph.unique_tensor_name(out + "_untransposed")]
+    if node.op == "Concat":
+        node.attrs["axis"] = perm[node.attrs["axis"] % rank]
+    graph.infer_node(node)
+    graph.add_node(Node(graph.unique_node_name(node.name + "_transpose"), "Transpose", list(node.outputs), [out],
+                        {"perm": perm}))
+    return True
+
+
+SINKS_TRANSPOSES = ("Add", "Sub", "Mul", "Div", "Max", "Min", "Concat")
 RULES = {
-    "Transpose": (_compose_transposes, _transpose_to_reshape, _permute_dense_columns),
+    "Transpose": (_compose_transposes, _merge_twin_transposes, _transpose_to_reshape, _permute_dense_columns),
     "Reshape": (_merge_reshapes,),
+    **{op: (_sink_transposes,) for op in SINKS_TRANSPOSES},
 }
 
 

@@ -323,10 +323,20 @@ def test_no_fuse_when_producer_output_has_two_readers(tmp_path, second_reader):
 
 
 def test_no_fuse_after_non_producer(tmp_path):
-    nodes = [node("Add", ["x", "k"], ["a"]), node("Relu", ["a"], ["y"])]
-    g = graph_of(tmp_path, nodes, {"x": [1, 4]}, ["y"], {"k": rnd(4)})
+    nodes = [node("Softmax", ["x"], ["a"]), node("Relu", ["a"], ["y"])]
+    g = graph_of(tmp_path, nodes, {"x": [1, 4]}, ["y"])
     after, (changed,) = apply(g, fuse_activation.run)
-    assert not changed and after.ops() == ["Add", "Relu"]
+    assert not changed and after.ops() == ["Softmax", "Relu"]
+
+
+def test_fuse_into_binary_op(tmp_path):
+    """A Relu after an Add of two activations becomes the Add's clamp (arm_elementwise_add_s8 clamps for free)."""
+    nodes = [node("Add", ["x", "z"], ["a"]), node("Relu", ["a"], ["y"])]
+    g = graph_of(tmp_path, nodes, {"x": [1, 4], "z": [1, 4]}, ["y"])
+    after, (changed,) = apply(g, fuse_activation.run)
+    assert changed and after.ops() == ["Add"]
+    assert after.nodes()[0].attrs["act"] == (0.0, float("inf"))
+    assert_same_outputs(g, after)
 
 
 # ---------------------------------------------------------------------------------------------------
