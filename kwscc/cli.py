@@ -252,10 +252,13 @@ def cmd_sweep(args, argv) -> int:
         raise KwsccError("--noise: standard deviations must be >= 0")
     if args.draws < 1:
         raise KwsccError("--draws must be at least 1")
-    graph = run_pipeline(read_model(args.model, dict(args.input_shape)))
+    with progress.step(f"reading {Path(args.model).name}"):
+        graph = run_pipeline(read_model(args.model, dict(args.input_shape)))
     feeds = load_inputs(args.data, graph)
     labels = _labels(args.labels, args.data, next(iter(feeds.values())).shape[0])
-    rows = sweep(graph, feeds, labels, bits, noise, args.draws, args.seed, rule=args.rule)
+    with progress.bar(len(bits) + len(noise), "sweeping", unit="setting") as shown:
+        rows = sweep(graph, feeds, labels, bits, noise, args.draws, args.seed, rule=args.rule,
+                     progress=lambda row: shown.update(1))
     print(format_table(rows))
     if args.out:
         out = Path(args.out)
