@@ -16,7 +16,12 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
         exit 1
     fi
     # setuptools announces every editable install of a package-dir layout with an informational
-    # "Editable installation." warning; real warnings and errors still show
-    PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/python" -m pip install --quiet -e "$root[test]"
+    # "Editable installation." warning, and pip notes each configured index folder that lacks a
+    # package ("Location ... is ignored"): both dropped, every other warning and error shown
+    status=0
+    PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/python" -m pip install --quiet -e "$root[test]" \
+        2>"$log" || status=$?
+    grep -v "^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$" "$log" >&2 || true
+    [ "$status" -eq 0 ] || exit "$status"
     touch "$stamp"
 fi
