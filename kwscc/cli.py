@@ -228,10 +228,11 @@ def cmd_supported_ops(args, argv) -> int:
     from kwscc.backends.cmsis_nn_legacy.constraints import describe as legacy_describe
     from kwscc.frontends import onnx_reader, tflite_reader
 
-    print(f"ONNX ops (opsets {onnx_reader.MIN_OPSET}-{onnx_reader.MAX_OPSET}): " + ", ".join(onnx_reader.supported_ops()))
+    print(f"ONNX ops (opsets {onnx_reader.MIN_OPSET}-{onnx_reader.MAX_OPSET}; {onnx_reader.OLDEST_CONVERTIBLE}-"
+          f"{onnx_reader.MIN_OPSET - 1} converted on load): " + ", ".join(onnx_reader.supported_ops()))
     print("TFLite builtin ops: " + ", ".join(tflite_reader.supported_ops()))
     for backend, rows in (("cmsis-nn", describe()), ("cmsis-nn-legacy", legacy_describe())):
-        print(f"\n{backend} backend constraints:")
+        print(f"\n{backend} backend (ops after kwscc's passes; each with how it runs and its limits):")
         for op, text in rows:
             print(f"  {op:12s} {text}")
     return 0

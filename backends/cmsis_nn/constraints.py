@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from kwscc.backends.base import check_constraints
 from kwscc.ir import Graph, Node
+from kwscc.ops.activation import TABLE_OPS
 
 LOWERABLE = ("Conv", "Dense", "MaxPool", "AveragePool", "Softmax", "Reshape", "Add", "Sub", "Mul", "Max", "Min",
-             "Concat")
+             "Concat", "Pad", "Transpose", *sorted(TABLE_OPS))
 
 
 def constraint_batch_one(graph: Graph, node: Node) -> bool:
@@ -50,6 +51,22 @@ def constraint_concat_shapes(graph: Graph, node: Node) -> bool:
 
 
 BINARY = (constraint_batch_one, constraint_same_shapes)
+
+
+def constraint_batch_axis_kept(graph: Graph, node: Node) -> bool:
+    """the batch axis must stay first and unpadded, with at most 4 axes besides it"""
+    if node.op == "Transpose":
+        return node.attrs["perm"][0] == 0 and len(node.attrs["perm"]) <= 5
+    return node.attrs["pads"][0] == (0, 0) and len(node.attrs["pads"]) <= 4
+
+
+def constraint_slope_per_channel(graph: Graph, node: Node) -> bool:
+    """the PRelu slope must be one constant, or one per channel (the last axis once kwscc has made the layout NHWC)"""
+    from kwscc.quant.lut import channel_slopes
+
+    return channel_slopes(graph, node) is not None
+
+
 CONSTRAINTS = {
     "Conv": (constraint_batch_one, constraint_nhwc, constraint_conv_groups),
     "Dense": (constraint_batch_one,),
@@ -59,6 +76,10 @@ CONSTRAINTS = {
     "Reshape": (),
     "Add": BINARY, "Sub": BINARY, "Mul": BINARY, "Max": BINARY, "Min": BINARY,
     "Concat": (constraint_batch_one, constraint_activation_inputs, constraint_concat_shapes),
+    "Pad": (constraint_batch_one, constraint_batch_axis_kept),
+    "Transpose": (constraint_batch_one, constraint_batch_axis_kept),
+    **{op: (constraint_batch_one,) for op in sorted(TABLE_OPS - {"PRelu"})},
+    "PRelu": (constraint_batch_one, constraint_slope_per_channel),
 }
 
 def check(graph: Graph) -> None:
@@ -66,6 +87,25 @@ def check(graph: Graph) -> None:
     check_constraints(graph, CONSTRAINTS)
 
 
+TABLE_COST = {op: "256 B of flash" for op in TABLE_OPS} | {
+    "PRelu": "256 B of flash per distinct slope (1 or one per channel)",
+    "Relu": "256 B of flash, where no Conv, Gemm or pool absorbs it (else free)",
+    "Clip": "256 B of flash, where no Conv, Gemm or pool absorbs it (else free)",
+}
+# how each op is computed, for `kwscc supported-ops`
+KERNELS = {
+    "Conv": "arm_convolve_wrapper_s8 / arm_depthwise_conv_wrapper_s8",
+    "Dense": "arm_fully_connected_s8 (per-tensor) or a 1x1 arm_convolve_wrapper_s8 (per-channel)",
+    "MaxPool": "arm_max_pool_s8", "AveragePool": "arm_avgpool_s8 (also ReduceMean / MEAN over H, W or both)",
+    "Softmax": "arm_softmax_s8", "Reshape": "nothing (an alias of its input's bytes)",
+    "Add": "arm_elementwise_add_s8", "Sub": "arm_elementwise_add_s8 (the second input negated)",
+    "Mul": "arm_elementwise_mul_s8", "Max": "kwscc_max_min_s8", "Min": "kwscc_max_min_s8", "Concat": "kwscc_concat_s8",
+    "Pad": "kwscc_pad_s8 (a zero pad before a Conv folds into its padding instead)",
+    "Transpose": "kwscc_transpose_s8; nothing at the model input (quantize_input writes NHWC from NCHW)",
+    **{op: f"kwscc_table_s8: an exact 256-entry int8 lookup table, {TABLE_COST[op]}" for op in TABLE_OPS},
+}
+
+
 def describe() -> list[tuple[str, str]]:
-    """(op, constraint text) rows for `kwscc supported-ops`."""
-    return [(op, c.__doc__) for op, cs in CONSTRAINTS.items() for c in cs]
+    """(op, text) rows for `kwscc supported-ops`: how each op is computed, then its constraints."""
+    return [row for op, cs in CONSTRAINTS.items() for row in [(op, "-> " + KERNELS[op])] + [(op, c.__doc__) for c in cs]]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kwscc.ir import Node
+from kwscc.ir.layout import input_transpose
+from kwscc.ops.activation import TABLE_OPS
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.simulate import depthwise_weights, is_depthwise
 from kwscc.quant.split_input import split_shape
@@ -18,7 +20,8 @@ from kwscc.quant.split_input import split_shape
 POW2_MULTIPLIER = 1 << 30  # scale 2^-k is (2^30, 1 - k): TFLite's QuantizeMultiplier(2^-k)
 MULTI_INPUT_OPS = ("Add", "Sub", "Mul", "Max", "Min", "Concat")
 # kwscc's C kernels in the order model.c defines them (a kernel after the ones it calls)
-KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8")
+KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8", "kwscc_table_s8", "kwscc_pad_s8",
+                 "kwscc_transpose_s8")
 
 
 def align4(n: int) -> int:
@@ -187,14 +190,59 @@ def lower_concat(qm: QuantModel, node: Node) -> KernelCall:
                       kernels=("kwscc_divide_by_pow2", "kwscc_concat_s8"))
 
 
+NO_SCRATCH = {"c": 0, "dsp": 0, "mve": 0}
+
+
+def lower_table(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
+    rows = qm.layers[node.name].table
+    params = {"size": qm.graph.tensors[node.inputs[0]].size, "rows": rows.shape[0]}
+    return KernelCall(node, "kwscc_table_s8", "ops/table.c.j2", params, dict(NO_SCRATCH),
+                      arrays=[ConstArray(f"{prefix}_table", "int8_t", rows.reshape(-1), "table")],
+                      kernels=("kwscc_table_s8",))
+
+
+def _padded_to(values: list[int], rank: int, fill: int) -> list[int]:
+    return [fill] * (rank - len(values)) + list(values)
+
+
+def lower_pad(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
+    from kwscc.quant.simulate import pad_fill
+
+    x, y = qm.graph.tensors[node.inputs[0]].shape, qm.graph.tensors[node.outputs[0]].shape
+    params = {"in_dims": _padded_to(x[1:], 3, 1), "out_dims": _padded_to(y[1:], 3, 1),
+              "before": _padded_to([b for b, _ in node.attrs["pads"][1:]], 3, 0), "fill": pad_fill(qm, node)}
+    return KernelCall(node, "kwscc_pad_s8", "ops/pad.c.j2", params, dict(NO_SCRATCH), kernels=("kwscc_pad_s8",))
+
+
+def transpose_walk(in_shape: tuple[int, ...], perm: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """(dims, stride) of the 4 nested loops that read a batch-1 tensor of `in_shape` in the order of its
+    transpose by `perm` (perm[0] == 0): output axis k has extent dims[k] and moves stride[k] input elements."""
+    strides = [int(np.prod(in_shape[j + 1:], dtype=np.int64)) for j in range(len(in_shape))]
+    dims = [in_shape[p] for p in perm[1:]]
+    stride = [strides[p] for p in perm[1:]]
+    return _padded_to(dims, 4, 1), _padded_to(stride, 4, 0)
+
+
+def lower_transpose(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
+    dims_, stride = transpose_walk(qm.graph.tensors[node.inputs[0]].shape, node.attrs["perm"])
+    return KernelCall(node, "kwscc_transpose_s8", "ops/transpose.c.j2", {"dims": dims_, "stride": stride},
+                      dict(NO_SCRATCH), kernels=("kwscc_transpose_s8",))
+
+
 def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:
-    """The call for one node; None for reshapes, which are aliases and emit nothing."""
-    if node.op == "Reshape":
+    """The call for one node; None for aliases, which emit nothing (reshapes, the input's Transpose)."""
+    if node.op == "Reshape" or node is input_transpose(qm.graph):
         return None
     if node.op == "Concat":
         return lower_concat(qm, node)
     if node.op in MULTI_INPUT_OPS:
         return lower_binary(qm, node)
+    if node.op in TABLE_OPS:
+        return lower_table(qm, node, prefix)
+    if node.op == "Pad":
+        return lower_pad(qm, node, prefix)
+    if node.op == "Transpose":
+        return lower_transpose(qm, node, prefix)
     if node.op == "Conv":
         return lower_conv(qm, node, prefix)
     if node.op == "Dense":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from kwscc.backends.base import check_constraints
 from kwscc.errors import UnsupportedError
 from kwscc.ir import Graph, Node
+from kwscc.ops.activation import TABLE_OPS
 from kwscc.quant.kernels import _pool_counts
 
 U16_MAX = 65535  # the q7 API's dimension arguments and its ch_in * kx * ky column count are uint16_t
@@ -227,6 +228,11 @@ def refused(graph: Graph, node: Node) -> bool:
     return False
 
 
+def constraint_fused_only(graph: Graph, node: Node) -> bool:
+    """must directly follow a Conv, Gemm/MatMul or pool whose output nothing else reads: the cmsis-nn-legacy backend has no standalone activation (--backend cmsis-nn has)"""
+    return False
+
+
 CONSTRAINTS = {
     "Conv": (constraint_batch_one, constraint_nhwc, constraint_no_dilation, constraint_conv_groups),
     "Dense": (constraint_batch_one, constraint_dense_limits),
@@ -234,7 +240,10 @@ CONSTRAINTS = {
     "AveragePool": (constraint_batch_one, constraint_nhwc, constraint_pool_extents, constraint_pool_windows),
     "Softmax": (constraint_softmax_last_axis, constraint_softmax_limits),
     "Reshape": (),
-    **{op: (refused,) for op in ("Add", "Sub", "Mul", "Max", "Min", "Concat")},
+    **{op: (refused,) for op in ("Add", "Sub", "Mul", "Max", "Min", "Concat", "Pad", "Transpose",
+                                 *sorted(TABLE_OPS - {"Relu", "Clip"}))},
+    "Relu": (constraint_fused_only,),
+    "Clip": (constraint_fused_only,),
 }
 
 def check(graph: Graph) -> None:

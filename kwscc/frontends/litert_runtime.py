@@ -9,6 +9,8 @@ ds_cnn_s_int8 agrees with its float model on 97.85 % of the test clips with it, 
 On these models the optimized builtin kernels give the same values as BUILTIN_REF, 7x faster."""
 from __future__ import annotations
 
+import logging
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +18,42 @@ import numpy as np
 from kwscc.errors import ModelError
 from kwscc.frontends.tflite_reader import ACTIVATION_TYPES, dequantize_values, load, quantize_samples
 
+log = logging.getLogger(__name__)
+
+QUANTIZED_DIMENSION_SLOT = 16  # vtable offset of QuantizationParameters.quantized_dimension (field 6)
+
+
+def accepted_by_litert(buf: bytes, name: str) -> bytes:
+    """The model with every quantized_dimension that lies outside its tensor's rank set to 0.
+
+    TFLite Micro ignores the field where a tensor has one scale; LiteRT refuses the whole model
+    ("quantized_dimension must be less than ..."), as real files such as tflite-micro's person_detect
+    carry it on 1-D biases. Only this in-memory copy changes, and each fix is logged."""
+    import tflite
+
+    fixed = bytearray(buf)
+    model = tflite.Model.GetRootAsModel(buf, 0)
+    for s in range(model.SubgraphsLength()):
+        sg = model.Subgraphs(s)
+        for i in range(sg.TensorsLength()):
+            t = sg.Tensors(i)
+            q = t.Quantization()
+            offset = q._tab.Offset(QUANTIZED_DIMENSION_SLOT) if q is not None else 0
+            if not offset or 0 <= q.QuantizedDimension() < max(t.ShapeLength(), 1):
+                continue
+            log.warning("%s: tensor '%s' has quantized_dimension %d on a %d-D tensor, which LiteRT rejects; "
+                        "the reference run uses 0 (as TFLite Micro reads it)", name,
+                        (t.Name() or b"").decode("utf-8", "replace"), q.QuantizedDimension(), t.ShapeLength())
+            struct.pack_into("<i", fixed, q._tab.Pos + offset, 0)
+    return bytes(fixed)
+
 
 def _interpreter(model_path: Path):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    content = accepted_by_litert(model_path.read_bytes(), model_path.name)
     try:
-        interpreter = Interpreter(model_path=str(model_path), experimental_preserve_all_tensors=True,
+        interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True,
                                   experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:

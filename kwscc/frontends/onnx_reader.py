@@ -1,4 +1,4 @@
-"""ONNX frontend (opsets 11-21): maps each ONNX node to canonical kwscc ops through ONNX_OPS."""
+"""ONNX frontend (opsets 11-21; 7-10 converted on load): maps each ONNX node to canonical kwscc ops through ONNX_OPS."""
 from __future__ import annotations
 
 import logging
@@ -17,6 +17,8 @@ from kwscc.ir import Graph, Node, Tensor
 log = logging.getLogger(__name__)
 
 MIN_OPSET, MAX_OPSET = 11, 21
+OLDEST_CONVERTIBLE = 7  # opsets 7-10 are converted in memory with onnx.version_converter
+CONVERT_TO = 13
 
 
 class Reader:
@@ -178,19 +180,57 @@ def _global_pool(r: Reader, onode) -> None:
 
 
 def _reduce_mean(r: Reader, onode) -> None:
+    """ReduceMean over H, W or both of a 4-D NCHW tensor: an average pool whose window spans those axes."""
     a = attrs_of(onode)
     x = r.tensor(onode.input[0]).shape
-    axes = a.get("axes")
-    if axes is None and len(onode.input) > 1 and onode.input[1]:
-        axes = r.const(onode, 1, "axes").tolist()
-    axes = sorted(int(ax) % len(x) for ax in (axes or []))
-    if len(x) != 4 or axes != [2, 3]:
-        raise UnsupportedError(f"node '{onode.name}' (ReduceMean): only the mean over H,W of a 4-D tensor is supported")
+    axes = _axes(r, onode)
+    if axes is None and not a.get("noop_with_empty_axes", 0):
+        axes = list(range(len(x)))
+    axes = sorted({int(ax) % len(x) for ax in (axes or [])})
+    if len(x) != 4 or not axes or not set(axes) <= {2, 3}:
+        raise UnsupportedError(f"node '{onode.name}' (ReduceMean): only the mean over spatial axes (H, W or both) "
+                               f"of a 4-D NCHW tensor is supported, not axes {axes} of shape {list(x)}")
+    kernel = (x[2] if 2 in axes else 1, x[3] if 3 in axes else 1)
     pooled = onode.output[0] if a.get("keepdims", 1) else onode.output[0] + "_kwscc_pooled"
-    attrs = {"layout": "NCHW", "kernel": (x[2], x[3]), "strides": (1, 1), "pads": (0, 0, 0, 0), "act": None}
+    attrs = {"layout": "NCHW", "kernel": kernel, "strides": (1, 1), "pads": (0, 0, 0, 0), "act": None}
     r.emit(onode, "AveragePool", onode.input[:1], attrs, outputs=[pooled])
     if pooled != onode.output[0]:
-        r.emit(onode, "Reshape", [pooled], {"shape": (x[0], x[1])})
+        r.emit(onode, "Reshape", [pooled], {"shape": tuple(d for i, d in enumerate(x) if i not in axes)})
+
+
+def _pad(r: Reader, onode) -> None:
+    a = attrs_of(onode)
+    mode = a.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise UnsupportedError(f"node '{onode.name}' (Pad): mode '{mode}' is not supported (only 'constant')")
+    rank = len(r.tensor(onode.input[0]).shape)
+    pads = [int(p) for p in r.const(onode, 1, "pads")]
+    value = r.optional_const(onode, 2, "constant_value")
+    axes = r.optional_const(onode, 3, "axes")
+    axes = list(range(rank)) if axes is None else [int(ax) % rank for ax in axes]
+    if len(pads) != 2 * len(axes):
+        raise ModelError(f"node '{onode.name}' (Pad): {len(pads)} pads for {len(axes)} axes")
+    pairs = [(0, 0)] * rank
+    for i, ax in enumerate(axes):
+        pairs[ax] = (pads[i], pads[i + len(axes)])
+    if any(p < 0 for pair in pairs for p in pair):
+        raise UnsupportedError(f"node '{onode.name}' (Pad): negative pads (cropping) are not supported")
+    value = 0.0 if value is None or value.size == 0 else float(value.reshape(-1)[0])
+    r.emit(onode, "Pad", onode.input[:1], {"pads": tuple(pairs), "value": value})
+
+
+def _prelu(r: Reader, onode) -> None:
+    slope = r.const(onode, 1, "slope").astype(np.float32)
+    r.emit(onode, "PRelu", [onode.input[0], r.graph.add_const(onode.input[1] + "_kwscc_slope", slope).name])
+
+
+def _table_activation(op: str, defaults: dict) -> Callable:
+    """Handler for an activation kwscc runs through a lookup table; `defaults`: its float attributes."""
+    def handler(r: Reader, onode) -> None:
+        a = attrs_of(onode)
+        r.emit(onode, op, onode.input[:1], {k: float(a.get(k, v)) for k, v in defaults.items()})
+    return handler
 
 
 def _reshape_to(r: Reader, onode, shape) -> None:
@@ -314,6 +354,9 @@ ONNX_OPS: dict[str, Callable[[Reader, object], None]] = {
     "Concat": _simple("Concat"), "Cast": _simple("Cast"), "Slice": _simple("Slice"),
     "Add": _simple("Add"), "Sub": _simple("Sub"), "Mul": _simple("Mul"), "Div": _simple("Div"),
     "Max": _variadic, "Min": _variadic,
+    "Pad": _pad, "PRelu": _prelu, "Sigmoid": _table_activation("Sigmoid", {}), "Tanh": _table_activation("Tanh", {}),
+    "HardSigmoid": _table_activation("HardSigmoid", {"alpha": 0.2, "beta": 0.5}),
+    "HardSwish": _table_activation("HardSwish", {}), "LeakyRelu": _table_activation("LeakyRelu", {"alpha": 0.01}),
 }
 
 
@@ -342,12 +385,29 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _opset(model, path: Path) -> int:
+def _opset(model) -> int:
     versions = {o.domain: o.version for o in model.opset_import}
-    opset = versions.get("", versions.get("ai.onnx", 0))
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UnsupportedError(f"{path.name}: ONNX opset {opset} is not supported (supported: {MIN_OPSET}-{MAX_OPSET})")
-    return opset
+    return versions.get("", versions.get("ai.onnx", 0))
+
+
+def _upgraded(model, path: Path):
+    """The model at an opset kwscc reads: opsets 7-10 are converted in memory (the file is untouched)."""
+    opset = _opset(model)
+    if MIN_OPSET <= opset <= MAX_OPSET:
+        return model
+    if not OLDEST_CONVERTIBLE <= opset < MIN_OPSET:
+        raise UnsupportedError(f"{path.name}: ONNX opset {opset} is not supported (supported: {MIN_OPSET}-{MAX_OPSET}, "
+                               f"and {OLDEST_CONVERTIBLE}-{MIN_OPSET - 1} converted on load)")
+    import onnx.version_converter  # noqa: F401  (a submodule onnx does not import by itself)
+
+    try:
+        converted = onnx.version_converter.convert_version(model, CONVERT_TO)
+        onnx.checker.check_model(converted)
+    except Exception as exc:  # the converter raises bare RuntimeErrors from C++
+        raise UnsupportedError(f"{path.name}: ONNX opset {opset} could not be converted to opset {CONVERT_TO} "
+                               f"({_first_line(exc)}); re-export the model at opset {MIN_OPSET} or later") from None
+    log.info("%s: converted from ONNX opset %d to %d in memory", path.name, opset, CONVERT_TO)
+    return converted
 
 
 def _input_shape(vi, overrides: dict) -> tuple[int, ...]:
@@ -382,8 +442,12 @@ def _add_initializers(graph: Graph, model) -> None:
 
 
 def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
-    model = _load(path)
-    r = Reader(Graph(path.stem), _opset(model, path))
+    model = _upgraded(_load(path), path)
+    if model.functions:  # exporters (torch dynamo) may wrap parts of the graph in local functions
+        from onnx import inliner
+
+        model = inliner.inline_local_functions(model)
+    r = Reader(Graph(path.stem), _opset(model))
     _add_initializers(r.graph, model)
     for vi in model.graph.input:
         if vi.name in r.graph.tensors:

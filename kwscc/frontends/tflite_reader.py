@@ -11,7 +11,8 @@ pass leaves them alone.
   Graph.recorded_ranges, so a full int8 model compiles with no calibration data.
 - QUANTIZE / DEQUANTIZE of activations are pass-throughs (the IR is float); DEQUANTIZE of a constant
   folds into it. The IR input is float even when the file's input is int8.
-- PAD (zeros) before CONV_2D / DEPTHWISE_CONV_2D folds into the convolution's pads.
+- PAD / PADV2 become Pad nodes; zero pads before CONV_2D / DEPTHWISE_CONV_2D then fold into the
+  convolution's pads (kwscc.passes.fold_pad).
 - IR tensors keep the TFLite tensor names (made unique), so LiteRT's values of every tensor
   (kwscc.frontends.litert_runtime) match them for calibration and validation.
 """
@@ -128,6 +129,7 @@ OPTIONS = {
     "SUB": ("SubOptions", ("FusedActivationFunction",)),
     "MUL": ("MulOptions", ("FusedActivationFunction",)),
     "CONCATENATION": ("ConcatenationOptions", ("Axis", "FusedActivationFunction")),
+    "LEAKY_RELU": ("LeakyReluOptions", ("Alpha",)),
 }
 
 
@@ -341,14 +343,13 @@ def dequantize_values(v: np.ndarray, t: TflTensor) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 class Reader:
     """State while one subgraph is read: the graph under construction, pass-through aliases,
-    pending PADs and the tensor each internal tensor takes its recorded range from."""
+    and the tensor each internal tensor takes its recorded range from."""
 
     def __init__(self, model: TflModel, graph: Graph) -> None:
         self.m = model
         self.graph = graph
         self.alias: dict[int, str] = {}  # QUANTIZE / DEQUANTIZE output -> IR name of its input
         self.folded: dict[int, np.ndarray] = {}  # DEQUANTIZE of a constant -> its float value
-        self.pads: dict[int, tuple[TflOp, int, tuple[int, int, int, int]]] = {}  # PAD output -> (op, input, pads)
         self.range_from: dict[str, int] = {}  # IR name -> tensor whose quantization gives its range
         self.const_names: dict[tuple[int, str], str] = {}
 
@@ -363,10 +364,6 @@ class Reader:
         reader = op.where if op else "a graph output"
         if idx < 0:
             raise ModelError(f"{reader}: a required input is missing")
-        if idx in self.pads:
-            pad_op = self.pads[idx][0]
-            raise UnsupportedError(f"{pad_op.where}: padding folds only into a following CONV_2D or "
-                                   f"DEPTHWISE_CONV_2D, but its output feeds {reader}")
         if idx in self.alias:
             return self.alias[idx]
         t = self.tensor(idx)
@@ -476,40 +473,29 @@ def _padding(op: TflOp, in_hw, kernel, strides, dilations) -> tuple[int, int, in
     return (before[0], before[1], after[0], after[1])
 
 
-def _padded_input(r: Reader, op: TflOp) -> tuple[str, tuple[int, int, int, int]]:
-    """The conv input with any PADs before it folded away, and those pads."""
-    idx, extra = op.inputs[0], (0, 0, 0, 0)
-    while idx in r.pads:
-        _, idx, pads = r.pads[idx]
-        extra = tuple(a + b for a, b in zip(extra, pads))
-    return r.activation(op, idx), extra
-
-
-def _conv_common(r: Reader, op: TflOp, weights: str, group: int, x: str, extra_pads) -> None:
+def _conv_common(r: Reader, op: TflOp, weights: str, group: int, x: str) -> None:
     xs = r.shape(x)
     w = r.graph.tensors[weights].data
     strides = _pair(op, "StrideH", "StrideW")
     dilations = _pair(op, "DilationHFactor", "DilationWFactor")
-    padded_hw = (xs[1] + extra_pads[0] + extra_pads[2], xs[2] + extra_pads[1] + extra_pads[3])
-    pads = _padding(op, padded_hw, w.shape[1:3], strides, dilations)
-    pads = tuple(a + b for a, b in zip(pads, extra_pads))
+    pads = _padding(op, xs[1:3], w.shape[1:3], strides, dilations)
     attrs = {"layout": "NHWC", "strides": strides, "pads": pads, "dilations": dilations, "group": group,
              "act": _fused(op)}
     r.emit(op, "Conv", [x, weights] + r.optional_bias(op, 2, w.shape[0]), attrs)
 
 
 def _conv(r: Reader, op: TflOp) -> None:
-    x, extra = _padded_input(r, op)
+    x = r.activation(op, op.inputs[0])
     cin = _require_4d(r, op, x)[3]
     weights = r.weights(op, 1, "filter")
     w = r.graph.tensors[weights].shape
     if len(w) != 4 or cin % w[3] or w[0] % (cin // w[3]):
         raise ModelError(f"{op.where}: filter shape {list(w)} does not fit {cin} input channels")
-    _conv_common(r, op, weights, cin // w[3], x, extra)
+    _conv_common(r, op, weights, cin // w[3], x)
 
 
 def _depthwise(r: Reader, op: TflOp) -> None:
-    x, extra = _padded_input(r, op)
+    x = r.activation(op, op.inputs[0])
     cin = _require_4d(r, op, x)[3]
     w = r.const_value(op, 1, "filter").shape  # [1, KH, KW, C * multiplier]
     if len(w) != 4 or w[0] != 1 or w[3] % cin:
@@ -518,7 +504,7 @@ def _depthwise(r: Reader, op: TflOp) -> None:
     if declared and declared != w[3] // cin:
         log.debug("%s: depth_multiplier %d ignored; the filter gives %d", op.where, declared, w[3] // cin)
     weights = r.weights(op, 1, "filter", lambda v: v.transpose(3, 1, 2, 0), tag="ohwi")  # [C*mult, KH, KW, 1]
-    _conv_common(r, op, weights, cin, x, extra)
+    _conv_common(r, op, weights, cin, x)
 
 
 def _fully_connected(r: Reader, op: TflOp) -> None:
@@ -558,19 +544,22 @@ def _pool(r: Reader, op: TflOp) -> None:
 
 
 def _mean(r: Reader, op: TflOp) -> None:
+    """MEAN over H, W or both of a 4-D NHWC tensor: an average pool whose window spans those axes."""
     x = r.activation(op, op.inputs[0])
     xs = r.shape(x)
     axes = sorted({a % len(xs) for a in r.ints(op, 1, "axes")}) if xs else []
-    if len(xs) != 4 or axes != [1, 2]:
-        raise UnsupportedError(f"{op.where}: only the mean over H,W (axes 1,2) of a 4-D NHWC tensor is supported, "
-                               f"got axes {r.ints(op, 1, 'axes')} of shape {list(xs)}")
+    if len(xs) != 4 or not axes or not set(axes) <= {1, 2}:
+        raise UnsupportedError(f"{op.where}: only the mean over spatial axes (H, W or both: axes 1, 2) of a 4-D NHWC "
+                               f"tensor is supported, got axes {r.ints(op, 1, 'axes')} of shape {list(xs)}")
     out = r.name(op.outputs[0])
     keep = bool(op.options.get("KeepDims", False))
     pooled = out if keep else r.internal(f"{out}_pooled", op.outputs[0])
-    attrs = {"layout": "NHWC", "kernel": (xs[1], xs[2]), "strides": (1, 1), "pads": (0, 0, 0, 0), "act": None}
+    kernel = (xs[1] if 1 in axes else 1, xs[2] if 2 in axes else 1)
+    attrs = {"layout": "NHWC", "kernel": kernel, "strides": (1, 1), "pads": (0, 0, 0, 0), "act": None}
     r.emit(op, "AveragePool", [x], attrs, outputs=[pooled])
     if not keep:
-        r.emit(op, "Reshape", [pooled], {"shape": (xs[0], xs[3])}, outputs=[out], helper="squeeze")
+        shape = tuple(d for i, d in enumerate(xs) if i not in axes)
+        r.emit(op, "Reshape", [pooled], {"shape": shape}, outputs=[out], helper="squeeze")
 
 
 def _reshape(r: Reader, op: TflOp) -> None:
@@ -611,17 +600,32 @@ def _softmax(r: Reader, op: TflOp) -> None:
 
 
 def _pad(r: Reader, op: TflOp) -> None:
-    _require_4d(r, op, r.activation(op, op.inputs[0]))
+    """PAD / PADV2 with a constant; a zero pad before a convolution folds into it (kwscc.passes.fold_pad)."""
+    x = r.activation(op, op.inputs[0])
+    rank = len(r.shape(x))
     pads = r.ints(op, 1, "paddings")
-    if len(pads) != 8:
-        raise ModelError(f"{op.where}: paddings must be [4, 2] for a 4-D input, got {len(pads)} values")
-    if pads[0] or pads[1] or pads[6] or pads[7] or min(pads) < 0:
-        raise UnsupportedError(f"{op.where}: only non-negative padding of H and W is supported, got {pads}")
+    if len(pads) != 2 * rank:
+        raise ModelError(f"{op.where}: paddings must be [{rank}, 2] for a {rank}-D input, got {len(pads)} values")
+    if min(pads) < 0:
+        raise UnsupportedError(f"{op.where}: negative padding is not supported, got {pads}")
+    value = 0.0
     if op.name == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
-        value = r.const_value(op, 2, "constant_values")
-        if np.any(value != 0):
-            raise UnsupportedError(f"{op.where}: padding with {float(value.reshape(-1)[0]):g} is not supported, only 0")
-    r.pads[op.outputs[0]] = (op, op.inputs[0], (pads[2], pads[4], pads[3], pads[5]))
+        value = float(r.const_value(op, 2, "constant_values").reshape(-1)[0])
+    pairs = tuple((pads[2 * i], pads[2 * i + 1]) for i in range(rank))
+    r.emit(op, "Pad", [x], {"pads": pairs, "value": value})
+
+
+def _table_activation(kind: str, alpha_field: str = "") -> Callable[[Reader, TflOp], None]:
+    """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU: activations kwscc runs through lookup tables."""
+    def handler(r: Reader, op: TflOp) -> None:
+        attrs = {"alpha": float(op.options.get(alpha_field, 0.2))} if alpha_field else {}
+        r.emit(op, kind, [r.activation(op, op.inputs[0])], attrs)
+    return handler
+
+
+def _prelu(r: Reader, op: TflOp) -> None:
+    x = r.activation(op, op.inputs[0])
+    r.emit(op, "PRelu", [x, r.weights(op, 1, "alpha")])
 
 
 def _relu(low: float, high: float) -> Callable[[Reader, TflOp], None]:
@@ -691,6 +695,9 @@ TFLITE_OPS: dict[str, Callable[[Reader, TflOp], None]] = {
     "RELU_N1_TO_1": _relu(-1.0, 1.0), "QUANTIZE": _quantize, "DEQUANTIZE": _quantize,
     "ADD": _binary("Add"), "SUB": _binary("Sub"), "MUL": _binary("Mul"), "MAXIMUM": _binary("Max"),
     "MINIMUM": _binary("Min"), "CONCATENATION": _concatenation,
+    "LOGISTIC": _table_activation("Sigmoid"), "TANH": _table_activation("Tanh"),
+    "HARD_SWISH": _table_activation("HardSwish"), "LEAKY_RELU": _table_activation("LeakyRelu", "Alpha"),
+    "PRELU": _prelu,
 }
 
 
@@ -723,7 +730,7 @@ def _check_shapes(r: Reader, op: TflOp) -> None:
     for idx in op.outputs:
         t = r.tensor(idx)
         ir = r.graph.tensors.get(t.name)
-        if ir is None or not t.shape or idx in r.alias or idx in r.pads:
+        if ir is None or not t.shape or idx in r.alias:
             continue
         if ir.shape != t.shape:
             raise ModelError(f"{op.where}: output '{t.name}' has shape {list(t.shape)} in the file, but kwscc "

@@ -1,7 +1,8 @@
 """Static memory plan: execution order, liveness and arena offsets for activations and scratch.
 
 * Aliases: reshape-like ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity) emit nothing; their
-  output is their input's bytes.
+  output is their input's bytes. So does the model input's Transpose, which quantize_input applies
+  (kwscc.ir.layout).
 * Caller's buffers: graph inputs are read from the caller's input buffer and the (first) graph
   output is written straight into the caller's output buffer, so neither takes arena space.
   Further graph outputs stay in the arena, alive until the end.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field, replace
 
 from kwscc.errors import UnsupportedError
 from kwscc.ir import Graph, Node
+from kwscc.ir.layout import input_transpose
 
 ALIGN = 4
 INPUT, OUTPUT = "input", "output"
@@ -34,6 +36,11 @@ ALIAS_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
 INPLACE_OPS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
                          "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Max", "Min"})
 MAX_SCHEDULE_STATES = 20_000
+
+
+def is_alias(graph: Graph, node: Node) -> bool:
+    """True for a node that emits nothing: its output is its input's bytes."""
+    return node.op in ALIAS_OPS or node is input_transpose(graph)
 
 
 def align_up(n: int, a: int = ALIGN) -> int:
@@ -123,7 +130,7 @@ class _Problem:
 
     def out_root(self, node: Node) -> str | None:
         """The tensor whose bytes `node` writes in the arena, or None (alias, caller's output)."""
-        if node.op in ALIAS_OPS:
+        if is_alias(self.graph, node):
             return None
         root = self.roots[node.outputs[0]]
         return None if root in (INPUT, OUTPUT) else root
@@ -138,7 +145,7 @@ def _problem(graph: Graph, scratch: dict[str, int], inplace_ops) -> _Problem:
     for node in nodes:
         for out in node.outputs:
             roots[out] = out
-        if node.op in ALIAS_OPS and node.inputs:
+        if is_alias(graph, node) and node.inputs:
             roots[node.outputs[0]] = roots[node.inputs[0]]
     pinned: set[str] = set()
     for i, name in enumerate(graph.outputs):
@@ -391,7 +398,7 @@ def verify(plan: MemoryPlan, graph: Graph | None = None) -> None:
             b = plan.buffer_of(t) if t in plan.roots else None
             if b is not None:
                 assert b.start <= step[node.name] <= b.end, f"{t} read by {node.name} outside its buffer's lifetime"
-        b = plan.buffer_of(node.outputs[0]) if node.op not in ALIAS_OPS else None
+        b = plan.buffer_of(node.outputs[0]) if not is_alias(graph, node) else None
         if b is not None:
             assert b.start <= step[node.name] <= b.end, f"{node.name} writes outside its buffer's lifetime"
     # two values sharing one buffer may overlap only at the step where one is written over the other
@@ -399,7 +406,7 @@ def verify(plan: MemoryPlan, graph: Graph | None = None) -> None:
     consumers = _consumers(graph)
     for t, root in plan.roots.items():
         producer = graph.node(producers[t]) if t in producers else None
-        if root in (INPUT, OUTPUT) or producer is None or producer.op in ALIAS_OPS:
+        if root in (INPUT, OUTPUT) or producer is None or is_alias(graph, producer):
             continue
         start = step[producer.name]
         end = len(plan.schedule) - 1 if t in graph.outputs else max([start, *reader_steps(graph, t, step, consumers)])
@@ -428,7 +435,7 @@ def reader_steps(graph: Graph, tensor: str, step: dict[str, int],
     while frontier:
         for node in consumers.get(frontier.pop(), []):
             found.append(step[node.name])
-            if node.op in ALIAS_OPS:
+            if is_alias(graph, node):
                 frontier.append(node.outputs[0])
     return found
 

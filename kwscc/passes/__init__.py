@@ -8,7 +8,9 @@ import numpy as np
 
 from kwscc.check.graph import check_graph
 from kwscc.ir import Graph
-from kwscc.passes import fold_batchnorm, fold_constants, fuse_activation, remove_identity, simplify_layout, to_nhwc
+from kwscc.passes import (
+    fold_batchnorm, fold_constants, fold_pad, fuse_activation, remove_identity, simplify_layout, to_nhwc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,7 @@ DEFAULT_PIPELINE: list[tuple[str, Pass]] = [
     ("fuse_activation", fuse_activation.run),  # before the layout change: Relu then sits right after its producer
     ("to_nhwc", to_nhwc.run),
     ("simplify_layout", simplify_layout.run),
+    ("fold_pad", fold_pad.run),  # after the layout change: pads are then NHWC like the Conv's
     ("fold_constants", fold_constants.run),
 ]
 

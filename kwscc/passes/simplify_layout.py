@@ -9,13 +9,19 @@
 - An elementwise binary op or a Concat whose activation inputs all come through Transposes of one
   permutation runs before it instead: op(T(a), T(b)) = T(op(a, b)) (constants are permuted back,
   Concat's axis follows the permutation). The Transpose after it then cancels against the next op's.
+- A Transpose after a layout-free op (elementwise activations, Pad) moves above it, permuting the
+  op's per-axis attributes: it then meets the Transpose before the op and cancels, or reaches the
+  model input, where quantize_input applies it for free (kwscc.ir.layout).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from kwscc.ir import Graph, Node
+from kwscc.ir import Graph, Node, Tensor
+from kwscc.ops.activation import TABLE_OPS
 from kwscc.passes.rewrite import bypass, remove_dead_nodes, sole_consumer
+
+LAYOUT_FREE = TABLE_OPS | {"Pad"}
 
 
 def _moves_data(shape: tuple[int, ...], perm: tuple[int, ...]) -> bool:
@@ -88,6 +94,37 @@ def _permute_dense_columns(graph: Graph, node: Node) -> bool:
         permuted[:, order] = w
         dense.inputs[1] = graph.add_const(dense.inputs[1] + "_nhwc", permuted).name
     flatten.inputs[0] = node.inputs[0]
+    # its values are now in another order: a new name, so nothing matches it with the original model's tensor
+    reordered = graph.unique_tensor_name(flatten.outputs[0] + "_nhwc")
+    graph.add_tensor(Tensor(reordered, flat_shape, graph.tensors[flatten.outputs[0]].dtype))
+    flatten.outputs = [reordered]
+    for dense in denses:
+        dense.inputs[0] = reordered
+    graph._rebuild_edges()
+    return True
+
+
+def _permuted_for(graph: Graph, node: Node, perm: tuple[int, ...]) -> None:
+    """Rewrite `node`'s per-axis attributes for an input transposed by `perm` (new axis a = old perm[a])."""
+    if node.op == "Pad":
+        node.attrs["pads"] = tuple(node.attrs["pads"][p] for p in perm)
+    elif node.op == "PRelu":
+        slope = graph.tensors[node.inputs[1]].data
+        slope = slope.reshape((1,) * (len(perm) - slope.ndim) + slope.shape)
+        node.inputs[1] = graph.add_const(node.inputs[1] + "_t", np.ascontiguousarray(slope.transpose(perm))).name
+
+
+def _hoist_transpose(graph: Graph, node: Node) -> bool:
+    """op -> Transpose becomes Transpose -> op (with its attributes permuted)."""
+    below = sole_consumer(graph, node.outputs[0])
+    if below is None or below.op != "Transpose":
+        return False
+    perm = below.attrs["perm"]
+    moved = graph.unique_tensor_name(node.inputs[0] + "_t")
+    below.inputs, below.outputs, node.inputs[0], node.outputs = [node.inputs[0]], [moved], moved, below.outputs
+    _permuted_for(graph, node, perm)
+    graph.infer_node(below)
+    graph.infer_node(node)
     graph._rebuild_edges()
     return True
 
@@ -127,6 +164,7 @@ RULES = {
     "Transpose": (_compose_transposes, _merge_twin_transposes, _transpose_to_reshape, _permute_dense_columns),
     "Reshape": (_merge_reshapes,),
     **{op: (_sink_transposes,) for op in SINKS_TRANSPOSES},
+    **{op: (_hoist_transpose,) for op in LAYOUT_FREE},
 }
 
 

@@ -16,7 +16,9 @@ TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 def _convert(graph: Graph, node: Node) -> None:
     x, y = node.inputs[0], node.outputs[0]
     x_nhwc = graph.unique_tensor_name(x + "_nhwc")
-    graph.add_node(Node(graph.unique_node_name(node.name + "_to_nhwc"), "Transpose", [x], [x_nhwc], {"perm": TO_NHWC}))
+    origin = (node.name, node.op)  # errors about the transposes name the user's node
+    graph.add_node(Node(graph.unique_node_name(node.name + "_to_nhwc"), "Transpose", [x], [x_nhwc],
+                        {"perm": TO_NHWC, "layout_for": origin}))
     node.inputs[0] = x_nhwc
     node.attrs["layout"] = "NHWC"
     if node.op == "Conv":
@@ -25,7 +27,8 @@ def _convert(graph: Graph, node: Node) -> None:
     y_nchw = graph.unique_tensor_name(y + "_nchw")
     graph.replace_uses(y, y_nchw)
     graph.infer_node(node)
-    graph.add_node(Node(graph.unique_node_name(node.name + "_to_nchw"), "Transpose", [y], [y_nchw], {"perm": TO_NCHW}))
+    graph.add_node(Node(graph.unique_node_name(node.name + "_to_nchw"), "Transpose", [y], [y_nchw],
+                        {"perm": TO_NCHW, "layout_for": origin}))
 
 
 def run(graph: Graph) -> bool:

@@ -5,7 +5,9 @@ n_w[c] per output channel c (or one for all with per-tensor weights):
   accumulator scale 2^-(n_in + n_w[c]); bias int32 at that scale;
   requantization by 2^-k[c] with k[c] = n_in + n_w[c] - n_out, 0 <= k[c] <= 31
   (k >= 0 keeps CMSIS-NN's int32 left shift free of overflow, k <= 31 is its shift range).
-Pools and reshapes keep their input's format; softmax outputs are Q(1/256) with zero point -128.
+Pools, pads, transposes and reshapes keep their input's format; softmax outputs are Q(1/256) with
+zero point -128; table activations take their output format from the calibrated range
+(kwscc.quant.lut.output_format).
 
 Zero points: a tensor in Format(n, z) stores q = round(x * 2^n) + z; the scale stays a power of two.
   - Unsigned tensors (keyword `unsigned`): a tensor that is never negative (a ReLU output) can be
@@ -26,6 +28,8 @@ import numpy as np
 from kwscc.errors import DataError
 from kwscc.ir import Graph, Node
 from kwscc.quant.binary import BINARY_OPS, binary_output_format, binary_params, concat_output_format, concat_params
+from kwscc.ops.activation import TABLE_OPS
+from kwscc.quant import lut
 from kwscc.quant.formats import (
     SOFTMAX_OUTPUT, Format, act_limits, frac_bits_for, quantize_bias, quantize_weights,
 )
@@ -47,6 +51,7 @@ class QLayer:
     per_channel: bool = True
     input_offset: int = 0  # CMSIS-NN's input_offset: minus the input tensor's zero point
     params: dict = field(default_factory=dict)  # kernel arguments of ops without weights (kwscc.quant.binary)
+    table: np.ndarray | None = None  # int8 [rows, 256] lookup table of an activation (kwscc.quant.lut)
 
 
 @dataclass(slots=True)
@@ -189,7 +194,12 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
             formats[node.outputs[0]] = concat_output_format(ins)
             qm.layers[node.name] = QLayer(node.name, (-128, 127),
                                           params={"inputs": concat_params(ins, formats[node.outputs[0]])})
-        else:  # pools and reshapes move values without rescaling them
+        elif node.op in TABLE_OPS:
+            out_fmt = lut.output_format(*ranges[node.outputs[0]])
+            formats[node.outputs[0]] = out_fmt
+            qm.layers[node.name] = QLayer(node.name, (-128, 127),
+                                          table=lut.table(graph, node, formats[node.inputs[0]], out_fmt))
+        else:  # pools, pads, transposes and reshapes move values without rescaling them
             formats[node.outputs[0]] = formats[node.inputs[0]]
             if node.op in ("MaxPool", "AveragePool"):
                 qm.layers[node.name] = QLayer(node.name, act_limits(node.attrs.get("act"), formats[node.inputs[0]]))

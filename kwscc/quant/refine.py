@@ -24,6 +24,7 @@ import numpy as np
 
 from kwscc.ir import Graph, Node
 from kwscc.quant.binary import BINARY_OPS
+from kwscc.ops.activation import TABLE_OPS
 from kwscc.quant.calibrate import Summaries, activation_names, float_batches, ranges_for
 from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, Format, dequantize, frac_bits_for, quantize_input
 from kwscc.quant.methods import DEFAULT_METHOD
@@ -34,7 +35,7 @@ from kwscc.quant.split_input import find_split
 log = logging.getLogger(__name__)
 
 REFINABLE_BACKENDS = ("cmsis-nn",)  # backends whose integer program is the one simulate.py models
-FORMAT_COPYING = ("Reshape", "MaxPool", "AveragePool")
+FORMAT_COPYING = ("Reshape", "MaxPool", "AveragePool", "Pad", "Transpose")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +81,15 @@ def _readers_allow_offset(graph: Graph, tensor: str) -> bool:
         if reader.op in FORMAT_COPYING:
             if not _readers_allow_offset(graph, reader.outputs[0]):
                 return False
-        elif reader.op not in ("Conv", "Dense", "Softmax"):
+        elif reader.op not in ("Conv", "Dense", "Softmax", *TABLE_OPS):  # a table maps any input format
             return False
     return True
 
 
 def unsigned_tensors(graph: Graph) -> frozenset[str]:
     """Outputs of Conv/Dense layers and binary ops whose fused activation keeps them >= 0 and whose
-    readers all accept a zero point (through CMSIS-NN's input_offset; pools and reshapes pass it on)."""
+    readers all accept a zero point (through CMSIS-NN's input_offset or a lookup table; pools, pads,
+    transposes and reshapes pass it on)."""
     out = set()
     for node in graph.nodes():
         act = node.attrs.get("act")

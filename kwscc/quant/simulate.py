@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from kwscc.ir import Node
+from kwscc.ops.activation import TABLE_OPS
 from kwscc.ops.conv import conv_out_hw
 from kwscc.quant import kernels
 from kwscc.quant.formats import quantize_input
+from kwscc.quant.lut import lookup
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.split_input import quantize_split, split_shape
 
@@ -83,8 +85,26 @@ def _concat(qm: QuantModel, node: Node, *xs: np.ndarray) -> np.ndarray:
     return np.concatenate(parts, axis=node.attrs["axis"] % parts[0].ndim)
 
 
+def _table(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    return lookup(qm.layers[node.name].table, x)
+
+
+def pad_fill(qm: QuantModel, node: Node) -> int:
+    """The int8 a Pad writes: its constant in the tensor's format."""
+    return int(quantize_input(np.float32(node.attrs.get("value", 0.0)), qm.formats[node.inputs[0]]))
+
+
+def _pad(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    return np.pad(x, node.attrs["pads"], constant_values=pad_fill(qm, node))
+
+
+def _transpose(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(x, node.attrs["perm"]))
+
+
 SIMULATORS = {"Conv": _conv, "Dense": _dense, "MaxPool": _pool, "AveragePool": _pool,
-              "Softmax": _softmax, "Reshape": _reshape}
+              "Softmax": _softmax, "Reshape": _reshape, "Pad": _pad, "Transpose": _transpose,
+              **{op: _table for op in TABLE_OPS}}
 MULTI_INPUT_SIMULATORS = {"Add": _binary, "Sub": _binary, "Mul": _binary, "Max": _binary, "Min": _binary,
                           "Concat": _concat}
 

@@ -197,6 +197,14 @@ MUST_PASS = {
     "Constant": ["test_constant[as_given]"],
     "Gather": ["test_gather_0[const]"],
     "Concat": ["test_concat_2d_axis_1[const]"],
+    "Sigmoid": ["test_sigmoid[as_given]", "test_sigmoid_example[as_given]"],
+    "Tanh": ["test_tanh[as_given]", "test_tanh_example[as_given]"],
+    "HardSigmoid": ["test_hardsigmoid[as_given]", "test_hardsigmoid_example[as_given]",
+                    "test_hardsigmoid_default[as_given]"],
+    "HardSwish": ["test_hardswish[as_given]", "test_hardswish_expanded[as_given]"],
+    "LeakyRelu": ["test_leakyrelu[as_given]", "test_leakyrelu_example[as_given]", "test_leakyrelu_default[as_given]"],
+    "PRelu": ["test_prelu_example[const]", "test_prelu_broadcast[const]"],
+    "Pad": ["test_constant_pad[const]", "test_constant_pad_axes[const]", "test_constant_pad_negative_axes[const]"],
 }
 
 # Cases kwscc legitimately rejects, with a piece of the message that must explain why.
@@ -214,7 +222,8 @@ MUST_REJECT = {
     "test_maxpool_2d_dilations[as_given]": "dilated",
     "test_maxpool_with_argmax_2d_precomputed_pads[as_given]": "indices output",
     "test_softmax_axis_0[as_given]": "Softmax",
-    "test_reduce_mean_keepdims_example[const]": "H,W",
+    "test_reduce_mean_keepdims_example[const]": "spatial axes",
+    "test_prelu_example[as_given]": "slope ('slope') must be a constant",
     "test_training_dropout[const]": "training",
     "test_training_dropout_default[const]": "training",
 }
