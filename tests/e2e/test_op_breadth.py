@@ -227,7 +227,7 @@ def test_legacy_backend_refuses_new_ops_by_name(tmp_path, op):
              helper.make_node("MaxPool", ["a"], ["y"], kernel_shape=[2, 2])]
     path = save(make_model(nodes, {"x": shape}, ["y"], params), tmp_path)
     data = _image_data(tmp_path, shape)
-    with pytest.raises(UnsupportedError, match=f"node 'user_node' \\({op}\\): is not supported by the "
+    with pytest.raises(UnsupportedError, match=f"node 'user_node' \\({op}\\): not supported by the "
                                                "cmsis-nn-legacy backend"):
         compile_model(path, CompileOptions(calib=data, backend="cmsis-nn-legacy"))
 
