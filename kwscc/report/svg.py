@@ -51,6 +51,16 @@ def _label(buffer: dict, ops: list[str], layer_of_step: dict[int, int]) -> str:
     return f"{kind}{_writer(buffer['first_step'], ops, layer_of_step)}: {buffer['bytes']:,} B"
 
 
+def _box_label(buffer: dict, ops: list[str], layer_of_step: dict[int, int], width: float) -> str | None:
+    """The full label if it fits the box, else the size alone (the legend has the rest), else a cut label."""
+    full = _label(buffer, ops, layer_of_step)
+    size = f"{buffer['bytes']:,} B"
+    for text in (full, size):
+        if _fit(text, width) == text:
+            return text
+    return _fit(full, width)
+
+
 def _ticks(top: int) -> list[int]:
     if top <= 0:
         return [0]
@@ -123,7 +133,7 @@ def render_svg(report: dict) -> str:
         out.append(f'<g class="buffer" data-name="{_attr(b["name"])}"><title>{_attr(tip)}</title>'
                    f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 1):.1f}" height="{h:.1f}" fill="{fill}" '
                    f'fill-opacity="0.85" stroke="#333" stroke-width="0.6"/>')
-        label = _fit(_label(b, ops, layer_of_step), x1 - x0) if h >= 13 else None
+        label = _box_label(b, ops, layer_of_step, x1 - x0) if h >= 13 else None
         if label:
             out.append(f'<text x="{x0 + 4:.1f}" y="{y0 + min(h / 2 + 4, 14):.1f}" fill="#111" font-size="10">'
                        f'{_attr(label)}</text>')
