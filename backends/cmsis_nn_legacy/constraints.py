@@ -240,7 +240,7 @@ CONSTRAINTS = {
     "AveragePool": (constraint_batch_one, constraint_nhwc, constraint_pool_extents, constraint_pool_windows),
     "Softmax": (constraint_softmax_last_axis, constraint_softmax_limits),
     "Reshape": (),
-    **{op: (refused,) for op in ("Add", "Sub", "Mul", "Max", "Min", "Concat", "Pad", "Transpose",
+    **{op: (refused,) for op in ("Add", "Sub", "Mul", "Max", "Min", "Concat", "Pad", "Transpose", "LSTM", "GRU",
                                  *sorted(TABLE_OPS - {"Relu", "Clip"}))},
     "Relu": (constraint_fused_only,),
     "Clip": (constraint_fused_only,),

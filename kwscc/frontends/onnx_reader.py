@@ -12,6 +12,7 @@ from onnx import helper, numpy_helper
 from kwscc.check.limits import check_shape
 from kwscc.check.onnx_model import check_model, check_node
 from kwscc.errors import ModelError, UnsupportedError
+from kwscc.frontends.onnx_recurrent import recurrent, slice_last_step
 from kwscc.ir import Graph, Node, Tensor
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ class Reader:
     def __init__(self, graph: Graph, opset: int) -> None:
         self.graph = graph
         self.opset = opset
+        self.dynamic_first: set[str] = set()  # inputs whose first dimension the file leaves open
+        self.cell_outputs: dict[str, object] = {}  # LSTM Y_c outputs (not supported) -> their node
 
     def tensor(self, name: str) -> Tensor:
         return self.graph.tensors[name]
@@ -337,7 +340,10 @@ def _simple(op: str) -> Callable:
     def handler(r: Reader, onode) -> None:
         attrs = {k: v for k, v in attrs_of(onode).items() if k in ("axis", "start", "end")}
         if op == "Slice" and not all(r.tensor(n).is_const for n in onode.input if n):
-            raise UnsupportedError(f"node '{onode.name}' (Slice): only slices of constants (shape arithmetic) are supported")
+            if slice_last_step(r, onode):
+                return
+            raise UnsupportedError(f"node '{onode.name}' (Slice): only slices of constants (shape arithmetic) "
+                                   "and the last step of an LSTM/GRU output are supported")
         if op == "Cast":
             attrs["to"] = str(helper.tensor_dtype_to_np_dtype(attrs_of(onode)["to"]))
         r.emit(onode, op, list(onode.input), attrs)
@@ -357,6 +363,7 @@ ONNX_OPS: dict[str, Callable[[Reader, object], None]] = {
     "Pad": _pad, "PRelu": _prelu, "Sigmoid": _table_activation("Sigmoid", {}), "Tanh": _table_activation("Tanh", {}),
     "HardSigmoid": _table_activation("HardSigmoid", {"alpha": 0.2, "beta": 0.5}),
     "HardSwish": _table_activation("HardSwish", {}), "LeakyRelu": _table_activation("LeakyRelu", {"alpha": 0.01}),
+    "LSTM": recurrent, "GRU": recurrent,
 }
 
 
@@ -441,6 +448,14 @@ def _add_initializers(graph: Graph, model) -> None:
         graph.add_tensor(Tensor(init.name, tuple(value.shape), str(value.dtype), value))
 
 
+def _refuse_cell_state(r: Reader, reader: str, names) -> None:
+    for name in names:
+        if name in r.cell_outputs:
+            onode = r.cell_outputs[name]
+            raise UnsupportedError(f"node '{onode.name}' (LSTM): its final cell state output Y_c ('{name}') is read "
+                                   f"by {reader}; only Y and Y_h are supported")
+
+
 def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     model = _upgraded(_load(path), path)
     if model.functions:  # exporters (torch dynamo) may wrap parts of the graph in local functions
@@ -456,6 +471,9 @@ def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> 
             raise UnsupportedError(f"input '{vi.name}' is not float32")
         r.graph.add_tensor(Tensor(vi.name, _input_shape(vi, input_shapes or {})))
         r.graph.inputs.append(vi.name)
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name not in (input_shapes or {}) and dims and not dims[0].dim_value > 0:
+            r.dynamic_first.add(vi.name)
     for i, onode in enumerate(model.graph.node):
         if not onode.name:
             onode.name = f"{onode.op_type}_{i}"
@@ -467,12 +485,14 @@ def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> 
                 f"node '{onode.name}': op '{onode.op_type}' is not supported; supported ONNX ops: "
                 + ", ".join(supported_ops())
             )
+        _refuse_cell_state(r, f"node '{onode.name}'", onode.input)
         check_node(onode, r.graph.tensors)
         try:
             handler(r, onode)
         except (KeyError, IndexError, ValueError) as exc:
             raise ModelError(f"node '{onode.name}' ({onode.op_type}): malformed ({exc})") from None
     r.graph.outputs = [o.name for o in model.graph.output]
+    _refuse_cell_state(r, "graph output", r.graph.outputs)
     for name in r.graph.outputs:
         if name not in r.graph.tensors:
             raise ModelError(f"{path.name}: graph output '{name}' is not produced by any node")

@@ -30,6 +30,7 @@ import numpy as np
 from kwscc.check.limits import check_shape
 from kwscc.check.tflite_model import check_model
 from kwscc.errors import ModelError, UnsupportedError
+from kwscc.frontends import tflite_recurrent
 from kwscc.ir import Graph, Node, Tensor
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,8 @@ OPTIONS = {
     "MUL": ("MulOptions", ("FusedActivationFunction",)),
     "CONCATENATION": ("ConcatenationOptions", ("Axis", "FusedActivationFunction")),
     "LEAKY_RELU": ("LeakyReluOptions", ("Alpha",)),
+    "STRIDED_SLICE": tflite_recurrent.STRIDED_SLICE_OPTIONS,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": tflite_recurrent.LSTM_OPTIONS,
 }
 
 
@@ -698,6 +701,7 @@ TFLITE_OPS: dict[str, Callable[[Reader, TflOp], None]] = {
     "LOGISTIC": _table_activation("Sigmoid"), "TANH": _table_activation("Tanh"),
     "HARD_SWISH": _table_activation("HardSwish"), "LEAKY_RELU": _table_activation("LeakyRelu", "Alpha"),
     "PRELU": _prelu,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": tflite_recurrent.sequence_lstm, "STRIDED_SLICE": tflite_recurrent.strided_slice,
 }
 
 

@@ -55,4 +55,4 @@ def same_as_input(node: Node, inputs: list[Tensor]) -> list[tuple[Shape, str]]:
     return [(inputs[0].shape, inputs[0].dtype)]
 
 
-from kwscc.ops import activation, batchnorm, conv, dense, elementwise, pad, pool, reshape, shape_ops, softmax  # noqa: E402,F401,I001
+from kwscc.ops import activation, batchnorm, conv, dense, elementwise, pad, pool, recurrent, reshape, shape_ops, softmax  # noqa: E402,F401,I001

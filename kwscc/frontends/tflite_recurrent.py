@@ -1,0 +1,128 @@
+"""TFLite UNIDIRECTIONAL_SEQUENCE_LSTM -> kwscc's LSTM op (kwscc.ops.recurrent), and STRIDED_SLICE
+where it takes the last step of its output sequence.
+
+The file's state tensors are variables that LiteRT carries from one invoke to the next; kwscc
+starts every NAME_run from the initial state (zero, or the constant the file gives), as LiteRT does
+after reset_all_variables(). cell_clip bounds the cell state; CIFG (no input gate), projection and
+layer normalisation are refused.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kwscc.errors import UnsupportedError
+from kwscc.frontends.sequence import add_recurrent, last_step
+
+# input positions of the fused op (tensorflow/lite/kernels/lstm_shared.h)
+INPUT_WEIGHTS = {"i": 1, "f": 2, "c": 3, "o": 4}
+RECURRENT_WEIGHTS = {"i": 5, "f": 6, "c": 7, "o": 8}
+PEEPHOLES = {"i": 9, "f": 10, "o": 11}
+BIASES = {"i": 12, "f": 13, "c": 14, "o": 15}
+PROJECTION, OUTPUT_STATE, CELL_STATE, LAYER_NORM = 16, 18, 19, (20, 21, 22, 23)
+GATE_ORDER = "iofc"  # kwscc's (ONNX's) block order
+TANH = 4
+
+STRIDED_SLICE_OPTIONS = ("StridedSliceOptions", ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask",
+                                                 "ShrinkAxisMask", "Offset"))
+LSTM_OPTIONS = ("UnidirectionalSequenceLSTMOptions", ("FusedActivationFunction", "CellClip", "ProjClip",
+                                                      "TimeMajor", "AsymmetricQuantizeInputs"))
+
+
+def _present(op, pos: int) -> bool:
+    return pos < len(op.inputs) and op.inputs[pos] >= 0
+
+
+def _check(r, op) -> None:
+    if not _present(op, INPUT_WEIGHTS["i"]):
+        raise UnsupportedError(f"{op.where}: CIFG (no input gate weights) is not supported")
+    if _present(op, PROJECTION):
+        raise UnsupportedError(f"{op.where}: the projection layer (input {PROJECTION}) is not supported")
+    if any(_present(op, pos) for pos in LAYER_NORM):
+        raise UnsupportedError(f"{op.where}: layer normalisation (inputs 20-23) is not supported")
+    act = int(op.options.get("FusedActivationFunction", TANH))
+    if act != TANH:
+        raise UnsupportedError(f"{op.where}: activation code {act} (field fused_activation_function) is not "
+                               "supported, only TANH")
+
+
+def _state(r, op, pos: int, hidden: int) -> np.ndarray:
+    """The initial state: a variable (zero at reset) or a constant."""
+    if not _present(op, pos) or not r.tensor(op.inputs[pos]).is_const:
+        return np.zeros(hidden, np.float32)
+    return r.const_value(op, pos, "initial state").reshape(hidden).astype(np.float32)
+
+
+def _gates(r, op, positions: dict[str, int], what: str) -> np.ndarray:
+    return np.concatenate([r.const_value(op, positions[g], f"{what} {g}") for g in GATE_ORDER]).astype(np.float32)
+
+
+def _constants(r, op, hidden: int) -> list[np.ndarray]:
+    w = _gates(r, op, INPUT_WEIGHTS, "input weights")
+    rr = _gates(r, op, RECURRENT_WEIGHTS, "recurrent weights")
+    b = _gates(r, op, BIASES, "bias")
+    if any(_present(op, PEEPHOLES[g]) for g in "ifo"):
+        p = np.concatenate([r.const_value(op, PEEPHOLES[g], f"peephole {g}") for g in "iof"]).astype(np.float32)
+    else:
+        p = np.zeros(3 * hidden, np.float32)
+    return [w, rr, b, p, _state(r, op, OUTPUT_STATE, hidden), _state(r, op, CELL_STATE, hidden)]
+
+
+def sequence_lstm(r, op) -> None:
+    _check(r, op)
+    x = r.activation(op, op.inputs[0])
+    shape = r.shape(x)
+    time_major = bool(op.options.get("TimeMajor", False))
+    if len(shape) != 3:
+        raise UnsupportedError(f"{op.where}: input must be 3-D, got {list(shape)}")
+    steps, batch, features = (shape[0], shape[1], shape[2]) if time_major else (shape[1], shape[0], shape[2])
+    if batch != 1:
+        raise UnsupportedError(f"{op.where}: batch size {batch} is not supported (only 1)")
+    hidden = r.tensor(op.inputs[RECURRENT_WEIGHTS["o"]]).shape[-1]
+    if time_major:
+        seq = r.internal(f"{x}_seq", op.inputs[0])
+        x = r.emit(op, "Reshape", [x], {"shape": (1, steps, features)}, outputs=[seq], helper="batch_first")
+    consts = [r.graph.add_const(f"{r.name(op.outputs[0])}_{what}", value).name
+              for what, value in zip(("W", "R", "B", "P", "h0", "c0"), _constants(r, op, hidden))]
+    clip = float(op.options.get("CellClip", 0.0))
+    attrs = {"hidden_size": hidden, "cell_clip": clip if clip > 0 else None, "output": "sequence"}
+    out = r.name(op.outputs[0])
+    own = out if not time_major else r.internal(f"{out}_batch_first", op.outputs[0])
+    add_recurrent(r.graph, f"{op.name.lower()}_{op.index}", "LSTM", [x, *consts], attrs, own)
+    if time_major:
+        r.emit(op, "Reshape", [own], {"shape": (steps, 1, hidden)}, outputs=[out], helper="time_major")
+
+
+def _bounds(r, op, shape: tuple[int, ...]) -> list[tuple[int, int, int, bool]] | None:
+    """(begin, end, stride, shrink) per axis with masks applied and negatives resolved."""
+    o = op.options
+    if o.get("EllipsisMask") or o.get("NewAxisMask") or o.get("Offset"):
+        return None
+    begin, end, strides = (r.ints(op, i, what) for i, what in ((1, "begin"), (2, "end"), (3, "strides")))
+    out = []
+    for axis, dim in enumerate(shape):
+        b, e, s = begin[axis], end[axis], strides[axis]
+        shrink = bool(o.get("ShrinkAxisMask", 0) >> axis & 1)
+        b = 0 if o.get("BeginMask", 0) >> axis & 1 else (b + dim if b < 0 else b)
+        e = dim if o.get("EndMask", 0) >> axis & 1 else (e + dim if e < 0 else e)
+        if shrink:
+            e = b + 1
+        out.append((b, e, s, shrink))
+    return out
+
+
+def strided_slice(r, op) -> None:
+    """STRIDED_SLICE of an activation: only the last step of an LSTM's output sequence."""
+    x = r.activation(op, op.inputs[0])
+    shape = r.shape(x)
+    bounds = _bounds(r, op, shape) if len(op.inputs) > 3 else None
+    partial = [] if bounds is None else [i for i, (b, e, s, _) in enumerate(bounds) if (b, e, s) != (0, shape[i], 1)]
+    if bounds is not None and len(partial) == 1:
+        axis = partial[0]
+        b, e, s, _ = bounds[axis]
+        out = r.name(op.outputs[0])
+        last = last_step(r.graph, x, axis, b, e, s, out, r.tensor(op.outputs[0]).shape)
+        if last is not None:
+            r.range_from[last] = op.inputs[0]
+            return
+    raise UnsupportedError(f"{op.where}: only a STRIDED_SLICE that takes the last step of an LSTM output sequence "
+                           "is supported")

@@ -1,0 +1,97 @@
+"""LSTM and GRU layers with their time loop: shape inference and a float numpy reference.
+
+One node runs a whole sequence, so passes, calibration, the simulator and the backends see one
+recurrent layer, not T copies of its cell. Canonical form (frontends map to it):
+
+  input 0: x [N, T, F], batch first; the initial state is a constant (zero unless given).
+  LSTM inputs: W [4H, F], R [4H, H], B [4H] (input and recurrent biases summed), P [3H] peepholes
+    (i, o, f; zeros when the model has none), h0 [H], c0 [H]. Gate blocks in ONNX order i, o, f, c:
+      i = sigmoid(x W_i + h R_i + P_i * c + B_i)     f = sigmoid(x W_f + h R_f + P_f * c + B_f)
+      g = tanh(x W_c + h R_c + B_c)                  c' = clip(f * c + i * g, cell_clip)
+      o = sigmoid(x W_o + h R_o + P_o * c' + B_o)    h' = o * tanh(c')
+  GRU inputs: W [3H, F], R [3H, H], Wb [3H], Rb [3H], h0 [H]. Gate blocks in ONNX order z, r, h:
+      z = sigmoid(x W_z + h R_z + Wb_z + Rb_z)       r = sigmoid(x W_r + h R_r + Wb_r + Rb_r)
+      n = tanh(x W_h + (r * h) R_h + Rb_h + Wb_h)               (linear_before_reset = 0)
+      n = tanh(x W_h + r * (h R_h + Rb_h) + Wb_h)               (linear_before_reset = 1)
+      h' = (1 - z) * n + z * h
+  attrs: hidden_size; output "sequence" (every h, [N, T, H]) or "last" (the final h, [N, H]);
+  LSTM also cell_clip (None or c's bound).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kwscc.ops import register
+
+RECURRENT_OPS = ("LSTM", "GRU")
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _infer(node, inputs):
+    n, t, _ = inputs[0].shape
+    h = node.attrs["hidden_size"]
+    shape = (n, t, h) if node.attrs["output"] == "sequence" else (n, h)
+    return [(shape, inputs[0].dtype)]
+
+
+def lstm_step(xw: np.ndarray, h: np.ndarray, c: np.ndarray, r: np.ndarray, p: np.ndarray,
+              cell_clip: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """One LSTM step from xw = x W^T + B (the input's part of the four gates), float64."""
+    hs = h.shape[-1]
+    z = xw + h @ r.T
+    i = sigmoid(z[:, :hs] + p[:hs] * c)
+    f = sigmoid(z[:, 2 * hs:3 * hs] + p[2 * hs:] * c)
+    c = f * c + i * np.tanh(z[:, 3 * hs:])
+    if cell_clip:
+        c = np.clip(c, -cell_clip, cell_clip)
+    o = sigmoid(z[:, hs:2 * hs] + p[hs:2 * hs] * c)
+    return o * np.tanh(c), c
+
+
+def gru_step(xw: np.ndarray, h: np.ndarray, r: np.ndarray, rb: np.ndarray,
+             linear_before_reset: bool) -> np.ndarray:
+    """One GRU step from xw = x W^T + Wb, float64."""
+    hs = h.shape[-1]
+    hr = h @ r[:2 * hs].T + rb[:2 * hs]
+    z = sigmoid(xw[:, :hs] + hr[:, :hs])
+    reset = sigmoid(xw[:, hs:2 * hs] + hr[:, hs:])
+    if linear_before_reset:
+        n = np.tanh(xw[:, 2 * hs:] + reset * (h @ r[2 * hs:].T + rb[2 * hs:]))
+    else:
+        n = np.tanh(xw[:, 2 * hs:] + (reset * h) @ r[2 * hs:].T + rb[2 * hs:])
+    return (1 - z) * n + z * h
+
+
+def _run_lstm(node, xs):
+    x, w, r, b, p, h0, c0 = (np.asarray(v, np.float64) for v in xs)
+    xw = x @ w.T + b  # [N, T, 4H]: the input's share of every step at once
+    h = np.broadcast_to(h0, (x.shape[0], h0.shape[-1]))
+    c = np.broadcast_to(c0, h.shape)
+    hs = []
+    for t in range(x.shape[1]):
+        h, c = lstm_step(xw[:, t], h, c, r, p, node.attrs.get("cell_clip"))
+        hs.append(h)
+    return [_output(node, hs)]
+
+
+def _run_gru(node, xs):
+    x, w, r, wb, rb, h0 = (np.asarray(v, np.float64) for v in xs)
+    xw = x @ w.T + wb
+    h = np.broadcast_to(h0, (x.shape[0], h0.shape[-1]))
+    hs = []
+    for t in range(x.shape[1]):
+        h = gru_step(xw[:, t], h, r, rb, node.attrs.get("linear_before_reset", False))
+        hs.append(h)
+    return [_output(node, hs)]
+
+
+def _output(node, hs: list[np.ndarray]) -> np.ndarray:
+    out = np.stack(hs, axis=1) if node.attrs["output"] == "sequence" else hs[-1]
+    return out.astype(np.float32)
+
+
+register("LSTM", _infer, _run_lstm)
+register("GRU", _infer, _run_gru)
