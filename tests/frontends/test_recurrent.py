@@ -1,0 +1,145 @@
+"""Recurrent layers: ONNX LSTM/GRU and TFLite UNIDIRECTIONAL_SEQUENCE_LSTM read into kwscc's LSTM/GRU
+ops, whose float reference must match onnxruntime / LiteRT; bad recurrent input refused in one line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from kwscc.errors import UnsupportedError
+from kwscc.frontends import read_model
+from kwscc.ir.execute import run_float
+from kwscc.passes import run_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+RECURRENT = ROOT / "examples" / "kws" / "recurrent"
+NPZ = ROOT / "examples" / "kws" / "kws_synth.npz"
+T, F, H = 6, 3, 5
+
+
+def _rnn_model(tmp_path: Path, op: str, *, attrs=None, peepholes=False, initial=False, batch=1, seq=T,
+               outputs=("Y_h",), last_slice=False) -> Path:
+    """x [T, batch, F] -> op; outputs Y_h directly, or Y's last step through Squeeze/Slice/Squeeze."""
+    rng = np.random.default_rng(7)
+    gates = 4 if op == "LSTM" else 3
+    inits = [numpy_helper.from_array(rng.normal(0, 0.6, (1, gates * H, F)).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.normal(0, 0.6, (1, gates * H, H)).astype(np.float32), "R"),
+             numpy_helper.from_array(rng.normal(0, 0.3, (1, 2 * gates * H)).astype(np.float32), "B")]
+    inputs = ["x", "W", "R", "B", ""]
+    if initial:
+        inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (1, batch, H)).astype(np.float32), "h0"))
+        inputs.append("h0")
+        if op == "LSTM":
+            inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (1, batch, H)).astype(np.float32), "c0"))
+            inputs.append("c0")
+    if peepholes:
+        inputs += [""] * (7 - len(inputs))
+        inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (1, 3 * H)).astype(np.float32), "P"))
+        inputs.append("P")
+    nodes = [helper.make_node(op, inputs, ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else []), name="rnn",
+                              hidden_size=H, **(attrs or {}))]
+    out = "Y_h"
+    if last_slice:
+        consts = {"ax1": [1], "start": [-1], "end": [2**31 - 1], "ax0": [0]}
+        inits += [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items()]
+        nodes += [helper.make_node("Squeeze", ["Y", "ax1"], ["Ys"]),
+                  helper.make_node("Slice", ["Ys", "start", "end", "ax0"], ["Ylast"]),
+                  helper.make_node("Squeeze", ["Ylast", "ax0"], ["last"])]
+        out = "last"
+    for o in outputs:
+        if o != "Y_h":
+            out = o
+    graph = helper.make_graph(nodes, "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, batch, F])],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, [batch, H] if last_slice else [1, batch, H])],
+                              inits)
+    path = tmp_path / f"{op.lower()}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
+    return path
+
+
+def _agree_with_ort(path: Path) -> float:
+    x = np.random.default_rng(3).normal(0, 1, (T, 1, F)).astype(np.float32)
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    graph = run_pipeline(read_model(path))
+    got = run_float(graph, {"x": x})[graph.outputs[0]]
+    assert got.size == ref.size
+    return float(np.abs(got.reshape(ref.shape) - ref).max())
+
+
+@pytest.mark.parametrize("case", [
+    dict(op="LSTM"),
+    dict(op="LSTM", peepholes=True, initial=True),
+    dict(op="LSTM", peepholes=True, last_slice=True),
+    dict(op="GRU"),
+    dict(op="GRU", initial=True, attrs={"linear_before_reset": 1}),
+    dict(op="GRU", last_slice=True, attrs={"linear_before_reset": 1}),
+], ids=["lstm", "lstm-peep-init", "lstm-last-slice", "gru", "gru-lbr-init", "gru-last-slice"])
+def test_onnx_recurrent_matches_onnxruntime(tmp_path, case):
+    assert _agree_with_ort(_rnn_model(tmp_path, **case)) < 1e-5
+
+
+def test_last_step_slice_runs_the_layer_once(tmp_path):
+    graph = run_pipeline(read_model(_rnn_model(tmp_path, "LSTM", last_slice=True)))
+    lstm = [n for n in graph.nodes() if n.op == "LSTM"]
+    assert len(lstm) == 1 and lstm[0].attrs["output"] == "last"
+
+
+@pytest.mark.parametrize("case, message", [
+    (dict(op="LSTM", attrs={"direction": "bidirectional"}), "direction 'bidirectional' is not supported"),
+    (dict(op="GRU", attrs={"direction": "reverse"}), "direction 'reverse' is not supported"),
+    (dict(op="LSTM", batch=2), "batch size 2 is not supported"),
+    (dict(op="GRU", seq="T"), "sequence length of input 'x' is unknown at compile time"),
+    (dict(op="GRU", attrs={"activations": ["Sigmoid", "Relu"]}), "activations ['Sigmoid', 'Relu'] are not supported"),
+    (dict(op="LSTM", attrs={"clip": 3.0}), "the clip attribute"),
+    (dict(op="LSTM", outputs=("Y_c",)), "final cell state output Y_c"),
+])
+def test_bad_recurrent_input_refused(tmp_path, case, message):
+    with pytest.raises(UnsupportedError, match=None) as err:
+        read_model(_rnn_model(tmp_path, **case))
+    text = str(err.value)
+    assert message in text and "node 'rnn'" in text and "\n" not in text
+
+
+def _litert(path: Path, x: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(str(path))
+    it.allocate_tensors()
+    out = []
+    for row in x:
+        it.reset_all_variables()  # kwscc starts every run from the initial state
+        it.set_tensor(it.get_input_details()[0]["index"], row[None])
+        it.invoke()
+        out.append(it.get_tensor(it.get_output_details()[0]["index"]))
+    return np.concatenate(out)
+
+
+def test_tflite_sequence_lstm_with_cell_clip_matches_litert():
+    path = RECURRENT / "keras_lstm.tflite"
+    graph = run_pipeline(read_model(path))
+    lstm = [n for n in graph.nodes() if n.op == "LSTM"]
+    assert len(lstm) == 1 and lstm[0].attrs["cell_clip"] == 10.0 and lstm[0].attrs["output"] == "last"
+    with np.load(NPZ) as data:
+        x = data["test_x490"][:8].astype(np.float32)
+    got = np.concatenate([run_float(graph, {graph.inputs[0]: row[None]})[graph.outputs[0]] for row in x])
+    assert np.abs(got - _litert(path, x)).max() < 1e-5
+
+
+@pytest.mark.parametrize("model", ["keras_lstm.onnx", "keras_gru.onnx", "basic_lstm_s_rnnop.onnx",
+                                   "gru_s_rnnop.onnx"])
+def test_exported_rnn_ops_match_onnxruntime(model):
+    path = RECURRENT / model
+    graph = run_pipeline(read_model(path))
+    assert graph.ops() in (["Reshape", "LSTM", "Dense", "Softmax"], ["Reshape", "GRU", "Dense", "Softmax"])
+    features = 250 if model == "gru_s_rnnop.onnx" else 490
+    with np.load(NPZ) as data:
+        x = data[f"test_x{features}"][:4].astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    ref = np.concatenate([session.run(None, {name: row[None]})[0] for row in x])
+    got = np.concatenate([run_float(graph, {graph.inputs[0]: row[None]})[graph.outputs[0]] for row in x])
+    assert np.abs(got - ref).max() < 1e-5
