@@ -67,7 +67,22 @@ def constraint_slope_per_channel(graph: Graph, node: Node) -> bool:
     return channel_slopes(graph, node) is not None
 
 
+def _zero(graph: Graph, tensor: str) -> bool:
+    return not graph.tensors[tensor].data.any()
+
+
+def constraint_zero_initial_state(graph: Graph, node: Node) -> bool:
+    """arm_lstm_unidirectional_s8 starts from a zero hidden and cell state (no initial_h / initial_c)"""
+    return _zero(graph, node.inputs[5]) and _zero(graph, node.inputs[6])
+
+
+def constraint_no_peepholes(graph: Graph, node: Node) -> bool:
+    """arm_lstm_unidirectional_s8 has no peephole connections"""
+    return _zero(graph, node.inputs[4])
+
+
 CONSTRAINTS = {
+    "LSTM": (constraint_batch_one, constraint_no_peepholes, constraint_zero_initial_state),
     "Conv": (constraint_batch_one, constraint_nhwc, constraint_conv_groups),
     "Dense": (constraint_batch_one,),
     "MaxPool": (constraint_batch_one, constraint_nhwc),

@@ -229,6 +229,36 @@ def lower_transpose(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
                       dict(NO_SCRATCH), kernels=("kwscc_transpose_s8",))
 
 
+LSTM_GATES = ("forget", "input", "cell", "output")  # the order of cmsis_nn_lstm_params' gate fields
+
+
+def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
+    """arm_lstm_unidirectional_s8; its scratch holds the int16 cell state and two int16 gate buffers, then
+    (when only the last step is wanted) the hidden sequence, whose last row is copied to the output."""
+    layer = qm.layers[node.name]
+    size, steps = layer.hidden_size, layer.steps
+    features = qm.graph.tensors[node.inputs[0]].shape[2]
+    state = align4(2 * size)
+    arrays, gates = [], {}
+    for gate in LSTM_GATES:
+        g = layer.gates[gate]
+        arrays += [ConstArray(f"{prefix}_{gate}_wx", "int8_t", g.input_weights.reshape(-1), "weights"),
+                   ConstArray(f"{prefix}_{gate}_wh", "int8_t", g.hidden_weights.reshape(-1), "weights"),
+                   ConstArray(f"{prefix}_{gate}_bias", "int32_t", g.input_bias, "bias")]
+        gates[gate] = {"input_shift": 1 - g.input_shift, "hidden_shift": 1 - g.hidden_shift,
+                       "activation": "ARM_SIGMOID" if g.activation == "sigmoid" else "ARM_TANH"}
+    arrays.append(ConstArray(f"{prefix}_zero_bias", "int32_t", np.zeros(size, np.int32), "bias"))
+    params = {"steps": steps, "input_size": features, "hidden_size": size, "input_offset": layer.input_offset,
+              "forget_to_cell_shift": 1 - 15, "input_to_cell_shift": 1 - (30 - layer.cell_frac),
+              "cell_clip": layer.cell_clip, "cell_scale_power": -layer.cell_frac,
+              "output_shift": 1 - (30 - layer.hidden_frac), "gates": gates, "multiplier": POW2_MULTIPLIER,
+              "state_bytes": state, "last_only": layer.last_only}
+    scratch = 3 * state + (steps * size if layer.last_only else 0)
+    macs = steps * 4 * size * (features + size)
+    return KernelCall(node, "arm_lstm_unidirectional_s8", "ops/lstm.c.j2", params,
+                      {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays)
+
+
 def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:
     """The call for one node; None for aliases, which emit nothing (reshapes, the input's Transpose)."""
     if node.op == "Reshape" or node is input_transpose(qm.graph):
@@ -249,4 +279,6 @@ def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall
         return lower_dense(qm, node, prefix, cpu_build)
     if node.op in ("MaxPool", "AveragePool"):
         return lower_pool(qm, node, prefix)
+    if node.op == "LSTM":
+        return lower_lstm(qm, node, prefix)
     return lower_softmax(qm, node, prefix)

@@ -33,6 +33,7 @@ from kwscc.quant import lut
 from kwscc.quant.formats import (
     SOFTMAX_OUTPUT, Format, act_limits, frac_bits_for, quantize_bias, quantize_weights,
 )
+from kwscc.quant.lstm import quantize_lstm
 from kwscc.quant.split_input import InputSplit, split_weights
 
 MAX_SHIFT = 31
@@ -199,6 +200,8 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
             formats[node.outputs[0]] = out_fmt
             qm.layers[node.name] = QLayer(node.name, (-128, 127),
                                           table=lut.table(graph, node, formats[node.inputs[0]], out_fmt))
+        elif node.op == "LSTM":
+            qm.layers[node.name] = quantize_lstm(graph, node, formats)
         else:  # pools, pads, transposes and reshapes move values without rescaling them
             formats[node.outputs[0]] = formats[node.inputs[0]]
             if node.op in ("MaxPool", "AveragePool"):

@@ -8,6 +8,7 @@ from kwscc.ops.activation import TABLE_OPS
 from kwscc.ops.conv import conv_out_hw
 from kwscc.quant import kernels
 from kwscc.quant.formats import quantize_input
+from kwscc.quant.lstm import simulate_lstm
 from kwscc.quant.lut import lookup
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.split_input import quantize_split, split_shape
@@ -102,8 +103,12 @@ def _transpose(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(x, node.attrs["perm"]))
 
 
+def _lstm(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    return simulate_lstm(qm.layers[node.name], x, qm.rounding)
+
+
 SIMULATORS = {"Conv": _conv, "Dense": _dense, "MaxPool": _pool, "AveragePool": _pool,
-              "Softmax": _softmax, "Reshape": _reshape, "Pad": _pad, "Transpose": _transpose,
+              "Softmax": _softmax, "Reshape": _reshape, "Pad": _pad, "Transpose": _transpose, "LSTM": _lstm,
               **{op: _table for op in TABLE_OPS}}
 MULTI_INPUT_SIMULATORS = {"Add": _binary, "Sub": _binary, "Mul": _binary, "Max": _binary, "Min": _binary,
                           "Concat": _concat}

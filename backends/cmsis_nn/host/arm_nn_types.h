@@ -109,6 +109,66 @@ typedef struct
     int32_t shift;
 } cmsis_nn_per_tensor_quant_params;
 
+/** Activation of the s16 LSTM gates. */
+typedef enum
+{
+    ARM_SIGMOID = 0,
+    ARM_TANH = 1,
+} arm_nn_activation_type;
+
+/** One LSTM gate: input and hidden weights, each with its requantization and effective bias. */
+typedef struct
+{
+    int32_t input_multiplier;
+    int32_t input_shift;
+    const void *input_weights;
+    const void *input_effective_bias; /* bias plus kernel_sum * lhs_offset */
+
+    int32_t hidden_multiplier;
+    int32_t hidden_shift;
+    const void *hidden_weights;
+    const void *hidden_effective_bias; /* kernel_sum * lhs_offset */
+
+    const void *bias;
+    arm_nn_activation_type activation_type;
+} cmsis_nn_lstm_gate;
+
+/** LSTM parameters (arm_lstm_unidirectional_s8). */
+typedef struct
+{
+    int32_t time_major; /* 0: batch first, else time first */
+    int32_t batch_size;
+    int32_t time_steps;
+    int32_t input_size;
+    int32_t hidden_size;
+
+    int32_t input_offset;
+
+    int32_t forget_to_cell_multiplier;
+    int32_t forget_to_cell_shift;
+    int32_t input_to_cell_multiplier;
+    int32_t input_to_cell_shift;
+    int32_t cell_clip; /* bound of the int16 cell state */
+    int32_t cell_scale_power;
+
+    int32_t output_multiplier;
+    int32_t output_shift;
+    int32_t output_offset;
+
+    cmsis_nn_lstm_gate forget_gate;
+    cmsis_nn_lstm_gate input_gate;
+    cmsis_nn_lstm_gate cell_gate;
+    cmsis_nn_lstm_gate output_gate;
+} cmsis_nn_lstm_params;
+
+/** LSTM scratch buffers: two int16 gate buffers and the int16 cell state, hidden_size each. */
+typedef struct
+{
+    void *temp1;
+    void *temp2;
+    void *cell_state;
+} cmsis_nn_lstm_context;
+
 #ifdef __cplusplus
 }
 #endif

@@ -169,6 +169,17 @@ arm_cmsis_nn_status arm_elementwise_mul_s8(const int8_t *input_1_vect,
                                            const int32_t out_activation_max,
                                            const int32_t block_size);
 
+/* --------------------------------------------------------------- LSTM */
+
+/**
+ * s8 LSTM over time_steps steps (int16 gates and cell state), from a zero state.
+ * output holds the hidden state of every step.
+ */
+arm_cmsis_nn_status arm_lstm_unidirectional_s8(const int8_t *input,
+                                               int8_t *output,
+                                               const cmsis_nn_lstm_params *params,
+                                               cmsis_nn_lstm_context *buffers);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,166 @@
+"""LSTM in power-of-two formats for CMSIS-NN's arm_lstm_unidirectional_s8, and its bit-exact numpy twin.
+
+Formats (x in Format(n_x, z_x); every scale a power of two, so every multiplier is 2^30):
+  gate pre-activations int16 Q3.12 (what arm_nn_activation_s16 reads), gates int16 Q0.15;
+  per gate g, int8 weights W_g (frac n_wx[g]) and R_g (frac n_wh[g]), one format per tensor
+  (the kernel has one multiplier per gate and operand);
+  input part:  acc = bias_g + sum (x - z_x) W_g, requantized by 2^-(n_x + n_wx[g] - 12);
+  hidden part: acc = sum h R_g, requantized by 2^-(n_h + n_wh[g] - 12), added with int16 saturation;
+  cell int16 with frac n_c = 15 - ceil(log2 bound) (bound: the cell clip, else T since |c_t| <= t);
+  f * c -> cell by 2^-15, i * g -> cell by 2^-(30 - n_c), tanh(c) reads c shifted by 12 - n_c;
+  hidden int8 Q0.7 (|h| < 1): o * tanh(c) -> h by 2^-(30 - 7).
+The kernel starts from a zero state (it clears the cell and skips the hidden part at t = 0).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from kwscc.ir import Graph, Node
+from kwscc.quant.formats import Format, frac_bits_for, quantize_bias, quantize_weights
+from kwscc.quant.kernels import pow2_multiplier_shift, requantize
+
+GATE_FRAC, ACT_FRAC, HIDDEN_FRAC = 12, 15, 7
+Q15_MIN, Q15_MAX = -32768, 32767
+GATES = ("input", "output", "forget", "cell")  # the IR's block order (kwscc.ops.recurrent)
+ACTIVATIONS = {"input": "sigmoid", "output": "sigmoid", "forget": "sigmoid", "cell": "tanh"}
+
+
+@dataclass(slots=True)
+class LstmGate:
+    input_weights: np.ndarray  # int8 [H, F]
+    hidden_weights: np.ndarray  # int8 [H, H]
+    input_bias: np.ndarray  # int32 [H]: bias and the input zero point's share, at the input accumulator's scale
+    input_shift: int  # k: the input part is requantized by 2^-k
+    hidden_shift: int
+    activation: str
+
+
+@dataclass(slots=True)
+class LstmLayer:
+    """Integer parameters of one LSTM node (kept in QuantModel.layers)."""
+
+    node: str
+    gates: dict[str, LstmGate]
+    cell_frac: int
+    cell_clip: int  # bound of the int16 cell
+    hidden_frac: int
+    input_offset: int
+    steps: int
+    last_only: bool
+    weight_frac: None = None  # the report's per-layer weight formats are for Conv/Dense
+
+    @property
+    def hidden_size(self) -> int:
+        return self.gates["input"].hidden_weights.shape[0]
+
+
+def cell_frac_for(bound: float) -> int:
+    return min(ACT_FRAC, 15 - math.ceil(math.log2(max(bound, 2.0**-15))))
+
+
+def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format]) -> LstmLayer:
+    x, w, r, b = (graph.tensors[name] for name in node.inputs[:4])
+    fmt = formats[node.inputs[0]]
+    hidden, steps = node.attrs["hidden_size"], x.shape[1]
+    gates = {}
+    for index, gate in enumerate(GATES):
+        rows = slice(index * hidden, (index + 1) * hidden)
+        wg, rg = w.data[rows].astype(np.float64), r.data[rows].astype(np.float64)
+        n_wx, n_wh = frac_bits_for(float(np.abs(wg).max())), frac_bits_for(float(np.abs(rg).max()))
+        qw, qr = quantize_weights(wg, np.full(hidden, n_wx)), quantize_weights(rg, np.full(hidden, n_wh))
+        bias = quantize_bias(b.data[rows], np.full(hidden, fmt.frac + n_wx)).astype(np.int64)
+        bias -= fmt.zero_point * qw.astype(np.int64).sum(axis=1)
+        gates[gate] = LstmGate(qw, qr, np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32),
+                               fmt.frac + n_wx - GATE_FRAC, HIDDEN_FRAC + n_wh - GATE_FRAC, ACTIVATIONS[gate])
+    clip = node.attrs.get("cell_clip")
+    cell_frac = cell_frac_for(clip if clip else float(steps))
+    cell_clip = min(Q15_MAX, math.floor(clip * 2.0**cell_frac)) if clip else Q15_MAX
+    formats[node.outputs[0]] = Format(HIDDEN_FRAC)
+    return LstmLayer(node.name, gates, cell_frac, cell_clip, HIDDEN_FRAC, -fmt.zero_point, steps,
+                     node.attrs["output"] == "last")
+
+
+# ------------------------------------------------------------------- CMSIS-NN v7 s16 building blocks
+
+
+def sigmoid_table() -> np.ndarray:
+    """sigmoid(i / 24) in unsigned 0.16, i = 0..255: the table arm_nn_activation_s16 interpolates."""
+    i = np.arange(256, dtype=np.float64)
+    return np.minimum(np.floor(65536.0 / (1.0 + np.exp(-i / 24.0)) + 0.5), 65535).astype(np.int64)
+
+
+_TABLE = sigmoid_table()
+
+
+def activation_s16(x: np.ndarray, left_shift: int, kind: str) -> np.ndarray:
+    """arm_nn_activation_s16: Q3.12 (after x * 2^left_shift) -> sigmoid or tanh in Q0.15."""
+    abs_shift, saturated = (9, 0x7FFF << 10) if kind == "sigmoid" else (8, 0xFFFF << 8)
+    mult = 3 if left_shift < 0 else 3 << left_shift
+    right = -left_shift if left_shift < 0 else 0
+    d = (x.astype(np.int64) * mult + ((1 << right) >> 1)) >> right
+    a = np.abs(d)
+    uh = a >> abs_shift
+    lo, hi = _TABLE[np.minimum(uh, 255)], _TABLE[np.minimum(uh + 1, 255)]
+    result = np.where(uh >= 255, saturated, (lo << abs_shift) + (a & ((1 << abs_shift) - 1)) * (hi - lo))
+    if kind == "sigmoid":
+        result = np.where(d >= 0, result + (1 << 9), (1 << 25) - result + (1 << 9) - 1) >> 10
+    else:  # uint32 arithmetic in C: the negative branch wraps, and the int16 store keeps the low bits
+        result = (np.where(d >= 0, result - (1 << 23) + (1 << 7), -result + (1 << 23) + (1 << 7) - 1)
+                  & 0xFFFFFFFF) >> 8
+    return (result & 0xFFFF).astype(np.uint16).view(np.int16)
+
+
+def _pow2_requantize(v: np.ndarray, k: int, rounding: str) -> np.ndarray:
+    mult, shift = pow2_multiplier_shift(k)
+    return requantize(v, mult, shift, rounding)
+
+
+def vec_mat_mul_acc_s8_s16(lhs: np.ndarray, rhs: np.ndarray, bias: np.ndarray | None, dst: np.ndarray, k: int,
+                           rounding: str) -> np.ndarray:
+    """arm_nn_vec_mat_mul_result_acc_s8_s16: dst + requantize(bias + lhs . rhs rows), saturated to int16."""
+    acc = (lhs.astype(np.int64) @ rhs.astype(np.int64).T).astype(np.int32)
+    if bias is not None:
+        acc = acc + bias.astype(np.int32)
+    return np.clip(_pow2_requantize(acc, k, rounding) + dst, Q15_MIN, Q15_MAX).astype(np.int16)
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a.astype(np.int32) * b.astype(np.int32)
+
+
+def lstm_s8(x: np.ndarray, layer: LstmLayer, rounding: str) -> np.ndarray:
+    """arm_lstm_unidirectional_s8 (batch-major) over x [N, T, F] int8: the hidden sequence [N, T, H] int8."""
+    n, steps, _ = x.shape
+    size = layer.hidden_size
+    cell = np.zeros((n, size), np.int16)
+    hidden = None
+    out = np.empty((n, steps, size), np.int8)
+
+    def gate(name: str, x_t: np.ndarray) -> np.ndarray:
+        g = layer.gates[name]
+        z = vec_mat_mul_acc_s8_s16(x_t, g.input_weights, g.input_bias, np.zeros((n, size), np.int32),
+                                   g.input_shift, rounding)
+        if hidden is not None:
+            z = vec_mat_mul_acc_s8_s16(hidden, g.hidden_weights, None, z, g.hidden_shift, rounding)
+        return activation_s16(z, 0, g.activation)
+
+    for t in range(steps):
+        x_t = x[:, t]
+        forget = gate("forget", x_t)
+        cell = np.clip(_pow2_requantize(_product(forget, cell), ACT_FRAC, rounding), Q15_MIN, Q15_MAX)
+        update = _pow2_requantize(_product(gate("input", x_t), gate("cell", x_t)), 2 * ACT_FRAC - layer.cell_frac,
+                                  rounding)
+        cell = np.clip(update + cell, -layer.cell_clip, layer.cell_clip).astype(np.int16)
+        squashed = activation_s16(cell, GATE_FRAC - layer.cell_frac, "tanh")
+        h = _pow2_requantize(_product(gate("output", x_t), squashed), 2 * ACT_FRAC - layer.hidden_frac, rounding)
+        hidden = np.clip(h, -128, 127).astype(np.int8)
+        out[:, t] = hidden
+    return out
+
+
+def simulate_lstm(layer: LstmLayer, x: np.ndarray, rounding: str) -> np.ndarray:
+    seq = lstm_s8(np.asarray(x, np.int8), layer, rounding)
+    return seq[:, -1] if layer.last_only else seq
