@@ -25,10 +25,10 @@ from kwscc.errors import ToolError
 log = logging.getLogger(__name__)
 
 # The Source/ folders compiled: the kernels kwscc calls (conv, depthwise, fully connected, pooling,
-# softmax), their helpers (NNSupportFunctions) and the elementwise/activation kernels. Unused functions
+# softmax, LSTM), their helpers (NNSupportFunctions) and the elementwise/activation kernels. Unused functions
 # are dropped at link time (-ffunction-sections, --gc-sections).
 SOURCE_FOLDERS = ("ActivationFunctions", "BasicMathFunctions", "ConvolutionFunctions", "FullyConnectedFunctions",
-                  "NNSupportFunctions", "PoolingFunctions", "SoftmaxFunctions")
+                  "LSTMFunctions", "NNSupportFunctions", "PoolingFunctions", "SoftmaxFunctions")
 REQUIRED_HEADERS = ("arm_nnfunctions.h", "arm_nn_types.h")
 SUPPORTED_MAJOR = range(4, 8)  # v4.x - v7.x
 
