@@ -49,9 +49,11 @@ def _sequence_input(r, onode, layout: int) -> tuple[str, int, int, int]:
     if len(shape) != 3:
         raise _refuse(onode, f"input must be 3-D, got {list(shape)}")
     steps, batch, features = (shape[1], shape[0], shape[2]) if layout else shape
-    if x in r.dynamic_first and not layout:
-        raise _refuse(onode, f"the sequence length of input '{x}' is unknown at compile time: give it with "
-                             f"--input-shape {x}=T,1,{features}")
+    if not layout and x in r.graph.inputs and (x in r.dynamic_first or steps > 1):
+        length = "unknown at compile time" if x in r.dynamic_first else str(steps)
+        raise _refuse(onode, f"model input '{x}' is time-major [T, batch, {features}] (T {length}), but kwscc reads "
+                             "the first axis of a model input as the batch: export the input batch-first "
+                             f"([1, T, {features}] or [1, T*{features}]) with a fixed T")
     if batch != 1:
         raise _refuse(onode, f"batch size {batch} is not supported (only 1)")
     if layout:

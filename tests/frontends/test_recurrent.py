@@ -23,13 +23,13 @@ T, F, H = 6, 3, 5
 
 def _rnn_model(tmp_path: Path, op: str, *, attrs=None, peepholes=False, initial=False, batch=1, seq=T,
                outputs=("Y_h",), last_slice=False) -> Path:
-    """x [T, batch, F] -> op; outputs Y_h directly, or Y's last step through Squeeze/Slice/Squeeze."""
+    """x [batch, T, F] -> time-major -> op; outputs Y_h, or Y's last step through Squeeze/Slice/Squeeze."""
     rng = np.random.default_rng(7)
     gates = 4 if op == "LSTM" else 3
     inits = [numpy_helper.from_array(rng.normal(0, 0.6, (1, gates * H, F)).astype(np.float32), "W"),
              numpy_helper.from_array(rng.normal(0, 0.6, (1, gates * H, H)).astype(np.float32), "R"),
              numpy_helper.from_array(rng.normal(0, 0.3, (1, 2 * gates * H)).astype(np.float32), "B")]
-    inputs = ["x", "W", "R", "B", ""]
+    inputs = ["xt", "W", "R", "B", ""]
     if initial:
         inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (1, batch, H)).astype(np.float32), "h0"))
         inputs.append("h0")
@@ -40,7 +40,8 @@ def _rnn_model(tmp_path: Path, op: str, *, attrs=None, peepholes=False, initial=
         inputs += [""] * (7 - len(inputs))
         inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (1, 3 * H)).astype(np.float32), "P"))
         inputs.append("P")
-    nodes = [helper.make_node(op, inputs, ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else []), name="rnn",
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2])]
+    nodes += [helper.make_node(op, inputs, ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else []), name="rnn",
                               hidden_size=H, **(attrs or {}))]
     out = "Y_h"
     if last_slice:
@@ -53,7 +54,7 @@ def _rnn_model(tmp_path: Path, op: str, *, attrs=None, peepholes=False, initial=
     for o in outputs:
         if o != "Y_h":
             out = o
-    graph = helper.make_graph(nodes, "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, batch, F])],
+    graph = helper.make_graph(nodes, "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, seq, F])],
                               [helper.make_tensor_value_info(out, TensorProto.FLOAT, [batch, H] if last_slice else [1, batch, H])],
                               inits)
     path = tmp_path / f"{op.lower()}.onnx"
@@ -62,7 +63,7 @@ def _rnn_model(tmp_path: Path, op: str, *, attrs=None, peepholes=False, initial=
 
 
 def _agree_with_ort(path: Path) -> float:
-    x = np.random.default_rng(3).normal(0, 1, (T, 1, F)).astype(np.float32)
+    x = np.random.default_rng(3).normal(0, 1, (1, T, F)).astype(np.float32)
     ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     graph = run_pipeline(read_model(path))
     got = run_float(graph, {"x": x})[graph.outputs[0]]
@@ -92,7 +93,6 @@ def test_last_step_slice_runs_the_layer_once(tmp_path):
     (dict(op="LSTM", attrs={"direction": "bidirectional"}), "direction 'bidirectional' is not supported"),
     (dict(op="GRU", attrs={"direction": "reverse"}), "direction 'reverse' is not supported"),
     (dict(op="LSTM", batch=2), "batch size 2 is not supported"),
-    (dict(op="GRU", seq="T"), "sequence length of input 'x' is unknown at compile time"),
     (dict(op="GRU", attrs={"activations": ["Sigmoid", "Relu"]}), "activations ['Sigmoid', 'Relu'] are not supported"),
     (dict(op="LSTM", attrs={"clip": 3.0}), "the clip attribute"),
     (dict(op="LSTM", outputs=("Y_c",)), "final cell state output Y_c"),
@@ -102,6 +102,25 @@ def test_bad_recurrent_input_refused(tmp_path, case, message):
         read_model(_rnn_model(tmp_path, **case))
     text = str(err.value)
     assert message in text and "node 'rnn'" in text and "\n" not in text
+
+
+@pytest.mark.parametrize("seq, message", [("T", "dynamic dimension 1 ('T')"), (T, None)])
+def test_sequence_length_must_be_known(tmp_path, seq, message):
+    """A sequence length left open in the file is refused; a time-major model input too (its first axis
+    would be read as the batch)."""
+    path = _rnn_model(tmp_path, "GRU", seq=seq)
+    if message is None:  # the same layer fed straight from a time-major input
+        model = onnx.load(path)
+        model.graph.node[1].input[0] = "x"
+        del model.graph.node[0]
+        model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = T
+        model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 1
+        onnx.save(model, path)
+        message = "model input 'x' is time-major [T, batch, 3] (T 6)"
+    with pytest.raises(UnsupportedError) as err:
+        read_model(path)
+    text = str(err.value)
+    assert message in text and ("--input-shape" if seq == "T" else "batch-first") in text
 
 
 def _litert(path: Path, x: np.ndarray) -> np.ndarray:
