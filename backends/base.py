@@ -111,6 +111,10 @@ class Backend:
         (kwscc.quant.split_input), for the driver's --split-input auto."""
         raise NotImplementedError
 
+    def overlaps(self, calls: list) -> dict[str, int]:
+        """Nodes whose output may start `delta` bytes before their dying input (kwscc.memory.planner)."""
+        return {}
+
     def render(self, qm: QuantModel, calls: list, plan: MemoryPlan, name: str, cpu: str, gen: dict) -> dict[str, str]:
         raise NotImplementedError
 

@@ -110,16 +110,17 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
         raise DataError(f"{model.name} is a float model: give calibration data with --calib DATA")
     name = model_name(model, options)
     calls = backend.lower(qm, name, options.cpu)
-    plan = plan_memory(graph, backend.scratch(calls, options.cpu))
+    overlaps = backend.overlaps(calls)
+    plan = plan_memory(graph, backend.scratch(calls, options.cpu), overlaps=overlaps)
     if qm.split is not None and options.split_input == "auto":
         # RAM first: keep the split input only if its first layer's filter fits under the arena's peak
-        unsplit = plan_memory(graph, backend.scratch(calls, options.cpu, split=False))
+        unsplit = plan_memory(graph, backend.scratch(calls, options.cpu, split=False), overlaps=overlaps)
         if unsplit.arena_size < plan.arena_size:
             log.info("split input dropped: it would raise the arena from %d to %d bytes (--split-input on keeps it)",
                      unsplit.arena_size, plan.arena_size)
             qm = calibration.quantize(backend, replace(options, split_input="off"))
             calls = backend.lower(qm, name, options.cpu)
-            plan = plan_memory(graph, backend.scratch(calls, options.cpu))
+            plan = plan_memory(graph, backend.scratch(calls, options.cpu), overlaps=backend.overlaps(calls))
     step = {node: i for i, node in enumerate(plan.schedule)}
     calls = sorted(calls, key=lambda call: step[call.node.name])  # the C runs the layers in the planned order
     gen = {"version": __version__, "model_name": c_comment(model.name), "command": c_comment(options.command),

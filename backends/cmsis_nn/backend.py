@@ -7,7 +7,9 @@ import numpy as np
 
 from kwscc.backends.base import Backend, read_sources, render_model, tensor_pointer
 from kwscc.backends.cmsis_nn import constraints
-from kwscc.backends.cmsis_nn.kernels import KWSCC_KERNELS, POW2_MULTIPLIER, KernelCall, lower, transpose_walk
+from kwscc.backends.cmsis_nn.kernels import (
+    KWSCC_KERNELS, POW2_MULTIPLIER, KernelCall, lower, raster_overlap, transpose_walk,
+)
 from kwscc.codegen import c_float_literal
 from kwscc.ir.layout import input_transpose
 from kwscc.memory.planner import MemoryPlan
@@ -44,6 +46,10 @@ class CmsisNNBackend(Backend):
         build = CPU_BUILDS[cpu]
         return {call.node.name: (call.scratch if split or call.unsplit_scratch is None else call.unsplit_scratch)[build]
                 for call in calls}
+
+    def overlaps(self, calls: list[KernelCall]) -> dict[str, int]:
+        found = {call.node.name: raster_overlap(call) for call in calls}
+        return {name: delta for name, delta in found.items() if delta is not None}
 
     def render(self, qm: QuantModel, calls: list[KernelCall], plan: MemoryPlan, name: str, cpu: str,
                gen: dict) -> dict[str, str]:

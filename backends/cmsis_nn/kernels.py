@@ -161,6 +161,30 @@ def lower_softmax(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     return KernelCall(node, "arm_softmax_s8", "ops/softmax.c.j2", params, {"c": 0, "dsp": 0, "mve": 0})
 
 
+def raster_overlap(call: KernelCall) -> int | None:
+    """Bytes the output of a convolution must start before its input so that it may overwrite the
+    input's dead rows, or None when the kernel does not allow it.
+
+    arm_convolve_wrapper_s8 sends an ungrouped convolution that is neither 1x1-unpadded nor 1xN to
+    arm_convolve_s8, which, for each group of 1, 2 (C, DSP) or 4 (MVE) output pixels in raster order,
+    copies their input windows into its scratch and then writes them. While row oy is written, the
+    rows it and later rows read start at row oy * stride - pad: the output may start delta bytes
+    before the input when no row's last output byte passes that point. (The 1x1 and 1xN paths and
+    grouped convolutions run whole matrix products per output channel pair: never overlapped.)
+    """
+    p = call.params
+    if call.function != "arm_convolve_wrapper_s8" or p["split"] is not None:
+        return None
+    x, f, y = p["input_dims"], p["filter_dims"], p["output_dims"]
+    stride, pad, dilation = p["stride"], p["padding"], p["dilation"]
+    one_by_one = tuple(pad) == (0, 0) and (f["h"], f["w"]) == (1, 1) and tuple(dilation) == (1, 1)
+    one_by_n = x["h"] == 1 and dilation[1] == 1 and f["h"] == 1 and (stride[1] * x["c"]) % 4 == 0
+    if f["c"] != x["c"] or one_by_one or one_by_n:
+        return None
+    row_in, row_out = x["w"] * x["c"], y["w"] * y["c"]
+    return max(0, max((oy + 1) * row_out - max(0, oy * stride[0] - pad[0]) * row_in for oy in range(y["h"])))
+
+
 def lower_binary(qm: QuantModel, node: Node) -> KernelCall:
     p = dict(qm.layers[node.name].params, size=qm.graph.tensors[node.outputs[0]].size)
     none = {"c": 0, "dsp": 0, "mve": 0}

@@ -8,6 +8,11 @@
   Further graph outputs stay in the arena, alive until the end.
 * In place: an elementwise op (INPLACE_OPS) writes its output over an input of the same size when
   that input dies at it (no later reader), so the two never cost bytes at the same time.
+* Overlap: a node whose kernel writes its output in raster order only after reading what it needs
+  (the backend lists them, with the bytes `delta` it must stay ahead: see `overlaps`) may write its
+  output starting delta bytes before its dying input, so the two share all but delta bytes. The
+  tensors of one such chain live in one buffer at their own offsets inside it. Plans are made with
+  and without overlaps; the smaller arena wins.
 * Execution order: for graphs with branches the order changes the peak. An exact search over the
   downward-closed node sets (dynamic programming on "which nodes have run") finds an order of
   minimum peak live bytes while the number of such sets stays below MAX_SCHEDULE_STATES; a greedy
@@ -89,6 +94,8 @@ class MemoryPlan:
     schedule_optimal: bool = False  # True when the search proved no order has a smaller peak of live bytes
     in_place: list[str] = field(default_factory=list)  # nodes that write over their dying input
     candidates: list[Candidate] = field(default_factory=list)
+    tensor_offsets: dict[str, int] = field(default_factory=dict)  # a tensor's bytes from its buffer's start
+    overlapped: dict[str, int] = field(default_factory=dict)  # node -> bytes its output starts before its input
 
     @property
     def efficiency(self) -> float:
@@ -102,7 +109,7 @@ class MemoryPlan:
         root = self.roots.get(tensor, tensor)
         if root in (INPUT, OUTPUT):
             return root, 0
-        return "arena", self.buffer(root).offset
+        return "arena", self.buffer(root).offset + self.tensor_offsets.get(tensor, 0)
 
     def buffer(self, name: str) -> Buffer:
         return next(b for b in self.buffers if b.name == name)
@@ -127,6 +134,7 @@ class _Problem:
     pinned: set[str]  # owning tensors that stay alive to the end (extra graph outputs)
     scratch: dict[str, int]
     inplace_ops: frozenset[str]
+    overlaps: dict[str, int]  # node -> delta (see the module docstring)
 
     def out_root(self, node: Node) -> str | None:
         """The tensor whose bytes `node` writes in the arena, or None (alias, caller's output)."""
@@ -139,7 +147,7 @@ class _Problem:
         return self.graph.tensors[root].size
 
 
-def _problem(graph: Graph, scratch: dict[str, int], inplace_ops) -> _Problem:
+def _problem(graph: Graph, scratch: dict[str, int], inplace_ops, overlaps: dict[str, int]) -> _Problem:
     nodes = graph.nodes()
     roots = {name: INPUT for name in graph.inputs}
     for node in nodes:
@@ -162,7 +170,7 @@ def _problem(graph: Graph, scratch: dict[str, int], inplace_ops) -> _Problem:
             if name in roots:
                 readers.setdefault(roots[name], set()).add(node.name)
     return _Problem(graph, nodes, {n.name: i for i, n in enumerate(nodes)}, roots, readers, pinned,
-                    dict(scratch), frozenset(inplace_ops))
+                    dict(scratch), frozenset(inplace_ops), dict(overlaps))
 
 
 # ---- execution order ------------------------------------------------------------------------------
@@ -251,12 +259,34 @@ def _greedy_order(bits: _Bits) -> list[int]:
 
 # ---- buffers of one order -------------------------------------------------------------------------
 
-def _buffers(p: _Problem, schedule: list[str]) -> tuple[list[Buffer], dict[str, str], list[str]]:
-    """Buffers with lifetimes for `schedule`; tensor -> buffer name; the nodes that ran in place."""
+@dataclass(slots=True)
+class _Layout:
+    """Buffers of one order: tensor -> buffer name, offsets inside buffers, nodes in place / overlapping."""
+
+    buffers: list[Buffer]
+    roots: dict[str, str]
+    offsets: dict[str, int]
+    in_place: list[str]
+    overlapped: dict[str, int]
+
+
+def _dying_input_host(p: _Problem, buffers, roots, remaining, node: Node, candidates: list[str]) -> str | None:
+    """The buffer of the first input in `candidates` that no later node reads, if any."""
+    for t in candidates:
+        r = roots.get(t)
+        if r in buffers and r not in p.pinned and remaining.get(r, set()) <= {node.name}:
+            return r
+    return None
+
+
+def _buffers(p: _Problem, schedule: list[str], use_overlaps: bool = False) -> _Layout:
+    """Buffers with lifetimes for `schedule` (overlapping outputs over dying inputs when asked)."""
     roots = dict(p.roots)
     buffers: dict[str, Buffer] = {}
+    offsets: dict[str, int] = {}  # owning tensor -> its offset inside its buffer
     remaining = {r: set(vs) for r, vs in p.readers.items()}  # buffer -> readers still to run
     in_place: list[str] = []
+    overlapped: dict[str, int] = {}
     last = len(schedule) - 1
     by_name = {n.name: n for n in p.nodes}
     for step, name in enumerate(schedule):
@@ -267,18 +297,30 @@ def _buffers(p: _Problem, schedule: list[str]) -> tuple[list[Buffer], dict[str, 
                 b.end = max(b.end, step)
         out_root = p.out_root(node)
         if out_root is not None:
+            size = p.size(node.outputs[0])
             host = None
             if node.op in p.inplace_ops:
-                size = p.size(node.outputs[0])
-                for t in node.inputs:
-                    r = roots.get(t)
-                    if (r in buffers and r not in p.pinned and p.size(t) == size
-                            and remaining.get(r, set()) <= {name}):
-                        host = r
-                        break
+                same_size = [t for t in node.inputs if p.size(t) == size]
+                host = _dying_input_host(p, buffers, roots, remaining, node, same_size)
+                if host is not None:
+                    in_place.append(name)
+                    t = next(t for t in same_size if roots.get(t) == host)
+                    offsets[out_root] = offsets.get(p.roots[t], 0)
+            elif use_overlaps and name in p.overlaps:
+                host = _dying_input_host(p, buffers, roots, remaining, node, node.inputs[:1])
+                if host is not None:
+                    delta = p.overlaps[name]
+                    start = offsets.get(p.roots[node.inputs[0]], 0) - delta
+                    if start < 0:  # the buffer grows at its front: every tensor in it moves up
+                        for owner in [o for o, r in roots.items() if r == host and o in offsets]:
+                            offsets[owner] -= start
+                        buffers[host].size -= start
+                        start = 0
+                    offsets[out_root] = start
+                    buffers[host].size = max(buffers[host].size, start + size)
+                    overlapped[name] = delta
             if host is not None:
                 buffer = buffers[host]
-                in_place.append(name)
                 remaining[host] = set(p.readers.get(out_root, set()))
                 for t, r in list(roots.items()):
                     if r == out_root:
@@ -287,6 +329,7 @@ def _buffers(p: _Problem, schedule: list[str]) -> tuple[list[Buffer], dict[str, 
             else:
                 buffer = Buffer(out_root, p.size(out_root), step, step)
                 buffers[out_root] = buffer
+                offsets[out_root] = 0
                 remaining.setdefault(out_root, set())
             buffer.tensors += [t for t, r in roots.items() if r == buffer.name and t not in buffer.tensors]
             if out_root in p.pinned:
@@ -299,7 +342,8 @@ def _buffers(p: _Problem, schedule: list[str]) -> tuple[list[Buffer], dict[str, 
             key = f"scratch:{name}"
             buffers[key] = Buffer(key, p.scratch[name], step, step)
     unique = list({id(b): b for b in buffers.values()}.values())
-    return unique, roots, in_place
+    tensor_offsets = {t: offsets.get(owner, 0) for t, owner in p.roots.items() if owner not in (INPUT, OUTPUT)}
+    return _Layout(unique, roots, tensor_offsets, in_place, overlapped)
 
 
 def lower_bound(buffers: list[Buffer], steps: int) -> int:
@@ -416,7 +460,14 @@ def verify(plan: MemoryPlan, graph: Graph | None = None) -> None:
         for (s0, e0, _), (s1, e1, writer) in zip(spans, spans[1:]):
             assert e0 <= s1, f"{root}: a value is overwritten at step {s1} while still needed until {e0}"
             if e0 == s1:
-                assert writer in plan.in_place, f"{root}: {writer} overwrites a live value"
+                assert writer in plan.in_place or writer in plan.overlapped, f"{root}: {writer} overwrites a live value"
+    for name, delta in plan.overlapped.items():  # the output starts at least delta bytes before the input
+        node = graph.node(name)
+        out_at, in_at = plan.location(node.outputs[0])[1], plan.location(node.inputs[0])[1]
+        assert in_at - out_at >= delta, f"{name}: output at {out_at} is less than {delta} bytes before input at {in_at}"
+    for b in plan.buffers:  # every tensor inside its buffer
+        for t in b.tensors:
+            assert 0 <= plan.tensor_offsets.get(t, 0) <= b.size - graph.tensors[t].size, f"{t} outside {b.name}"
 
 
 def _consumers(graph: Graph) -> dict[str, list[Node]]:
@@ -443,9 +494,10 @@ def reader_steps(graph: Graph, tensor: str, step: dict[str, int],
 # ---- entry point ----------------------------------------------------------------------------------
 
 def plan_memory(graph: Graph, scratch: dict[str, int], inplace_ops=INPLACE_OPS,
-                search_limit: int = MAX_SCHEDULE_STATES) -> MemoryPlan:
-    """Arena plan for `graph` with `scratch` bytes per node name."""
-    p = _problem(graph, scratch, inplace_ops)
+                search_limit: int = MAX_SCHEDULE_STATES, overlaps: dict[str, int] | None = None) -> MemoryPlan:
+    """Arena plan for `graph` with `scratch` bytes per node name; `overlaps`: node -> delta bytes its
+    output may start before its dying input (from the backend, which knows its kernels' access order)."""
+    p = _problem(graph, scratch, inplace_ops, overlaps or {})
     bits = _Bits(p)
     orders: dict[str, list[int]] = {"topological": list(range(len(p.nodes)))}
     searched = _search_order(bits, search_limit)
@@ -455,13 +507,18 @@ def plan_memory(graph: Graph, scratch: dict[str, int], inplace_ops=INPLACE_OPS,
     best: MemoryPlan | None = None
     candidates: list[Candidate] = []
     seen: dict[tuple[int, ...], str] = {}
-    for method, order in orders.items():
-        key = tuple(order)
+    variants = [(m, o, False) for m, o in orders.items()]
+    variants += [(f"{m}, overlapping", o, True) for m, o in orders.items()] if p.overlaps else []
+    for method, order, use_overlaps in variants:
+        key = (tuple(order), use_overlaps)
         if key in seen:
             continue
         seen[key] = method
         schedule = [p.nodes[i].name for i in order]
-        template, roots, in_place = _buffers(p, schedule)
+        layout = _buffers(p, schedule, use_overlaps)
+        if use_overlaps and not layout.overlapped:
+            continue
+        template = layout.buffers
         bound = lower_bound(template, len(schedule))
         allocators = dict(ALLOCATORS)
         for name in [*ALLOCATORS, SEARCH_ALLOCATOR]:
@@ -473,9 +530,10 @@ def plan_memory(graph: Graph, scratch: dict[str, int], inplace_ops=INPLACE_OPS,
             size = align_up(allocators[name](buffers))
             candidates.append(Candidate(method, name, size, bound))
             if best is None or (size, bound) < (best.arena_size, best.lower_bound):
-                best = MemoryPlan(schedule, buffers, size, bound, name, roots, method, False, in_place)
+                best = MemoryPlan(schedule, buffers, size, bound, name, layout.roots, method, False,
+                                  layout.in_place, tensor_offsets=layout.offsets, overlapped=layout.overlapped)
     assert best is not None
-    if searched is not None:  # the search's peak is the least any order can have
+    if searched is not None and not best.overlapped:  # the search's peak is the least any order can have
         best.schedule_optimal = best.lower_bound <= _peak(bits, searched)
     best.candidates = candidates
     verify(best, graph)

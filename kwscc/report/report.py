@@ -125,7 +125,8 @@ def _builds(compiled: Compiled) -> dict[str, dict]:
             calls, plan = compiled.calls, compiled.plan
         else:
             calls = compiled.backend.lower(compiled.qm, compiled.name, cpus[0])
-            plan = plan_memory(compiled.graph, compiled.backend.scratch(calls, cpus[0]))
+            plan = plan_memory(compiled.graph, compiled.backend.scratch(calls, cpus[0]),
+                               overlaps=compiled.backend.overlaps(calls))
         builds[build] = {
             "title": BUILD_TITLES[build], "cpus": cpus,
             "arena_bytes": plan.arena_size, "arena_lower_bound_bytes": plan.lower_bound,

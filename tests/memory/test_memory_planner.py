@@ -104,9 +104,8 @@ def run_plan(graph: Graph, plan) -> None:
 
 
 def peak_of(graph, schedule, scratch=None) -> int:
-    p = planner._problem(graph, scratch or {}, planner.INPLACE_OPS)
-    buffers, _, _ = planner._buffers(p, schedule)
-    return planner.lower_bound(buffers, len(schedule))
+    p = planner._problem(graph, scratch or {}, planner.INPLACE_OPS, {})
+    return planner.lower_bound(planner._buffers(p, schedule).buffers, len(schedule))
 
 
 # ---- aliases, caller's buffers ----------------------------------------------------------------------
@@ -281,7 +280,7 @@ def test_search_is_exact_against_brute_force():
         g = random_graph(rng, nodes=rng.randint(3, 7))
         orders = [list(o) for o in nx.all_topological_sorts(g.nx)]
         best = min(peak_of(g, o) for o in orders)
-        p = planner._problem(g, {}, planner.INPLACE_OPS)
+        p = planner._problem(g, {}, planner.INPLACE_OPS, {})
         bits = planner._Bits(p)
         found = planner._search_order(bits)
         assert found is not None
