@@ -62,7 +62,8 @@ def test_raster_conv_over_its_input_is_exact(h, w, c, oc, k, stride, pad, pixels
     assert delta is not None
     apart = run_raster(x, weights, stride, pad, 2 * (x.size + delta), pixels_per_step)
     np.testing.assert_array_equal(run_raster(x, weights, stride, pad, delta, pixels_per_step), apart)
-    assert not np.array_equal(run_raster(x, weights, stride, pad, 0, pixels_per_step), apart)  # the check bites
+    if pad:  # the check bites: with no gap the padded first rows overwrite input still to be read
+        assert not np.array_equal(run_raster(x, weights, stride, pad, 0, pixels_per_step), apart)
 
 
 def test_kernels_outside_raster_order_are_not_overlapped():
