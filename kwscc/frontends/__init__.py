@@ -34,6 +34,7 @@ def read_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
     with np.errstate(all="ignore"):  # values folded while reading are checked by check_graph
         graph = reader.read(path, input_shapes)
     check_graph(graph, "in the model as read")
+    graph.record_sources()
     return graph
 
 

@@ -1,36 +1,121 @@
-"""The float reference for ONNX models: onnxruntime, with any intermediate tensor as an output."""
+"""The float reference for ONNX models: onnxruntime, with any intermediate tensor as an output.
+
+Exported models often hard-code batch 1 (in the input shape and in Reshape shapes), so the runner
+first tries a copy of the model with a free batch dimension (batch_free_model) and keeps it only if
+it computes what the original computes one sample at a time on the first samples; otherwise it runs
+the original one sample at a time.
+"""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 
-def _ort_session(model_path: Path, wanted: list[str]):
+BATCH_CHECK_SAMPLES = 2  # samples the batched copy is compared on, one at a time, before it is trusted
+
+
+def _with_outputs(model, wanted: list[str]):
     import onnx
-    import onnxruntime as ort
 
-    model = onnx.load(str(model_path))
     produced = {out for node in model.graph.node for out in node.output}
     present = {o.name for o in model.graph.output}
     for name in wanted:
         if name in produced and name not in present:
             model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    return model
+
+
+def _session(model):
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
+def batch_free_model(model):
+    """A copy of `model` whose inputs and outputs have a free first dimension and whose Reshape shapes
+    (initializers) with a leading 1 take the batch from their input (0, or -1 when no other -1)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    for vi in list(graph.input) + list(graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims):
+            dims[0].ClearField("dim_value")
+            dims[0].dim_param = "batch"
+    del graph.value_info[:]  # intermediate shapes recorded for batch 1
+    inits = {init.name: init for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        allowzero = any(a.name == "allowzero" and a.i for a in node.attribute)
+        shape = numpy_helper.to_array(inits[node.input[1]]).astype(np.int64)
+        if shape.ndim != 1 or not shape.size or shape[0] != 1:
+            continue
+        if -1 not in shape:
+            shape[0] = -1
+        elif not allowzero:
+            shape[0] = 0
+        else:
+            continue
+        name = node.input[1] + "_batch_free"
+        if name not in inits:
+            inits[name] = numpy_helper.from_array(shape, name)
+            graph.initializer.append(inits[name])
+        node.input[1] = name
+    return model
+
+
 def reference_runner(model_path: Path, wanted: list[str]):
-    """A function feeds -> {tensor: batch of values} running onnxruntime one sample at a time
-    (exported models often hard-code batch 1 in their reshapes)."""
-    session = _ort_session(model_path, wanted)
-    names = [o.name for o in session.get_outputs()]
+    """A function feeds -> {tensor: batch of values} running onnxruntime on whole batches where the
+    batch-free copy of the model agrees with the original, else one sample at a time."""
+    import onnx
+
+    model = _with_outputs(onnx.load(str(model_path)), wanted)
+    single = _session(model)
+    names = [o.name for o in single.get_outputs()]
+    state: dict = {}
+
+    def one_by_one(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        count = next(iter(feeds.values())).shape[0]
+        rows = [single.run(names, {k: v[i:i + 1] for k, v in feeds.items()}) for i in range(count)]
+        return {name: np.concatenate([row[j] for row in rows]) for j, name in enumerate(names)}
+
+    def batched_or_none(feeds: dict[str, np.ndarray]):
+        """The batched copy's values if it matches the original on the first samples, else None."""
+        count = next(iter(feeds.values())).shape[0]
+        try:
+            session = _session(batch_free_model(model))
+            out = dict(zip(names, session.run(names, feeds)))
+        except Exception as exc:  # onnxruntime raises its own types; any failure means: not batchable
+            log.info("the model does not run batched (%s): calibrating one sample at a time", str(exc)[:120])
+            return None
+        check = one_by_one({k: v[:BATCH_CHECK_SAMPLES] for k, v in feeds.items()})
+        for name, value in check.items():
+            got = out[name]
+            if got.shape[:1] != (count,) or got.shape[1:] != value.shape[1:] or not np.allclose(
+                    got[:len(value)], value, rtol=1e-4, atol=1e-5 * (1 + float(np.abs(value).max(initial=0)))):
+                log.info("the batched model differs from the original at '%s': calibrating one sample at a time",
+                         name)
+                return None
+        state["session"] = session
+        return out
 
     def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        count = next(iter(feeds.values())).shape[0]
-        rows = [session.run(names, {k: v[i:i + 1] for k, v in feeds.items()}) for i in range(count)]
-        return {name: np.concatenate([row[j] for row in rows]) for j, name in enumerate(names)}
+        if "session" in state:
+            return dict(zip(names, state["session"].run(names, feeds)))
+        if "tried" not in state and next(iter(feeds.values())).shape[0] > 1:
+            state["tried"] = True
+            out = batched_or_none(feeds)
+            if out is not None:
+                return out
+        return one_by_one(feeds)
 
     return run

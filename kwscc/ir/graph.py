@@ -56,6 +56,9 @@ class Graph:
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.recorded_ranges: dict[str, tuple[float, float]] = {}  # (min, max) a quantized model records
+        # provenance: tensor -> (tensor of the model file, flat index or None), meaning this tensor's
+        # values per sample are the file tensor's flattened values at that index (None: the same order)
+        self.origins: dict[str, tuple[str, np.ndarray | None]] = {}
         self._nodes: dict[str, Node] = {}
         self._order: dict[str, int] = {}
         self._counter = 0
@@ -135,6 +138,24 @@ class Graph:
                         self._nx.add_edge(producers[tensor], node.name, tensor=tensor)
         return self._nx
 
+    # ---- provenance ---------------------------------------------------------------------------
+    def record_sources(self) -> None:
+        """Mark every activation tensor as the model file's tensor of the same name (readers call this)."""
+        self.origins = {name: (name, None) for name, t in self.tensors.items() if not t.is_const}
+
+    def permute_origin(self, name: str, source_of: str, shape: tuple[int, ...], perm: tuple[int, ...]) -> None:
+        """Tensor `name` now holds, per sample, tensor `source_of`'s values viewed as `shape` (batch
+        first) and transposed by `perm`; without a known origin of `source_of`, `name` gets none."""
+        origin = self.origins.get(source_of)
+        if origin is None or perm[0] != 0 or int(np.prod(shape)) != self.tensors[name].size:
+            self.origins.pop(name, None)
+            return
+        index = np.arange(int(np.prod(shape[1:]))).reshape(shape[1:]).transpose([p - 1 for p in perm[1:]]).reshape(-1)
+        if origin[1] is not None:
+            index = origin[1][index]
+        same = np.array_equal(index, np.arange(index.size))
+        self.origins[name] = (origin[0], None if same else index)
+
     # ---- queries --------------------------------------------------------------------------------
     def node(self, name: str) -> Node:
         return self._nodes[name]
@@ -180,6 +201,7 @@ class Graph:
             used.update(node.inputs)
             used.update(node.outputs)
         self.tensors = {name: t for name, t in self.tensors.items() if name in used}
+        self.origins = {name: o for name, o in self.origins.items() if name in used}
 
     # ---- verification -------------------------------------------------------------------------
     def verify(self) -> None:

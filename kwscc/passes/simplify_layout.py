@@ -126,6 +126,9 @@ def _hoist_transpose(graph: Graph, node: Node) -> bool:
     graph.infer_node(below)
     graph.infer_node(node)
     graph._rebuild_edges()
+    # the flattening now holds the transposed tensor's elements in x's order
+    inverse = tuple(int(i) for i in np.argsort(node.attrs["perm"]))
+    graph.permute_origin(flatten.outputs[0], flatten.outputs[0], graph.tensors[node.outputs[0]].shape, inverse)
     return True
 
 

@@ -19,6 +19,7 @@ def _convert(graph: Graph, node: Node) -> None:
     origin = (node.name, node.op)  # errors about the transposes name the user's node
     graph.add_node(Node(graph.unique_node_name(node.name + "_to_nhwc"), "Transpose", [x], [x_nhwc],
                         {"perm": TO_NHWC, "layout_for": origin}))
+    graph.permute_origin(x_nhwc, x, graph.tensors[x].shape, TO_NHWC)
     node.inputs[0] = x_nhwc
     node.attrs["layout"] = "NHWC"
     if node.op == "Conv":
@@ -26,9 +27,14 @@ def _convert(graph: Graph, node: Node) -> None:
         node.inputs[1] = graph.add_const(node.inputs[1] + "_ohwi", np.ascontiguousarray(w.transpose(0, 2, 3, 1))).name
     y_nchw = graph.unique_tensor_name(y + "_nchw")
     graph.replace_uses(y, y_nchw)
+    nchw_shape = graph.tensors[y].shape
     graph.infer_node(node)
     graph.add_node(Node(graph.unique_node_name(node.name + "_to_nchw"), "Transpose", [y], [y_nchw],
                         {"perm": TO_NCHW, "layout_for": origin}))
+    # y keeps its name but now holds the file's values transposed; y_nchw holds them as they were
+    if y in graph.origins:
+        graph.origins[y_nchw] = graph.origins[y]
+    graph.permute_origin(y, y_nchw, nchw_shape, TO_NHWC)
 
 
 def run(graph: Graph) -> bool:

@@ -19,7 +19,6 @@ from kwscc import progress
 from kwscc.errors import DataError
 from kwscc.frontends import reference_runner
 from kwscc.ir import Graph
-from kwscc.ir.execute import run_float
 from kwscc.quant.methods import DEFAULT_METHOD, METHODS, TensorStats, apply_method, summary
 
 log = logging.getLogger(__name__)
@@ -46,20 +45,34 @@ def activation_names(graph: Graph) -> list[str]:
     return names
 
 
-def _graph_layout(graph: Graph, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The runtime's values in kwscc's layout: NCHW tensors the layout pass made NHWC are transposed;
-    a tensor whose layout cannot be told (or is unknown) is left out, to be computed by kwscc."""
+def _origins(graph: Graph, wanted: list[str]) -> dict[str, tuple[str, np.ndarray | None]]:
+    """The model-file tensor (and element order) of every wanted tensor that has one; the others are
+    computed by kwscc's float execution, never matched by shape."""
+    plan = {}
+    for name in wanted:
+        if name in graph.origins:
+            plan[name] = graph.origins[name]
+        else:
+            log.debug("tensor '%s' has no counterpart in the model file: computed by kwscc", name)
+    return plan
+
+
+def _graph_layout(graph: Graph, origins: dict, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The runtime's values under kwscc's names, in kwscc's layout (each tensor's element order by its
+    provenance, kwscc.ir.Graph.origins); a tensor whose file tensor the runtime lacks, or whose size
+    differs, is left out (to be computed by kwscc)."""
     out = {}
-    for name, v in values.items():
-        if name not in graph.tensors:
+    for name, (source, index) in origins.items():
+        v = values.get(source)
+        if v is None:
             continue
-        want = tuple(graph.tensors[name].shape[1:])
-        same = tuple(v.shape[1:]) == want
-        nhwc = v.ndim == 4 and tuple(v.shape[2:]) + (v.shape[1],) == want
-        if same and not nhwc:
-            out[name] = v
-        elif nhwc and not same:
-            out[name] = np.ascontiguousarray(v.transpose(0, 2, 3, 1))
+        t = graph.tensors[name]
+        per_sample = t.size // max(t.shape[0], 1)
+        if v.ndim == 0 or v.size != v.shape[0] * per_sample:
+            log.debug("tensor '%s': the runtime's '%s' has shape %s: computed by kwscc", name, source, v.shape)
+            continue
+        flat = v.reshape(v.shape[0], per_sample)
+        out[name] = (flat if index is None else flat[:, index]).reshape((v.shape[0],) + t.shape[1:])
     return out
 
 
@@ -75,46 +88,44 @@ def _run_missing(graph: Graph, values: dict[str, np.ndarray]) -> None:
 
 
 def float_batches(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None, wanted: list[str],
-                  batch: int = BATCH, label: str = "calibrating", exact_layout: bool = False):
-    """Yield {tensor: float values} for each batch of samples: the model's own runtime for the tensors
-    it has, kwscc's float execution of the graph for any tensor the passes created. The runtime's
-    tensor keeps its original layout (NCHW where kwscc has NHWC): fine for ranges; with exact_layout
-    such tensors are taken from kwscc's float execution too."""
-    ort_run = reference_runner(model_path, wanted) if model_path is not None else None
+                  batch: int = BATCH, label: str = "calibrating"):
+    """Yield (start, inputs, {tensor: float values in kwscc's layout}) for each batch of samples: the
+    model's own runtime for the tensors the file has (matched by provenance), kwscc's float execution
+    of the graph for the others (tensors the passes created)."""
+    origins = _origins(graph, wanted) if model_path is not None else {}
+    run = reference_runner(model_path, sorted({s for s, _ in origins.values()})) if model_path is not None else None
     count = next(iter(feeds.values())).shape[0]
     with progress.bar(count, label) as shown:
         for start in range(0, count, batch):
-            chunk = {k: v[start:start + batch] for k, v in feeds.items()}
-            values = ort_run(chunk) if ort_run else {}
-            if exact_layout:
-                values = _graph_layout(graph, values)
-            missing = [n for n in wanted if n not in values]
-            if missing and exact_layout:
+            chunk = {k: np.asarray(v[start:start + batch], np.float32) for k, v in feeds.items()}
+            values = _graph_layout(graph, origins, run(chunk)) if run else {}
+            if any(n not in values for n in wanted):
                 values.update(chunk)
                 _run_missing(graph, values)
-            elif missing:
-                own = run_float(graph, chunk)
-                values.update({n: own[n] for n in missing})
-            yield chunk, values
+            yield start, chunk, values
             shown.update(next(iter(chunk.values())).shape[0])
 
 
 def collect_stats(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None,
-                  histogram: bool = True) -> dict[str, TensorStats]:
-    """Streamed TensorStats of every activation tensor of `graph` over the samples in `feeds`."""
+                  histogram: bool = True, observe=None) -> dict[str, TensorStats]:
+    """Streamed TensorStats of every activation tensor of `graph` over the samples in `feeds`;
+    observe(start, inputs, values), when given, sees every batch (to keep some samples' values)."""
     wanted = activation_names(graph)
     stats = {name: TensorStats(histogram) for name in wanted}
-    for _, values in float_batches(graph, feeds, model_path, wanted):
+    for start, chunk, values in float_batches(graph, feeds, model_path, wanted):
         for name in wanted:
             stats[name].add(values[name])
+        if observe is not None:
+            observe(start, chunk, values)
     count = next(iter(feeds.values())).shape[0]
     log.info("calibrated %d tensors on %d samples", len(stats), count)
     return stats
 
 
-def calibrate(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None) -> Summaries:
+def calibrate(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None,
+              observe=None) -> Summaries:
     """Per-tensor summaries (min, max and every method's scores) on the calibration samples."""
-    return {name: summary(s) for name, s in collect_stats(graph, feeds, model_path).items()}
+    return {name: summary(s) for name, s in collect_stats(graph, feeds, model_path, observe=observe).items()}
 
 
 def ranges_for(summaries: Summaries, method: str = DEFAULT_METHOD) -> Ranges:

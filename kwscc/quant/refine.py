@@ -255,17 +255,45 @@ def correct_biases(qm: QuantModel, samples: dict[str, dict[str, np.ndarray]]) ->
     return changed
 
 
+def sample_indices(total: int, count: int) -> np.ndarray:
+    """`count` sample indices spread evenly over `total` samples (all of them when there are fewer)."""
+    if total <= count:
+        return np.arange(total)
+    return np.unique(np.linspace(0, total - 1, count).round().astype(np.int64))
+
+
+class SampleKeeper:
+    """Keeps the inputs and the float values of `wanted` tensors for some samples while calibration
+    streams over the batches (an observer of collect_stats), so the data-driven steps need no second
+    run of the model."""
+
+    def __init__(self, indices: np.ndarray, wanted: list[str]) -> None:
+        self.indices, self.wanted = indices, wanted
+        self.feeds: dict[str, list] = {}
+        self.floats: dict[str, list] = {name: [] for name in wanted}
+
+    def __call__(self, start: int, chunk: dict, values: dict) -> None:
+        n = next(iter(chunk.values())).shape[0]
+        rows = self.indices[(self.indices >= start) & (self.indices < start + n)] - start
+        if rows.size:
+            for name, v in chunk.items():
+                self.feeds.setdefault(name, []).append(v[rows])
+            for name in self.wanted:
+                self.floats[name].append(values[name][rows])
+
+    def samples(self) -> dict:
+        return {"feeds": {k: np.concatenate(v) for k, v in self.feeds.items()},
+                "float": {k: np.concatenate(v) for k, v in self.floats.items()}}
+
+
 def sample_values(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None, count: int) -> dict:
-    """The first `count` samples (spread over the set) and the float value of every tensor on them."""
+    """`count` samples (spread over the set) and the float value of every tensor on them."""
     total = next(iter(feeds.values())).shape[0]
-    idx = np.linspace(0, total - 1, min(count, total)).round().astype(np.int64) if total > count else slice(None)
-    sub = {k: v[idx] for k, v in feeds.items()}
     wanted = activation_names(graph)
-    parts: dict[str, list] = {n: [] for n in wanted}
-    for _, vals in float_batches(graph, sub, model_path, wanted, label="refining", exact_layout=True):
-        for n in wanted:
-            parts[n].append(vals[n])
-    return {"feeds": sub, "float": {n: np.concatenate(p) for n, p in parts.items()}}
+    keeper = SampleKeeper(sample_indices(total, count), wanted)
+    for start, chunk, values in float_batches(graph, feeds, model_path, wanted, label="refining"):
+        keeper(start, chunk, values)
+    return keeper.samples()
 
 
 def _logits(graph: Graph) -> str:
@@ -407,9 +435,15 @@ def calibrate_stage(graph: Graph, options, model_path: Path) -> Calibration:
     elif feeds is None:
         raise DataError(f"ranges file {path} does not exist: give calibration data with --calib DATA to make it")
     else:
-        summaries = calibrate(graph, feeds, model_path)
+        keeper = None
+        if options.backend in REFINABLE_BACKENDS:  # the data-driven steps' samples, from the same run
+            total = next(iter(feeds.values())).shape[0]
+            keeper = SampleKeeper(sample_indices(total, quant_options(options).samples), activation_names(graph))
+        summaries = calibrate(graph, feeds, model_path, observe=keeper)
         if path is not None:
             save_ranges(path, summaries, {"model": model_path.name,
                                           "samples": int(next(iter(feeds.values())).shape[0])})
             log.info("wrote ranges to %s", path)
+        if keeper is not None:
+            return Calibration(graph, summaries, feeds, model_path, keeper.samples())
     return Calibration(graph, summaries, feeds, model_path)
