@@ -17,7 +17,9 @@ from kwscc.ir import Graph
 from kwscc.memory.planner import MemoryPlan, plan_memory
 from kwscc.naming import c_comment, c_identifier, file_stem
 from kwscc.passes import run_pipeline
+from kwscc.quant.from_int8 import quantize_int8_model
 from kwscc.quant.quantize import QuantModel
+from kwscc.quant.refine import REFINABLE_BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,9 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
         calibration = calibrate_stage(graph, options, model)
         with progress.step("quantizing"):
             qm = calibration.quantize(backend, options)
+    elif graph.recorded_ranges and backend.name in REFINABLE_BACKENDS:  # formats from its own (scale, zp)
+        qm = quantize_int8_model(graph, per_channel=options.weights == "per-channel", rounding=options.rounding,
+                                 unsigned=options.unsigned_relu)
     elif graph.recorded_ranges:  # a quantized model carries its own ranges
         qm = backend.quantize(graph, graph.recorded_ranges, per_channel=options.weights == "per-channel",
                               rounding=options.rounding)
