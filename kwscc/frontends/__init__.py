@@ -17,6 +17,7 @@ READERS = {
     ".onnx": ("kwscc.frontends.onnx_reader", "kwscc.frontends.onnx_runtime"),
     ".tflite": ("kwscc.frontends.tflite_reader", "kwscc.frontends.litert_runtime"),
 }
+RUNTIMES = {".onnx": "onnxruntime", ".tflite": "LiteRT"}
 
 
 def _modules(path: Path) -> tuple[str, str]:
@@ -36,6 +37,15 @@ def read_model(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None
     check_graph(graph, "in the model as read")
     graph.record_sources()
     return graph
+
+
+def reference_label(path: str | Path, quantized: bool) -> str:
+    """What the model's own runtime computes, named honestly: "LiteRT int8" for a quantized model,
+    "the float model (onnxruntime)" for a float one."""
+    path = Path(path)
+    _modules(path)  # a known format
+    runtime = RUNTIMES[path.suffix.lower()]
+    return f"{runtime} int8" if quantized else f"the float model ({runtime})"
 
 
 def reference_runner(path: str | Path, tensors: list[str]) -> Callable[[dict], dict]:

@@ -15,7 +15,7 @@ from kwscc.driver import Compiled
 from kwscc.errors import DataError, UnsupportedError
 from kwscc.ir.execute import run_float
 from kwscc.naming import printable
-from kwscc.frontends import read_model, reference_runner
+from kwscc.frontends import read_model, reference_label, reference_runner
 from kwscc.quant.formats import dequantize
 from kwscc.quant.simulate import simulate_float_inputs
 from kwscc.validate.host import build_host_program, run_host_program
@@ -217,6 +217,8 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
     result = {
         "model": compiled.model_path.name,
         "samples": samples,
+        # what top1_agreement / float_accuracy compare with: the model's own runtime on the model as given
+        "compared_with": reference_label(compiled.model_path, bool(compiled.source.recorded_ranges)),
         "c_vs_simulator_mismatches": int(np.count_nonzero(c_out != sim_out)),
         "top1_agreement": float(np.mean(np.argmax(c_out, 1) == np.argmax(f_out, 1))),
         "output_sqnr_db": _sqnr(f_out, q_float),
@@ -256,7 +258,8 @@ def format_summary(result: dict) -> str:
         "",
         f"samples                     {result['samples']}",
         f"C vs simulator mismatches   {result['c_vs_simulator_mismatches']}",
-        f"top-1 agreement with float  {result['top1_agreement']:.4f}",
+        f"compared with               {result['compared_with']}",
+        f"top-1 agreement with it     {result['top1_agreement']:.4f}",
         f"output SQNR                 {db(result['output_sqnr_db'])}",
         f"worst layer (SQNR)          {result['worst_layer']}",
     ]
@@ -265,7 +268,7 @@ def format_summary(result: dict) -> str:
 
         lines += format_measurements(result)
     if "float_accuracy" in result:
-        lines += [f"float accuracy              {result['float_accuracy']:.4f}",
+        lines += [f"{'its accuracy':28s}{result['float_accuracy']:.4f}",
                   f"quantized accuracy          {result['quantized_accuracy']:.4f}"]
     for part in result.get("splits", []):
         lines += ["", f"split {part['split']!s:10s} {part['samples']:6d} samples   float accuracy "

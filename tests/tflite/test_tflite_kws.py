@@ -49,6 +49,7 @@ def simulated_top1(compiled, data: str) -> np.ndarray:
 def test_float_tflite_validates_against_litert(model):
     result = validate(compiled_tflite(model), kws.split_spec(model), "test_y")
     assert result["c_vs_simulator_mismatches"] == 0
+    assert result["compared_with"] == "the float model (LiteRT)"
     assert result["top1_agreement"] >= MIN_AGREEMENT[model], result["top1_agreement"]
     published = {"dnn_s": 0.713, "cnn_s": 0.764, "ds_cnn_s": 0.758, "ds_cnn_m": 0.7945}
     assert result["float_accuracy"] == pytest.approx(published[model], abs=1e-9)  # LiteRT = the shipped numbers
@@ -74,6 +75,7 @@ def test_int8_tflite_compiles_without_data_and_validates(model):
     result = validate(compiled, kws.split_spec(model), "test_y", reference=tflite(model))
     assert result["c_vs_simulator_mismatches"] == 0
     assert result["reference_model"] == f"{model}.tflite"
+    assert result["compared_with"] == "LiteRT int8"  # top1_agreement is against the int8 model, not a float one
     assert result["model_vs_reference_top1_agreement"] == pytest.approx(INT8_ANCHOR[model], abs=1e-9)
     assert result["top1_agreement"] >= 0.90  # kwscc's power-of-two program against LiteRT's int8
     # ... and against the float model: within 2 points of LiteRT running the same int8 file
