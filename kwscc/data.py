@@ -7,6 +7,7 @@ a DataError. iter_batches() streams samples without loading a whole array.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import zipfile
 from dataclasses import dataclass
@@ -202,25 +203,78 @@ def _input_arrays(spec: str, graph: Graph) -> dict[str, ArrayInfo]:
     return {n: array_info(p, n) for n in graph.inputs}
 
 
-def _samples(name: str, info: ArrayInfo, sample: tuple[int, ...], start: int, stop: int) -> np.ndarray:
-    out = read_rows(info, start, stop)
-    out = out.reshape((out.shape[0],) + sample).astype(np.float32)
+def _row_batches(info: ArrayInfo, batch: int) -> Iterator[np.ndarray]:
+    """The rows of a checked array, `batch` at a time, in one sequential pass over the file or
+    member (a compressed member inflated once, not from its start for every batch)."""
+    rows = info.shape[0] if info.shape else 1
+    if info.fortran and len(info.shape) > 1:  # column-major: rows are not contiguous; read it whole
+        whole = read_rows(info)
+        for start in range(0, rows, batch):
+            yield whole[start:start + batch]
+        return
+    row_shape = info.shape[1:]
+    row_bytes = math.prod(row_shape) * info.dtype.itemsize
+    try:
+        with contextlib.ExitStack() as stack:
+            if info.member is None:
+                f = stack.enter_context(info.path.open("rb"))
+            else:
+                f = stack.enter_context(stack.enter_context(zipfile.ZipFile(info.path)).open(info.member))
+            f.seek(info.offset)
+            for start in range(0, rows, batch):
+                n = min(batch, rows - start)
+                raw = f.read(n * row_bytes)
+                if len(raw) != n * row_bytes:
+                    raise DataError(f"{info.label}: truncated")
+                yield np.frombuffer(raw, info.dtype).reshape((n,) + row_shape)
+            if info.member is not None:
+                f.read()  # reach the end, where zipfile checks the CRC
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise DataError(f"{info.label}: cannot read ({exc})") from None
+
+
+def _as_samples(name: str, info: ArrayInfo, sample: tuple[int, ...], rows: np.ndarray) -> np.ndarray:
+    out = rows.reshape((rows.shape[0],) + sample).astype(np.float32)
     if not np.all(np.isfinite(out)):
         raise DataError(f"{info.label}: data for input '{name}' contains NaN or Inf")
     return out
 
 
-def iter_batches(spec: str, graph: Graph, batch: int) -> Iterator[dict[str, np.ndarray]]:
-    """Samples for every graph input, `batch` at a time, each [n, *input_shape[1:]] float32; only
-    one batch of each array is in memory at a time."""
+def _checked_inputs(spec: str, graph: Graph) -> tuple[dict[str, ArrayInfo], dict[str, tuple[int, ...]], int]:
+    """(array of each input, its per-sample shape, the sample count), from the headers only."""
     arrays = _input_arrays(spec, graph)
     samples = {n: _check_samples(n, info, graph.tensors[n].shape) for n, info in arrays.items()}
     counts = {info.shape[0] for info in arrays.values()}
     if len(counts) != 1:
         raise DataError(f"{spec}: inputs have different sample counts {sorted(counts)}")
-    total = counts.pop()
-    for start in range(0, total, max(int(batch), 1)):
-        yield {n: _samples(n, info, samples[n], start, start + batch) for n, info in arrays.items()}
+    return arrays, samples, counts.pop()
+
+
+def iter_batches(spec: str, graph: Graph, batch: int) -> Iterator[dict[str, np.ndarray]]:
+    """Samples for every graph input, `batch` at a time, each [n, *input_shape[1:]] float32; only
+    one batch of each array is in memory at a time."""
+    arrays, samples, _ = _checked_inputs(spec, graph)
+    batch = max(int(batch), 1)
+    streams = [_row_batches(info, batch) for info in arrays.values()]
+    for parts in zip(*streams):
+        yield {n: _as_samples(n, info, samples[n], rows) for (n, info), rows in zip(arrays.items(), parts)}
+
+
+@dataclass(frozen=True, slots=True)
+class DataSource:
+    """The samples of DATA for a graph's inputs, checked from the headers and read batch by batch
+    (calibration on a set larger than memory)."""
+
+    spec: str
+    graph: Graph
+    count: int
+
+    def batches(self, size: int) -> Iterator[dict[str, np.ndarray]]:
+        return iter_batches(self.spec, self.graph, size)
+
+
+def data_source(spec: str, graph: Graph) -> DataSource:
+    return DataSource(spec, graph, _checked_inputs(spec, graph)[2])
 
 
 def load_inputs(spec: str, graph: Graph) -> dict[str, np.ndarray]:

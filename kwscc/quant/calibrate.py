@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kwscc import progress
+from kwscc.data import DataSource
 from kwscc.errors import DataError
 from kwscc.frontends import reference_runner
 from kwscc.ir import Graph
@@ -87,26 +88,43 @@ def _run_missing(graph: Graph, values: dict[str, np.ndarray]) -> None:
         values.update(zip(node.outputs, REGISTRY[node.op].run(node, args)))
 
 
-def float_batches(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None, wanted: list[str],
+Feeds = dict[str, np.ndarray] | DataSource  # samples in memory, or streamed from a data file
+
+
+def sample_count(feeds: Feeds) -> int:
+    return feeds.count if isinstance(feeds, DataSource) else next(iter(feeds.values())).shape[0]
+
+
+def input_batches(feeds: Feeds, size: int):
+    """{input: samples} `size` samples at a time."""
+    if isinstance(feeds, DataSource):
+        yield from feeds.batches(size)
+        return
+    for start in range(0, sample_count(feeds), size):
+        yield {k: np.asarray(v[start:start + size], np.float32) for k, v in feeds.items()}
+
+
+def float_batches(graph: Graph, feeds: Feeds, model_path: Path | None, wanted: list[str],
                   batch: int = BATCH, label: str = "calibrating"):
     """Yield (start, inputs, {tensor: float values in kwscc's layout}) for each batch of samples: the
     model's own runtime for the tensors the file has (matched by provenance), kwscc's float execution
     of the graph for the others (tensors the passes created)."""
     origins = _origins(graph, wanted) if model_path is not None else {}
     run = reference_runner(model_path, sorted({s for s, _ in origins.values()})) if model_path is not None else None
-    count = next(iter(feeds.values())).shape[0]
-    with progress.bar(count, label) as shown:
-        for start in range(0, count, batch):
-            chunk = {k: np.asarray(v[start:start + batch], np.float32) for k, v in feeds.items()}
+    start = 0
+    with progress.bar(sample_count(feeds), label) as shown:
+        for chunk in input_batches(feeds, batch):
             values = _graph_layout(graph, origins, run(chunk)) if run else {}
             if any(n not in values for n in wanted):
                 values.update(chunk)
                 _run_missing(graph, values)
             yield start, chunk, values
-            shown.update(next(iter(chunk.values())).shape[0])
+            n = next(iter(chunk.values())).shape[0]
+            start += n
+            shown.update(n)
 
 
-def collect_stats(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None,
+def collect_stats(graph: Graph, feeds: Feeds, model_path: Path | None = None,
                   histogram: bool = True, observe=None) -> dict[str, TensorStats]:
     """Streamed TensorStats of every activation tensor of `graph` over the samples in `feeds`;
     observe(start, inputs, values), when given, sees every batch (to keep some samples' values)."""
@@ -117,12 +135,11 @@ def collect_stats(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path |
             stats[name].add(values[name])
         if observe is not None:
             observe(start, chunk, values)
-    count = next(iter(feeds.values())).shape[0]
-    log.info("calibrated %d tensors on %d samples", len(stats), count)
+    log.info("calibrated %d tensors on %d samples", len(stats), sample_count(feeds))
     return stats
 
 
-def calibrate(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None,
+def calibrate(graph: Graph, feeds: Feeds, model_path: Path | None = None,
               observe=None) -> Summaries:
     """Per-tensor summaries (min, max and every method's scores) on the calibration samples."""
     return {name: summary(s) for name, s in collect_stats(graph, feeds, model_path, observe=observe).items()}
@@ -135,7 +152,7 @@ def ranges_for(summaries: Summaries, method: str = DEFAULT_METHOD) -> Ranges:
     return {name: apply_method(method, s) for name, s in summaries.items()}
 
 
-def collect_ranges(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None = None,
+def collect_ranges(graph: Graph, feeds: Feeds, model_path: Path | None = None,
                    method: str = "max") -> Ranges:
     """Range of every activation tensor of `graph` over the samples in `feeds`, as `method` chooses it
     ("max": the exact min/max).

@@ -25,7 +25,7 @@ import numpy as np
 from kwscc.ir import Graph, Node
 from kwscc.quant.binary import BINARY_OPS
 from kwscc.ops.activation import TABLE_OPS
-from kwscc.quant.calibrate import Summaries, activation_names, float_batches, ranges_for
+from kwscc.quant.calibrate import Feeds, Summaries, activation_names, float_batches, ranges_for, sample_count
 from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, Format, dequantize, frac_bits_for, quantize_input
 from kwscc.quant.methods import DEFAULT_METHOD
 from kwscc.quant.quantize import QuantModel, quantize
@@ -286,9 +286,9 @@ class SampleKeeper:
                 "float": {k: np.concatenate(v) for k, v in self.floats.items()}}
 
 
-def sample_values(graph: Graph, feeds: dict[str, np.ndarray], model_path: Path | None, count: int) -> dict:
+def sample_values(graph: Graph, feeds: Feeds, model_path: Path | None, count: int) -> dict:
     """`count` samples (spread over the set) and the float value of every tensor on them."""
-    total = next(iter(feeds.values())).shape[0]
+    total = sample_count(feeds)
     wanted = activation_names(graph)
     keeper = SampleKeeper(sample_indices(total, count), wanted)
     for start, chunk, values in float_batches(graph, feeds, model_path, wanted, label="refining"):
@@ -340,7 +340,7 @@ def search_formats(graph: Graph, ranges: dict, options: QuantOptions, samples: d
 
 
 def quantize_calibrated(graph: Graph, summaries: Summaries, options: QuantOptions = QuantOptions(),
-                        feeds: dict[str, np.ndarray] | None = None, model_path: Path | None = None,
+                        feeds: Feeds | None = None, model_path: Path | None = None,
                         samples: dict | None = None) -> QuantModel:
     """The QuantModel of `graph` for `options`; the data-driven steps need `feeds` (calibration samples),
     or `samples` = sample_values(...) computed once for several calls."""
@@ -391,7 +391,7 @@ class Calibration:
 
     graph: Graph
     summaries: Summaries
-    feeds: dict[str, np.ndarray] | None
+    feeds: Feeds | None
     model_path: Path
     samples: dict | None = None
     provisional: bool = False  # placeholder ranges, no data (provisional_calibration)
@@ -423,11 +423,11 @@ def provisional_calibration(graph: Graph, model_path: Path) -> Calibration:
 def calibrate_stage(graph: Graph, options, model_path: Path) -> Calibration:
     """Summaries from --ranges FILE when it exists, else from --calib DATA (and written to --ranges
     FILE when one is named)."""
-    from kwscc.data import load_inputs
+    from kwscc.data import data_source
     from kwscc.errors import DataError
     from kwscc.quant.calibrate import calibrate, load_ranges, save_ranges
 
-    feeds = load_inputs(options.calib, graph) if options.calib else None
+    feeds = data_source(options.calib, graph) if options.calib else None  # streamed: memory bounded
     path = Path(options.ranges_file) if options.ranges_file else None
     if path is not None and path.exists():
         summaries = load_ranges(path, graph)
@@ -437,12 +437,12 @@ def calibrate_stage(graph: Graph, options, model_path: Path) -> Calibration:
     else:
         keeper = None
         if options.backend in REFINABLE_BACKENDS:  # the data-driven steps' samples, from the same run
-            total = next(iter(feeds.values())).shape[0]
+            total = sample_count(feeds)
             keeper = SampleKeeper(sample_indices(total, quant_options(options).samples), activation_names(graph))
         summaries = calibrate(graph, feeds, model_path, observe=keeper)
         if path is not None:
             save_ranges(path, summaries, {"model": model_path.name,
-                                          "samples": int(next(iter(feeds.values())).shape[0])})
+                                          "samples": sample_count(feeds)})
             log.info("wrote ranges to %s", path)
         if keeper is not None:
             return Calibration(graph, summaries, feeds, model_path, keeper.samples())
