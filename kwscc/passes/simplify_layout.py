@@ -159,6 +159,7 @@ def _sink_transposes(graph: Graph, node: Node) -> bool:
     graph.infer_node(node)
     graph.add_node(Node(graph.unique_node_name(node.name + "_transpose"), "Transpose", list(node.outputs), [out],
                         {"perm": perm}))
+    graph.permute_origin(node.outputs[0], out, graph.tensors[out].shape, tuple(int(p) for p in inverse))
     return True
 
 

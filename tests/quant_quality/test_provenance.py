@@ -90,3 +90,26 @@ def test_bias_correction_keeps_nchw_flatten_dense_within_a_point_of_float(conv_f
     assert float_acc >= 0.85  # a real classifier
     assert corrected >= float_acc - 0.01, (float_acc, corrected)
     assert corrected >= uncorrected - 0.005, (corrected, uncorrected)
+
+
+def test_branching_nchw_model_matches_kwscc_execution(tmp_path):
+    """Transposes sunk through Add and Concat (simplify_layout) keep every tensor's provenance right."""
+    rng = np.random.default_rng(5)
+    inits = {"w1": rng.normal(0, 0.5, (4, 2, 3, 3)), "w2": rng.normal(0, 0.5, (4, 2, 3, 3)),
+             "wd": rng.normal(0, 0.2, (8 * 4 * 3, 5))}
+    inits = {k: v.astype(np.float32) for k, v in inits.items()}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["a"], ["ar"]),
+             helper.make_node("Conv", ["x", "w2"], ["b"], kernel_shape=[3, 3]),
+             helper.make_node("Add", ["ar", "b"], ["s"]),
+             helper.make_node("Concat", ["s", "ar"], ["c"], axis=1),
+             helper.make_node("Flatten", ["c"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "wd"], ["y"])]
+    path = save(make_model(nodes, {"x": [1, 2, 6, 5]}, ["y"], inits), tmp_path, "branching.onnx")
+    graph = run_pipeline(read_model(path))
+    feeds = {"x": rng.normal(0, 1, (6, 2, 6, 5)).astype(np.float32)}
+    _, _, values = next(float_batches(graph, feeds, path, activation_names(graph)))
+    own = run_float(graph, feeds)
+    for name in activation_names(graph):
+        np.testing.assert_allclose(values[name], own[name], rtol=1e-4, atol=1e-4, err_msg=name)
+    assert sum(graph.origins[n][1] is not None for n in activation_names(graph) if n in graph.origins) >= 2
