@@ -94,9 +94,12 @@ def _permute_dense_columns(graph: Graph, node: Node) -> bool:
         permuted[:, order] = w
         dense.inputs[1] = graph.add_const(dense.inputs[1] + "_nhwc", permuted).name
     flatten.inputs[0] = node.inputs[0]
-    # its values are now in another order: a new name, so nothing matches it with the original model's tensor
+    # its values are now in another order: a new name, never taken for the model's tensor by its name
     reordered = graph.unique_tensor_name(flatten.outputs[0] + "_nhwc")
     graph.add_tensor(Tensor(reordered, flat_shape, graph.tensors[flatten.outputs[0]].dtype))
+    # its provenance says which order: the transposed tensor's elements in x's order
+    inverse = tuple(int(i) for i in np.argsort(node.attrs["perm"]))
+    graph.permute_origin(reordered, flatten.outputs[0], graph.tensors[node.outputs[0]].shape, inverse)
     flatten.outputs = [reordered]
     for dense in denses:
         dense.inputs[0] = reordered
@@ -126,9 +129,7 @@ def _hoist_transpose(graph: Graph, node: Node) -> bool:
     graph.infer_node(below)
     graph.infer_node(node)
     graph._rebuild_edges()
-    # the flattening now holds the transposed tensor's elements in x's order
-    inverse = tuple(int(i) for i in np.argsort(node.attrs["perm"]))
-    graph.permute_origin(flatten.outputs[0], flatten.outputs[0], graph.tensors[node.outputs[0]].shape, inverse)
+    graph.permute_origin(moved, below.inputs[0], graph.tensors[below.inputs[0]].shape, tuple(perm))
     return True
 
 
