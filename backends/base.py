@@ -88,6 +88,9 @@ class Backend:
     name = ""
     host_dir_name = ""
     cpus: tuple[str, ...] = ()
+    library = ""  # the kernel library the generated C calls
+    library_include = "Include"  # its header folder, relative to its root
+    library_table = None  # Path of the symbol table kwscc ships for the release it is tested with (kwscc.kernel_sources)
 
     def __init__(self, options=None) -> None:
         self.options = options  # kwscc.driver.CompileOptions, for backend-specific choices
@@ -126,3 +129,14 @@ class Backend:
 
     def host_files(self, rounding: str) -> dict[str, str]:
         raise NotImplementedError
+
+    def kernel_build(self, cpu: str) -> str:
+        """The library's code path on `cpu`: c | dsp | mve (kwscc.kernel_sources.BUILD_COMPILERS)."""
+        return "c"
+
+    def open_library(self, directory):
+        """The user's checkout of the kernel library at `directory` (kwscc.validate.cmsis_nn.CmsisNN or
+        kwscc.validate.cmsis_5.Cmsis5): root, candidate sources, compile flags, version."""
+        from kwscc.errors import UnsupportedError
+
+        raise UnsupportedError(f"the {self.name} backend cannot use a library checkout")

@@ -82,6 +82,12 @@ def _common_options(p: argparse.ArgumentParser) -> None:
                    help="progress bars on stderr (default: only when it is a terminal)")
 
 
+class _PrintCmakeDir(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(Path(__file__).resolve().parent / "cmake")
+        parser.exit()
+
+
 def build_parser(command: str) -> argparse.ArgumentParser:
     if command == "validate":
         p = Parser(prog="kwscc validate", description="compile, build for the host, run and compare")
@@ -97,6 +103,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                        choices=("host", "cortex-m3", "cortex-m4", "cortex-m33", "cortex-m55"),
                        help="run the C on this machine (host) or on an emulated Cortex-M core (QEMU)")
         p.add_argument("--cmsis-nn", metavar="DIR", help="build against this CMSIS-NN checkout instead of kwscc's host kernels")
+        p.add_argument("--cmsis-5", metavar="DIR",
+                       help="--backend cmsis-nn-legacy: build against this CMSIS_5 checkout's CMSIS/NN (<= 5.9.0)")
         p.add_argument("--reference", metavar="FLOAT_MODEL", help="also compare with this float model")
         p.add_argument("--split", metavar="KEY",
                        help="per-sample split ids (a key of the --data .npz, or FILE.npy / FILE.npz:KEY): "
@@ -140,7 +148,12 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
     p.add_argument("--with-host-kernels", action="store_true",
                    help="also write OUT/cmsis_nn_host/: kwscc's host implementation of the CMSIS-NN calls")
+    p.add_argument("--cmsis-nn", metavar="DIR",
+                   help="list the CMSIS-NN files the model calls by scanning this checkout (for --cpu's build) and "
+                        "copy them, with the headers, into OUT/cmsis_nn/")
     p.add_argument("--version", action="version", version=f"kwscc {__version__}")
+    p.add_argument("--cmake-dir", action=_PrintCmakeDir, nargs=0,
+                   help="print the folder holding kwsccConfig.cmake (find_package(kwscc CONFIG) with -Dkwscc_DIR=...) and exit")
     return p
 
 
@@ -166,15 +179,20 @@ def _write_text(path: str, text: str) -> None:
 
 
 def cmd_compile(args, argv) -> int:
+    from kwscc.build_files import build_files
     from kwscc.driver import compile_model, output_files, write_outputs
     from kwscc.report.report import build_report, format_table, report_files
 
     compiled = compile_model(args.model, _options(args, argv))
     with progress.step("building the report"):
         report = build_report(compiled)
-    write_outputs(output_files(compiled, args.with_host_kernels, report_files(compiled, report)), args.output)
+    files = output_files(compiled, args.with_host_kernels, report_files(compiled, report))
+    host_kernels = compiled.backend.host_files(compiled.qm.rounding) if args.with_host_kernels else None
+    files.update(build_files(compiled, host_kernels, args.cmsis_nn))
+    write_outputs(files, args.output)
     print(format_table(report))
-    print(f"\nwrote {', '.join(sorted(compiled.files))} and {compiled.name}_report.json/.md/.svg to {args.output}")
+    build = [f for f in (f"{compiled.name}.cmake", f"{compiled.name}.mk") if f in files]
+    print(f"\nwrote {', '.join(sorted(compiled.files) + build)} and {compiled.name}_report.json/.md/.svg to {args.output}")
     return 0
 
 
@@ -200,6 +218,7 @@ def cmd_report(args, argv) -> int:
 
 
 def cmd_validate(args, argv) -> int:
+    from kwscc.backends.base import get_backend
     from kwscc.driver import compile_model
     from kwscc.frontends import read_model
     from kwscc.report.report import to_json
@@ -209,14 +228,22 @@ def cmd_validate(args, argv) -> int:
     if label_names and not args.labels:
         raise KwsccError("--label-names names the classes of --labels: give --labels too")
     options = _options(args, argv)
+    legacy = options.backend == "cmsis-nn-legacy"
+    if args.cmsis_5 and not legacy or args.cmsis_nn and legacy:
+        raise KwsccError("--cmsis-5 DIR is CMSIS_5's legacy q7 API, for --backend cmsis-nn-legacy; --cmsis-nn DIR "
+                         "is ARM-software/CMSIS-NN, for the cmsis-nn backend")
+    if args.cmsis_5 or args.cmsis_nn:  # a wrong folder fails before the compile
+        get_backend(options.backend).open_library(args.cmsis_5 or args.cmsis_nn)
+    if args.sanitize and args.target != "host":
+        raise KwsccError(f"--sanitize builds with the host compiler's ASan and UBSan: --target host only, not {args.target}")
     if args.target != "host" and not any(a == "--cpu" or a.startswith("--cpu=") for a in argv):
         options.cpu = args.target  # scratch sized for the CMSIS-NN build of the core it runs on
     if options.calib is None and not read_model(args.model, options.input_shapes).recorded_ranges:
         logging.getLogger("kwscc").warning("no --calib given: calibrating on the validation data")
         options.calib = args.data
     result = validate(compile_model(args.model, options), args.data, args.labels, sanitize=args.sanitize,
-                      target=args.target, cmsis_nn_dir=args.cmsis_nn, reference=args.reference, split_spec=args.split,
-                      label_names=label_names)
+                      target=args.target, cmsis_nn_dir=args.cmsis_5 if legacy else args.cmsis_nn,
+                      reference=args.reference, split_spec=args.split, label_names=label_names)
     print(format_summary(result))
     if args.json:
         _write_text(args.json, to_json(result))

@@ -27,6 +27,16 @@ class CmsisNNBackend(Backend):
     name = "cmsis-nn"
     host_dir_name = "cmsis_nn_host"
     cpus = tuple(CPU_BUILDS)
+    library = "CMSIS-NN"
+    library_table = Path(__file__).parent / "cmsis_nn_v7.0.0_sources.json"
+
+    def kernel_build(self, cpu: str) -> str:
+        return CPU_BUILDS[cpu]
+
+    def open_library(self, directory):
+        from kwscc.validate.cmsis_nn import checkout
+
+        return checkout(directory)
 
     def check(self, graph) -> None:
         constraints.check(graph)

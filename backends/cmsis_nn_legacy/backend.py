@@ -35,6 +35,17 @@ class CmsisNNLegacyBackend(Backend):
     name = "cmsis-nn-legacy"
     host_dir_name = "cmsis_nn_legacy_host"
     cpus = CPUS
+    library = "CMSIS_5 CMSIS/NN"
+
+    def kernel_build(self, cpu: str) -> str:
+        from kwscc.backends.cmsis_nn.backend import CPU_BUILDS  # the same cores take the same paths
+
+        return CPU_BUILDS[cpu]
+
+    def open_library(self, directory):
+        from kwscc.validate.cmsis_5 import checkout
+
+        return checkout(directory)
 
     @property
     def softmax(self) -> str:

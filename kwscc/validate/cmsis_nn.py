@@ -4,7 +4,13 @@ Supported: the standalone ARM-software/CMSIS-NN repository, releases v4.0.0 to v
 emits; its signatures did not change over those releases). Expected layout:
 
     DIR/Include/arm_nnfunctions.h, arm_nn_types.h, arm_nnsupportfunctions.h (+ Internal/, on v4.1+)
-    DIR/Source/<folder>/*.c for the folders in SOURCE_FOLDERS
+    DIR/Source/<folder>/*.c, with the CMakeLists.txt that say which of them the release builds
+
+The sources compiled are the ones the release's own CMake lists compile (kwscc.kernel_sources.cmake_sources:
+TransposeFunctions and PadFunctions where the release has them, no float kernels behind the F16/F32
+options); unused functions are dropped at link time (-ffunction-sections, --gc-sections). The library's
+headers are included after <stdint.h> (-include stdint.h: v4.1.0's Internal/arm_nn_compiler.h uses
+uint8_t before including it).
 
 CMSIS_5's CMSIS/NN (<= 5.9.0, the legacy q7 API) is not supported by the cmsis-nn backend. The library
 picks its own code path from the compiler's target: ARM_MATH_DSP on cores with the DSP extension
@@ -21,16 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kwscc.errors import ToolError
+from kwscc.kernel_sources import cmake_sources
 
 log = logging.getLogger(__name__)
 
-# The Source/ folders compiled: the kernels kwscc calls (conv, depthwise, fully connected, pooling,
-# softmax, LSTM), their helpers (NNSupportFunctions) and the elementwise/activation kernels. Unused functions
-# are dropped at link time (-ffunction-sections, --gc-sections).
-SOURCE_FOLDERS = ("ActivationFunctions", "BasicMathFunctions", "ConvolutionFunctions", "FullyConnectedFunctions",
-                  "LSTMFunctions", "NNSupportFunctions", "PoolingFunctions", "SoftmaxFunctions")
 REQUIRED_HEADERS = ("arm_nnfunctions.h", "arm_nn_types.h")
 SUPPORTED_MAJOR = range(4, 8)  # v4.x - v7.x
+# arm_nnfunctions.h's $Revision in each release: a git checkout's pdsc says 0.0.0 (the release tooling fills
+# it in), but this header is the same in the tag and in the packed release
+API_REVISIONS = {"V.18.0.0": "7.0.0"}
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,21 @@ class CmsisNN:
     root: Path
     include: Path
     sources: tuple[Path, ...]
-    version: str | None  # from ARM.CMSIS-NN.pdsc when the checkout has it
+    version: str | None  # the release: from the pdsc, else from arm_nnfunctions.h's $Revision
+    api_revision: str | None = None  # arm_nnfunctions.h's $Revision
 
     def describe(self) -> str:
-        return f"CMSIS-NN {self.version or '(version unknown)'} at {self.root}"
+        version = self.version or (f"(arm_nnfunctions.h {self.api_revision})" if self.api_revision else
+                                   "(version unknown)")
+        return f"CMSIS-NN {version} at {self.root}"
+
+    def kernel_flags(self, build: str, host: bool) -> list[str]:
+        """Flags compiling the library's sources (and preprocessing them: kwscc.kernel_sources)."""
+        return [f"-I{self.include}", "-include", "stdint.h"]
+
+    def model_flags(self, build: str, host: bool) -> list[str]:
+        """Flags compiling the generated C against the library (its headers as system headers)."""
+        return ["-isystem", str(self.include)]
 
 
 def checkout(directory: str | os.PathLike) -> CmsisNN:
@@ -57,23 +73,35 @@ def checkout(directory: str | os.PathLike) -> CmsisNN:
             hint = " (this looks like CMSIS_5: its CMSIS/NN is the legacy API; use ARM-software/CMSIS-NN v4.0.0-v7.0.0)"
         raise ToolError(f"--cmsis-nn {directory}: not a CMSIS-NN checkout: expected Include/{', Include/'.join(REQUIRED_HEADERS)} "
                         f"and Source/ (the layout of ARM-software/CMSIS-NN v4.x-v7.x){hint}")
-    sources = tuple(sorted(p for folder in SOURCE_FOLDERS if (source / folder).is_dir()
-                           for p in (source / folder).rglob("*.c")))
+    sources = tuple(cmake_sources(source))
     if not sources:
-        raise ToolError(f"--cmsis-nn {directory}: no C sources under Source/{{{','.join(SOURCE_FOLDERS)}}}")
-    version = _version(root)
+        raise ToolError(f"--cmsis-nn {directory}: no C sources under Source/")
+    version, revision = _version(root)
     if version is not None and int(version.split(".")[0]) not in SUPPORTED_MAJOR:
         log.warning("CMSIS-NN %s at %s: kwscc supports v4.x-v7.x; building anyway", version, root)
-    return CmsisNN(root, include, sources, version)
+    return CmsisNN(root, include, sources, version, revision)
 
 
-def _version(root: Path) -> str | None:
-    """The newest <release version="..."> of the checkout's pack description, if it has one."""
+def _version(root: Path) -> tuple[str | None, str | None]:
+    """(release, arm_nnfunctions.h revision): the release from the newest <release version="..."> of the pack
+    description unless it is a git checkout's placeholder 0.0.0, else from the header's revision."""
+    header = (root / "Include" / "arm_nnfunctions.h").read_text(errors="replace")
+    match = re.search(r"\$Revision:\s*(V\.[0-9.]+)", header)
+    revision = match.group(1) if match else None
     for pdsc in sorted(root.glob("*.pdsc")):
         match = re.search(r'<release\s+version="([0-9]+\.[0-9]+\.[0-9]+)', pdsc.read_text(errors="replace"))
-        if match:
-            return match.group(1)
-    return None
+        if match and match.group(1) != "0.0.0":
+            return match.group(1), revision
+    return API_REVISIONS.get(revision), revision
+
+
+def needed_sources(compiled, lib, build: str) -> list[Path]:
+    """The checkout's files the model calls in CMSIS-NN's `build` code path (kwscc.build_files.kernel_files):
+    what the program is built from, so that every validation also checks that list."""
+    from kwscc.build_files import kernel_files
+
+    files, _ = kernel_files(compiled, lib, build)
+    return [lib.root / f for f in files]
 
 
 def compile_objects(jobs: list[tuple[list[str], Path, Path]]) -> None:
@@ -99,22 +127,26 @@ def object_name(src: Path, base: Path) -> str:
     return "__".join(rel.with_suffix(".o").parts)
 
 
-def build_host_program(compiled, work: Path, lib: CmsisNN) -> Path:
-    """The host validation program (kwscc's host harness) built against the user's CMSIS-NN."""
-    from kwscc.validate.host import WARNINGS, compiler, harness_source
+def build_host_program(compiled, work: Path, lib, sanitize: bool = False) -> Path:
+    """The host validation program (kwscc's host harness) built against the user's library checkout
+    (CmsisNN, or kwscc.validate.cmsis_5.Cmsis5 for the legacy backend)."""
+    from kwscc.validate.host import SANITIZE, WARNINGS, compiler, harness_source
     from kwscc.driver import write_outputs
 
     cc = compiler()
     write_outputs(dict(compiled.files), work)
     (work / "main.c").write_text(harness_source(compiled))
     defines = ["-DCMSIS_NN_USE_SINGLE_ROUNDING"] if compiled.qm.rounding == "single" else []
-    ours = [cc, *WARNINGS, "-O2", *defines, f"-I{work}", "-isystem", str(lib.include)]
-    theirs = [cc, "-std=gnu11", "-O2", *defines, f"-I{lib.include}"]
+    checks = SANITIZE if sanitize else []
+    ours = [cc, *WARNINGS, "-O2", *checks, *defines, f"-I{work}", *lib.model_flags("c", host=True)]
+    theirs = [cc, "-std=gnu11", "-O2", *checks, *defines, *lib.kernel_flags("c", host=True)]
     jobs = [(ours, src, work / "obj" / "model" / (src.stem + ".o")) for src in sorted(work.glob("*.c"))]
-    jobs += [(theirs, src, work / "obj" / "kernels" / object_name(src, lib.root)) for src in lib.sources]
+    jobs += [(theirs, src, work / "obj" / "kernels" / object_name(src, lib.root))
+             for src in needed_sources(compiled, lib, "c")]  # the host compiler takes the pure-C path
     compile_objects(jobs)
     prog = work / "prog"
-    result = subprocess.run([cc, *[str(obj) for _, _, obj in jobs], "-o", str(prog)], capture_output=True, text=True)
+    result = subprocess.run([cc, *checks, *[str(obj) for _, _, obj in jobs], "-o", str(prog)], capture_output=True,
+                            text=True)
     if result.returncode != 0:
         raise ToolError(f"linking against {lib.describe()} failed:\n{result.stderr.strip()[:4000]}")
     return prog

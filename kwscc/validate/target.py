@@ -29,7 +29,7 @@ import numpy as np
 from kwscc.codegen import environment
 from kwscc.driver import Compiled, output_files, write_outputs
 from kwscc.errors import DataError, ToolError
-from kwscc.validate.cmsis_nn import CmsisNN, checkout, compile_objects, object_name
+from kwscc.validate.cmsis_nn import CmsisNN, compile_objects, needed_sources, object_name
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +119,19 @@ def find_tools() -> Tools:
 # ------------------------------------------------------------------------------------------ entry point
 
 def run_on_target(compiled: Compiled, x: np.ndarray, target: str, cmsis_nn_dir: str | None = None,
-                  timeout: float | None = None, keep: str | os.PathLike | None = None) -> tuple[np.ndarray, dict]:
+                  timeout: float | None = None, keep: str | os.PathLike | None = None,
+                  sanitize: bool = False) -> tuple[np.ndarray, dict]:
     """int8 outputs [samples, outputs] of the compiled model on float samples x [samples, inputs], run on
     `target` (a Cortex-M core under QEMU, or "host" with cmsis_nn_dir), and what the run measured.
     keep: a directory to build in and leave behind for inspection (default: $KWSCC_TARGET_BUILD_DIR if
     set, else a temporary directory)."""
     if x.shape[0] == 0:
         raise DataError("no samples to run")
+    if sanitize and target != "host":
+        raise ToolError(f"--sanitize builds with the host compiler's ASan and UBSan: it runs on --target host only, "
+                        f"not on {target}")
     keep = keep if keep is not None else os.environ.get("KWSCC_TARGET_BUILD_DIR") or None
-    lib = checkout(cmsis_nn_dir) if cmsis_nn_dir is not None else None
-    if lib is not None and compiled.backend.name != "cmsis-nn":
-        raise ToolError(f"--cmsis-nn builds the cmsis-nn backend's code; this model uses the {compiled.backend.name} backend")
+    lib = compiled.backend.open_library(cmsis_nn_dir) if cmsis_nn_dir is not None else None
     x = np.ascontiguousarray(np.asarray(x, np.float32).reshape(x.shape[0], -1))
     with tempfile.TemporaryDirectory(prefix="kwscc-target-") as tmp:
         work = Path(keep) if keep is not None else Path(tmp)
@@ -137,17 +139,18 @@ def run_on_target(compiled: Compiled, x: np.ndarray, target: str, cmsis_nn_dir: 
         if target == "host":
             if lib is None:
                 raise ToolError("run_on_target(host) needs a CMSIS-NN checkout")
-            return _run_host(compiled, x, work, lib)
+            return _run_host(compiled, x, work, lib, sanitize)
         if target not in BOARDS:
             raise ToolError(f"unknown target '{target}': one of host, {', '.join(TARGETS)}")
         return _run_board(compiled, x, BOARDS[target], work, lib, timeout)
 
 
-def _run_host(compiled: Compiled, x: np.ndarray, work: Path, lib: CmsisNN) -> tuple[np.ndarray, dict]:
+def _run_host(compiled: Compiled, x: np.ndarray, work: Path, lib: CmsisNN,
+              sanitize: bool) -> tuple[np.ndarray, dict]:
     from kwscc.validate.cmsis_nn import build_host_program
     from kwscc.validate.host import run_host_program
 
-    prog = build_host_program(compiled, work, lib)
+    prog = build_host_program(compiled, work, lib, sanitize)
     out = run_host_program(prog, x, _output_size(compiled))
     return out, {"kernels": lib.describe(), "cmsis_nn_version": lib.version}
 
@@ -159,9 +162,7 @@ def _output_size(compiled: Compiled) -> int:
 def check_build_matches(compiled: Compiled, board: Board, lib: CmsisNN | None) -> None:
     """Scratch buffers are sized for the CMSIS-NN build of --cpu: the real library on this core needs them
     sized for the core's own build. kwscc's host kernels are pure C and need at most what any build asks."""
-    from kwscc.backends.cmsis_nn.backend import CPU_BUILDS
-
-    build = CPU_BUILDS.get(compiled.options.cpu)
+    build = compiled.backend.kernel_build(compiled.options.cpu)
     if lib is not None and build != board.build:
         raise ToolError(f"the model was compiled for --cpu {compiled.options.cpu} (CMSIS-NN's {build} build) but "
                         f"{board.target} runs CMSIS-NN's {board.build} build, whose scratch buffers differ: "
@@ -201,9 +202,9 @@ def build_image(compiled: Compiled, board: Board, work: Path, lib: CmsisNN | Non
         model_inc = [f"-I{kernel_dir}"]
         kernels = f"kwscc host kernels ({compiled.backend.host_dir_name}, pure C)"
     else:
-        kernel_sources, kernel_base = list(lib.sources), lib.root
-        kernel_cmd = [*base, "-std=gnu11", *defines, f"-I{lib.include}"]
-        model_inc = ["-isystem", str(lib.include)]
+        kernel_sources, kernel_base = needed_sources(compiled, lib, board.build), lib.root
+        kernel_cmd = [*base, "-std=gnu11", *defines, *lib.kernel_flags(board.build, host=False)]
+        model_inc = lib.model_flags(board.build, host=False)
         kernels = lib.describe()
     obj = work / "obj"
     # kwscc_target_hooks.h defines KWSCC_LAYER_HOOK: the model calls kwscc_mark() after every layer

@@ -75,7 +75,7 @@ def run_compiled(compiled: Compiled, x: np.ndarray, sanitize: bool, target: str,
             return run_host_program(prog, x, out_size), {}
     from kwscc.validate.target import run_on_target
 
-    return run_on_target(compiled, x, target, cmsis_nn_dir)
+    return run_on_target(compiled, x, target, cmsis_nn_dir, sanitize=sanitize)
 
 
 def _simulate_chunks(compiled: Compiled, feeds: dict[str, np.ndarray]):

@@ -8,8 +8,8 @@ import pytest
 
 from kwscc.errors import ToolError
 from kwscc.validate import target
-from kwscc.validate.cmsis_nn import SOURCE_FOLDERS, checkout
-from tests.target.fake_cmsis_nn import make_fake_cmsis_nn
+from kwscc.validate.cmsis_nn import checkout
+from tests.target.fake_cmsis_nn import LAYOUT, make_fake_cmsis_nn
 
 MAP = """\
 Archive member included to satisfy reference by file (symbol)
@@ -112,7 +112,7 @@ def test_missing_tools_name_the_debian_packages(monkeypatch):
 def test_cmsis_nn_checkout_layout(tmp_path):
     lib = checkout(make_fake_cmsis_nn(tmp_path / "nn", version="6.0.0"))
     assert lib.version == "6.0.0"
-    assert {p.parent.name for p in lib.sources} <= set(SOURCE_FOLDERS)
+    assert {p.parent.name for p in lib.sources} == set(LAYOUT.values())
     assert len(lib.sources) == 5
 
 

@@ -1,0 +1,104 @@
+"""The generated C against Arm's real libraries (../shared/third_party, or $KWSCC_CMSIS_NN / $KWSCC_CMSIS_5):
+the four shipped KWS models on CMSIS-NN v7.0.0 on the host (both rounding builds), Cortex-M4 and Cortex-M55,
+and with the legacy backend on CMSIS_5 5.9.0's CMSIS/NN on the host and Cortex-M4, bit for bit with kwscc's
+simulator; each program built from the per-model file list alone, checked against the linker's map.
+Without the libraries these tests skip, saying why."""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kwscc.build_files import kernel_files, library_graph
+from kwscc.driver import CompileOptions, compile_model
+from kwscc.kernel_sources import entry_symbols
+from kwscc.quant.simulate import simulate_float_inputs
+from kwscc.validate.cmsis_nn import object_name
+from kwscc.validate.target import FLASH_SECTIONS, RAM_SECTIONS, parse_map, run_on_target
+from tests.e2e import kws_shared as kws
+from tests.third_party import library
+
+SAMPLES = 5  # per model: QEMU runs are the slow part
+
+
+def samples(model: str) -> np.ndarray:
+    x = kws.kws_arrays()[f"test50_{kws.FEATURES[model]}"][:SAMPLES]
+    return x.reshape(SAMPLES, -1)
+
+
+def compiled(model: str, rounding: str = "default", cpu: str = "cortex-m4"):
+    options = {k: v for k, v in (("rounding", rounding), ("cpu", cpu)) if v != {"rounding": "default", "cpu": "cortex-m4"}[k]}
+    return kws.compiled(model, **options)
+
+
+def check_bit_exact(compiled, out: np.ndarray) -> None:
+    graph = compiled.graph
+    x = samples(compiled.model_path.stem)
+    feeds = {graph.inputs[0]: x.reshape((SAMPLES,) + graph.tensors[graph.inputs[0]].shape[1:])}
+    expected = simulate_float_inputs(compiled.qm, feeds, compiled.backend.simulate)[graph.outputs[0]]
+    assert out.shape == (SAMPLES, graph.tensors[graph.outputs[0]].size)
+    assert np.count_nonzero(out != expected.reshape(SAMPLES, -1)) == 0
+
+
+@pytest.mark.parametrize("rounding", ["default", "single"])
+@pytest.mark.parametrize("model", kws.MODELS)
+def test_cmsis_nn_v7_on_the_host(model, rounding):
+    lib = library("cmsis_nn")
+    c = compiled(model, rounding)
+    out, measured = run_on_target(c, samples(model), "host", str(lib))
+    assert measured["cmsis_nn_version"] == "7.0.0"  # a git snapshot: read from arm_nnfunctions.h, not the pdsc
+    check_bit_exact(c, out)
+
+
+def called_files(graph: dict, entries: list[str]) -> set[str]:
+    """The files of the functions the entries really reach (the linker's view, function by function)."""
+    seen, todo = set(), list(entries)
+    while todo:
+        name = todo.pop()
+        if name not in seen and name in graph:
+            seen.add(name)
+            todo.extend(graph[name].refs)
+    return {graph[name].file for name in seen}
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("model", kws.MODELS)
+def test_cmsis_nn_v7_on_cortex_m(model, target, arm_toolchain, tmp_path):
+    """The image is linked from the per-model file list alone (no undefined reference); the map shows that
+    the linker kept something of every file a called function lives in, and nothing of any other file."""
+    lib = library("cmsis_nn")
+    c = compiled(model, cpu=target)
+    out, _ = run_on_target(c, samples(model), target, str(lib), keep=tmp_path)
+    check_bit_exact(c, out)
+    checkout = c.backend.open_library(lib)
+    files, _ = kernel_files(c, checkout)
+    assert files == kernel_files(c)[0], "kwscc's shipped v7.0.0 table and the scan of the checkout disagree"
+    kept = {os.path.basename(obj) for out_sec, _, _, size, obj in parse_map((tmp_path / "kwscc_image.map").read_text())
+            if size > 0 and out_sec in FLASH_SECTIONS + RAM_SECTIONS and os.path.basename(obj).startswith("Source__")}
+    graph, _ = library_graph(c, None)
+    called = {object_name(lib / f, lib) for f in called_files(graph, entry_symbols(c.files[f"{c.name}.c"], graph))}
+    assert kept == called, (sorted(kept - called), sorted(called - kept))
+    # the rest of the list is what those files' other functions call: there so it links without --gc-sections
+    assert called <= {object_name(lib / f, lib) for f in files}
+
+
+# ------------------------------------------------------------------------------- CMSIS_5 5.9.0 (legacy q7)
+
+@functools.lru_cache(maxsize=None)
+def legacy_compiled(model: str):
+    return compile_model(kws.model_path(model), CompileOptions(calib=kws.calib_spec(model), backend="cmsis-nn-legacy"))
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+@pytest.mark.parametrize("model", kws.MODELS)
+def test_cmsis_5_legacy_backend(model, target, request):
+    lib = library("cmsis_5")
+    if target != "host":
+        request.getfixturevalue("arm_toolchain")
+    c = legacy_compiled(model)
+    out, measured = run_on_target(c, samples(model), target, str(lib))
+    assert measured["kernels"].startswith("CMSIS_5 5.9.0 CMSIS/NN")
+    check_bit_exact(c, out)
