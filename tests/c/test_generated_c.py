@@ -244,14 +244,15 @@ def test_generated_source_is_static(model, generate):
     gen = generate(model)
     code = kws.strip_c_comments(gen.c_file.read_text())
     # every array with an initializer is static const (weights, biases, shifts, multipliers: flash)
-    initialized = re.findall(r"^([^\n;{}]*?)\b(\w+)\s*\[[^\]]*\]\s*=\s*\{", code, re.M)
+    initialized = re.findall(r"^([^\n;{}]*?)\b(\w+)\s*\[[^\]]*\]\s*(?:\w+_WEIGHTS_ATTRIBUTES\s*)?=\s*\{", code, re.M)
     assert len(initialized) >= 3
     for prefix, symbol in initialized:
         assert prefix.split()[:2] == ["static", "const"], f"{symbol} is not static const: {prefix!r}"
     # one static arena, and no other writable file-scope data
     writable = re.findall(r"^static\s+(?!const\b)[^\n;{]*;", code, re.M)
     assert len(writable) == 1, writable
-    assert re.match(rf"static\s+int32_t\s+{model}_arena\s*\[\s*\({model.upper()}_ARENA_SIZE\s*\+\s*3\)\s*/\s*4\s*\]\s*;",
+    assert re.match(rf"static\s+int32_t\s+{model}_arena\s*\[\s*\({model.upper()}_ARENA_SIZE\s*\+\s*3\)\s*/\s*4\s*\]"
+                    rf"\s*{model.upper()}_ARENA_ATTRIBUTES\s*;",
                     writable[0]), writable[0]
     for banned in ("malloc", "calloc", "realloc", "free", "printf", "fprintf", "sprintf", "puts", "FILE", "stdio.h",
                    "stdlib.h", "exit", "abort", "assert"):
@@ -261,7 +262,7 @@ def test_generated_source_is_static(model, generate):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_object_file_symbols(model, generate, host_cc, tmp_path):
-    """Compiled NAME.c exports exactly the three API functions, keeps all weights read-only, has one
+    """Compiled NAME.c exports exactly the four API functions, keeps all weights read-only, has one
     zero-initialised arena of NAME_ARENA_SIZE bytes and needs nothing but CMSIS-NN functions."""
     gen = generate(model)
     obj = tmp_path / f"{model}.o"
@@ -270,7 +271,7 @@ def test_object_file_symbols(model, generate, host_cc, tmp_path):
     assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
     symbols = nm_symbols(obj)
     exported = sorted(name for kind, name, _ in symbols if kind.isupper() and kind != "U")
-    assert exported == sorted(f"{model}_{f}" for f in ("run", "quantize_input", "dequantize_output"))
+    assert exported == sorted(f"{model}_{f}" for f in ("run", "run_with_arena", "quantize_input", "dequantize_output"))
     undefined = sorted(name for kind, name, _ in symbols if kind == "U")
     assert undefined and all(name.startswith("arm_") for name in undefined), undefined
     data = [(kind, name) for kind, name, _ in symbols if kind in "dD"]

@@ -50,6 +50,13 @@ def compiled(model: str, rounding: str = "default", cpu: str = "cortex-m4", weig
     return compile_model(model_path(model), options)
 
 
+@functools.lru_cache(maxsize=None)
+def legacy_compiled(model: str, softmax: str = "kwscc") -> Compiled:
+    """compile_model() of a real KWS model for --backend cmsis-nn-legacy, cached for the session."""
+    options = CompileOptions(calib=calib_spec(model), backend="cmsis-nn-legacy", legacy_softmax=softmax)
+    return compile_model(model_path(model), options)
+
+
 def compile_argv(model: str, out: Path | str, *extra: str) -> list[str]:
     return [str(model_path(model)), "-o", str(out), "--calib", calib_spec(model), *extra]
 

@@ -4,12 +4,9 @@ Done-when numbers on all 2000 clips are measured with the CLI: README "cmsis-nn-
 ML-KWS's hand-written DS-CNN buffers (18,304 bytes)."""
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 
-from kwscc.driver import CompileOptions, compile_model
 from kwscc.validate.validate import validate
 from tests.e2e import kws_shared as kws
 
@@ -17,10 +14,7 @@ SAMPLES = 400
 MLKWS_DS_CNN_S_ARENA = 18304  # ML-KWS ds_cnn.cpp: two 8000-byte activation buffers + a 2304-byte col buffer
 
 
-@functools.lru_cache(maxsize=None)
-def compiled(model: str, softmax: str = "kwscc"):
-    options = CompileOptions(calib=kws.calib_spec(model), backend="cmsis-nn-legacy", legacy_softmax=softmax)
-    return compile_model(kws.model_path(model), options)
+compiled = kws.legacy_compiled  # shared with the tests against the real CMSIS_5 (tests/target)
 
 
 @pytest.fixture(scope="module")

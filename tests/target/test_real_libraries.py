@@ -5,7 +5,6 @@ simulator; each program built from the per-model file list alone, checked agains
 Without the libraries these tests skip, saying why."""
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 
 from kwscc.build_files import kernel_files, library_graph
-from kwscc.driver import CompileOptions, compile_model
 from kwscc.kernel_sources import entry_symbols
 from kwscc.quant.simulate import simulate_float_inputs
 from kwscc.validate.cmsis_nn import object_name
@@ -87,18 +85,13 @@ def test_cmsis_nn_v7_on_cortex_m(model, target, arm_toolchain, tmp_path):
 
 # ------------------------------------------------------------------------------- CMSIS_5 5.9.0 (legacy q7)
 
-@functools.lru_cache(maxsize=None)
-def legacy_compiled(model: str):
-    return compile_model(kws.model_path(model), CompileOptions(calib=kws.calib_spec(model), backend="cmsis-nn-legacy"))
-
-
 @pytest.mark.parametrize("target", ["host", "cortex-m4"])
 @pytest.mark.parametrize("model", kws.MODELS)
 def test_cmsis_5_legacy_backend(model, target, request):
     lib = library("cmsis_5")
     if target != "host":
         request.getfixturevalue("arm_toolchain")
-    c = legacy_compiled(model)
+    c = kws.legacy_compiled(model)  # shared with tests/legacy
     out, measured = run_on_target(c, samples(model), target, str(lib))
     assert measured["kernels"].startswith("CMSIS_5 5.9.0 CMSIS/NN")
     check_bit_exact(c, out)
