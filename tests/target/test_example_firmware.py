@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from kwscc.driver import CompileOptions, compile_model
 from kwscc.quant.simulate import simulate_float_inputs
 from tests.e2e import kws_shared as kws
+from tests.installed import kwscc_script
 from tests.third_party import library
 
 FIRMWARE = kws.ROOT / "examples" / "firmware"
@@ -43,8 +42,7 @@ def test_example_firmware_under_qemu(kernels, arm_toolchain, tmp_path):
     if shutil.which("cmake") is None:
         pytest.skip("cmake is not installed")
     extra = [f"-DCMSIS_NN_PATH={library('cmsis_nn')}"] if kernels == "cmsis-nn" else []
-    kwscc = Path(sys.executable).with_name("kwscc")
-    cmake_dir = run([kwscc, "--cmake-dir"]).stdout.strip()
+    cmake_dir = run([kwscc_script(), "--cmake-dir"]).stdout.strip()
     build = tmp_path / "build"
     run(["cmake", "-S", FIRMWARE, "-B", build, f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE / 'arm-none-eabi.cmake'}",
          f"-Dkwscc_DIR={cmake_dir}", *extra])

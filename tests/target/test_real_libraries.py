@@ -6,7 +6,6 @@ Without the libraries these tests skip, saying why."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
