@@ -9,6 +9,7 @@ HOST = Path(__file__).resolve().parents[2] / "backends" / "cmsis_nn" / "host"
 LAYOUT = {
     "arm_convolve_s8.c": "ConvolutionFunctions",
     "arm_depthwise_conv_s8.c": "ConvolutionFunctions",
+    "arm_elementwise_s8.c": "BasicMathFunctions",
     "arm_fully_connected_s8.c": "FullyConnectedFunctions",
     "arm_pool_s8.c": "PoolingFunctions",
     "arm_softmax_s8.c": "SoftmaxFunctions",
