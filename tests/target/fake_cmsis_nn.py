@@ -11,6 +11,7 @@ LAYOUT = {
     "arm_depthwise_conv_s8.c": "ConvolutionFunctions",
     "arm_elementwise_s8.c": "BasicMathFunctions",
     "arm_fully_connected_s8.c": "FullyConnectedFunctions",
+    "arm_lstm_s8.c": "LSTMFunctions",
     "arm_pool_s8.c": "PoolingFunctions",
     "arm_softmax_s8.c": "SoftmaxFunctions",
 }
