@@ -7,11 +7,9 @@ import numpy as np
 
 from kwscc.backends.base import Backend, read_sources, render_model, tensor_pointer
 from kwscc.backends.cmsis_nn import constraints
-from kwscc.backends.cmsis_nn.kernels import (
-    KWSCC_KERNELS, POW2_MULTIPLIER, KernelCall, lower, raster_overlap, transpose_walk,
-)
+from kwscc.backends.cmsis_nn.kernels import KWSCC_KERNELS, POW2_MULTIPLIER, KernelCall, lower, raster_overlap
 from kwscc.codegen import c_float_literal
-from kwscc.ir.layout import input_transpose
+from kwscc.ir.layout import input_walk
 from kwscc.memory.planner import MemoryPlan
 from kwscc.naming import c_comment
 from kwscc.quant.quantize import QuantModel
@@ -91,19 +89,8 @@ class CmsisNNBackend(Backend):
             "max_channels": max(per_channel, default=0),
             "kernels": [k for k in KWSCC_KERNELS if any(k in call.kernels for call in calls)],
             "pow2_multipliers": np.full(max(per_channel, default=0), POW2_MULTIPLIER, np.int64),
-            "input_walk": self._input_walk(graph),
+            "input_walk": input_walk(graph),
         }
-
-    @staticmethod
-    def _input_walk(graph) -> dict | None:
-        """How quantize_input reads a model input in its own layout (NCHW) to write what NAME_run reads."""
-        node = input_transpose(graph)
-        if node is None:
-            return None
-        shape = graph.tensors[graph.inputs[0]].shape
-        walk_dims, stride = transpose_walk(shape, node.attrs["perm"])
-        return {"dims": walk_dims, "stride": stride, "layout": list(shape),
-                "run_layout": list(graph.tensors[node.outputs[0]].shape)}
 
     def _call_view(self, index: int, call: KernelCall, plan: MemoryPlan, name: str) -> dict:
         scratch = plan.scratch(call.node.name)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kwscc.ir import Node
-from kwscc.ir.layout import input_transpose
+from kwscc.ir.layout import input_transpose, transpose_walk
 from kwscc.ops.activation import TABLE_OPS
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.simulate import depthwise_weights, is_depthwise
@@ -236,15 +236,6 @@ def lower_pad(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     params = {"in_dims": _padded_to(x[1:], 3, 1), "out_dims": _padded_to(y[1:], 3, 1),
               "before": _padded_to([b for b, _ in node.attrs["pads"][1:]], 3, 0), "fill": pad_fill(qm, node)}
     return KernelCall(node, "kwscc_pad_s8", "ops/pad.c.j2", params, dict(NO_SCRATCH), kernels=("kwscc_pad_s8",))
-
-
-def transpose_walk(in_shape: tuple[int, ...], perm: tuple[int, ...]) -> tuple[list[int], list[int]]:
-    """(dims, stride) of the 4 nested loops that read a batch-1 tensor of `in_shape` in the order of its
-    transpose by `perm` (perm[0] == 0): output axis k has extent dims[k] and moves stride[k] input elements."""
-    strides = [int(np.prod(in_shape[j + 1:], dtype=np.int64)) for j in range(len(in_shape))]
-    dims = [in_shape[p] for p in perm[1:]]
-    stride = [strides[p] for p in perm[1:]]
-    return _padded_to(dims, 4, 1), _padded_to(stride, 4, 0)
 
 
 def lower_transpose(qm: QuantModel, node: Node, prefix: str) -> KernelCall:

@@ -19,6 +19,7 @@ from kwscc.backends.cmsis_nn_legacy.quantize import quantize_legacy
 from kwscc.backends.cmsis_nn_legacy.simulate import simulate_legacy
 from kwscc.codegen import c_float_literal
 from kwscc.errors import UnsupportedError
+from kwscc.ir.layout import input_walk
 from kwscc.memory.planner import MemoryPlan
 from kwscc.naming import c_comment
 from kwscc.quant.quantize import QuantModel
@@ -100,7 +101,7 @@ class CmsisNNLegacyBackend(Backend):
             "arena_size": plan.arena_size, "input_frac": in_fmt.frac, "output_frac": out_fmt.frac,
             "output_zero_point": out_fmt.zero_point, "softmax": softmax[0] if softmax else None,
             "input_scale_literal": c_float_literal(2.0 ** in_fmt.frac),
-            "output_scale_literal": c_float_literal(2.0 ** -out_fmt.frac),
+            "output_scale_literal": c_float_literal(2.0 ** -out_fmt.frac), "input_walk": input_walk(graph),
         }
 
     def _call_view(self, index: int, call: LegacyCall, plan: MemoryPlan, name: str) -> dict:

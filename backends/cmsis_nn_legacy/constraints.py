@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from kwscc.backends.base import check_constraints
 from kwscc.errors import UnsupportedError
 from kwscc.ir import Graph, Node
+from kwscc.ir.layout import input_transpose
 from kwscc.ops.activation import TABLE_OPS
 from kwscc.quant.kernels import _pool_counts
 
@@ -228,6 +229,11 @@ def refused(graph: Graph, node: Node) -> bool:
     return False
 
 
+def constraint_input_layout_only(graph: Graph, node: Node) -> bool:
+    """a Transpose that moves data is not supported by the cmsis-nn-legacy backend (only the model input's NCHW to NHWC, which quantize_input applies): use --backend cmsis-nn"""
+    return node is input_transpose(graph)
+
+
 def constraint_fused_only(graph: Graph, node: Node) -> bool:
     """must directly follow a Conv, Gemm/MatMul or pool whose output nothing else reads: the cmsis-nn-legacy backend has no standalone activation (--backend cmsis-nn has)"""
     return False
@@ -240,8 +246,9 @@ CONSTRAINTS = {
     "AveragePool": (constraint_batch_one, constraint_nhwc, constraint_pool_extents, constraint_pool_windows),
     "Softmax": (constraint_softmax_last_axis, constraint_softmax_limits),
     "Reshape": (),
-    **{op: (refused,) for op in ("Add", "Sub", "Mul", "Max", "Min", "Concat", "Pad", "Transpose", "LSTM", "GRU",
+    **{op: (refused,) for op in ("Add", "Sub", "Mul", "Max", "Min", "Concat", "Pad", "LSTM", "GRU",
                                  *sorted(TABLE_OPS - {"Relu", "Clip"}))},
+    "Transpose": (constraint_input_layout_only,),
     "Relu": (constraint_fused_only,),
     "Clip": (constraint_fused_only,),
 }

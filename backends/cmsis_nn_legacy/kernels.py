@@ -22,6 +22,7 @@ from kwscc.backends.cmsis_nn_legacy.quantize import pool_out_hw
 from kwscc.backends.cmsis_nn_legacy.simulate import block_diagonal, fc_opt_interleave, is_depthwise_q7
 from kwscc.errors import UnsupportedError
 from kwscc.ir import Graph, Node
+from kwscc.ir.layout import input_transpose
 from kwscc.quant.quantize import QuantModel
 
 RELU_CHUNK = 65532  # arm_relu_q7 takes a uint16_t size; chunks stay multiples of 4
@@ -43,11 +44,16 @@ def _scratch(nbytes: int) -> dict[str, int]:
     return {"c": nbytes, "dsp": nbytes, "mve": nbytes}
 
 
+def _is_alias(graph: Graph, node: Node) -> bool:
+    """Emits nothing: a reshape, or the model input's transpose (quantize_input applies it)."""
+    return node.op == "Reshape" or node is input_transpose(graph)
+
+
 def _roots(graph: Graph) -> dict[str, str]:
-    """Each activation tensor -> the tensor owning its bytes (reshapes alias their input)."""
+    """Each activation tensor -> the tensor owning its bytes (aliases share their input's)."""
     roots = {name: name for name in graph.inputs}
     for node in graph.nodes():
-        roots[node.outputs[0]] = roots[node.inputs[0]] if node.op == "Reshape" else node.outputs[0]
+        roots[node.outputs[0]] = roots[node.inputs[0]] if _is_alias(graph, node) else node.outputs[0]
     return roots
 
 
@@ -57,7 +63,7 @@ def _placement(graph: Graph, node: Node) -> tuple[bool, bool]:
     root = roots[node.inputs[0]]
     aliases = {t for t, r in roots.items() if r == root}
     in_arena = root not in graph.inputs and not aliases & set(graph.outputs)
-    readers = {n.name for n in graph.nodes() if n.op != "Reshape" and aliases & set(n.inputs)}
+    readers = {n.name for n in graph.nodes() if not _is_alias(graph, n) and aliases & set(n.inputs)}
     return in_arena, readers == {node.name}
 
 
@@ -155,8 +161,8 @@ def lower_softmax(qm: QuantModel, node: Node, prefix: str) -> LegacyCall:
 
 
 def lower(qm: QuantModel, node: Node, prefix: str) -> LegacyCall | None:
-    """The call for one node; None for reshapes, which are aliases and emit nothing."""
-    if node.op == "Reshape":
+    """The call for one node; None for aliases, which emit nothing."""
+    if _is_alias(qm.graph, node):
         return None
     if node.op == "Conv":
         return lower_conv(qm, node, prefix)

@@ -217,8 +217,12 @@ def _reshape(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     return x.reshape((x.shape[0],) + tuple(node.attrs["shape"][1:]))
 
 
+def _transpose(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(x, node.attrs["perm"]))  # only the input's (constraints.py)
+
+
 SIMULATORS = {"Conv": _conv, "Dense": _dense, "MaxPool": _pool, "AveragePool": _pool, "Softmax": _softmax,
-              "Reshape": _reshape}
+              "Reshape": _reshape, "Transpose": _transpose}
 
 
 def simulate_legacy(qm: QuantModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

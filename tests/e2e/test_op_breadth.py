@@ -13,9 +13,9 @@ import onnx
 import pytest
 from onnx import helper
 
-from kwscc.backends.cmsis_nn.kernels import transpose_walk
 from kwscc.driver import CompileOptions, compile_model
 from kwscc.errors import UnsupportedError
+from kwscc.ir.layout import transpose_walk
 from kwscc.validate.validate import validate
 from tests.models_util import make_model, save
 
@@ -233,14 +233,32 @@ def test_legacy_backend_refuses_new_ops_by_name(tmp_path, op):
 
 
 def test_layout_transpose_errors_name_the_users_node(tmp_path):
-    """The legacy backend has no transpose: the message names the Conv the layout change is for."""
+    """The legacy backend has no transpose kernel: an NCHW model output needs one, and the message names
+    the Conv the layout change is for, not kwscc's internal node."""
     rng = _rng(8)
-    shape = [1, 2, 4, 4]
-    nodes = [helper.make_node("Conv", ["x", "c1_w", "c1_b"], ["y"], name="first_conv")]
-    path = save(make_model(nodes, {"x": shape}, ["y"], _conv_params(rng, "c1", 2, 2, 1)), tmp_path)
-    with pytest.raises(UnsupportedError, match="node 'first_conv' \\(Conv\\): the NCHW/NHWC Transpose kwscc adds "
-                                               "next to it: not supported by the cmsis-nn-legacy backend"):
+    shape = [1, 1, 4, 4]  # one input channel: only the output's layout change moves data
+    nodes = [helper.make_node("Conv", ["x", "c1_w", "c1_b"], ["y"], name="last_conv")]
+    path = save(make_model(nodes, {"x": shape}, ["y"], _conv_params(rng, "c1", 2, 1, 1)), tmp_path)
+    with pytest.raises(UnsupportedError, match="node 'last_conv' \\(Conv\\): the NCHW/NHWC Transpose kwscc adds "
+                                               "next to it: a Transpose that moves data is not supported by the "
+                                               "cmsis-nn-legacy backend"):
         compile_model(path, CompileOptions(calib=_image_data(tmp_path, shape), backend="cmsis-nn-legacy"))
+
+
+def test_legacy_backend_nchw_image_input(tmp_path):
+    """The q7 backend takes a 3-channel NCHW image too: quantize_input transposes it."""
+    rng = _rng(9)
+    shape = [1, 3, 8, 8]
+    params = {**_conv_params(rng, "c1", 8, 3, 5), "fc_w": rng.normal(0, 0.3, (5, 8 * 4 * 4)),
+              "fc_b": rng.normal(0, 0.1, 5)}
+    nodes = [helper.make_node("Conv", ["x", "c1_w", "c1_b"], ["c1"], pads=[2, 2, 2, 2]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("MaxPool", ["r1"], ["m1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["m1"], ["f"]), helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], transB=1)]
+    compiled, _ = _compile_and_validate(tmp_path, make_model(nodes, {"x": shape}, ["y"], params), shape,
+                                        backend="cmsis-nn-legacy")
+    assert "x is in the model's own layout [1, 3, 8, 8]" in compiled.files["model.h"]
+    assert not any("transpose" in f for f in _functions(compiled))
 
 
 def test_torch_dynamo_export(tmp_path):
