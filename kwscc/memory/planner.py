@@ -506,10 +506,10 @@ def plan_memory(graph: Graph, scratch: dict[str, int], inplace_ops=INPLACE_OPS,
     orders["greedy"] = _greedy_order(bits)
     best: MemoryPlan | None = None
     candidates: list[Candidate] = []
-    seen: dict[tuple[int, ...], str] = {}
-    variants = [(m, o, False) for m, o in orders.items()]
-    variants += [(f"{m}, overlapping", o, True) for m, o in orders.items()] if p.overlaps else []
-    for method, order, use_overlaps in variants:
+    seen: dict[tuple, str] = {}
+    variants = [(m, m, o, False) for m, o in orders.items()]
+    variants += [(f"{m}, overlapping", m, o, True) for m, o in orders.items()] if p.overlaps else []
+    for method, order_method, order, use_overlaps in variants:
         key = (tuple(order), use_overlaps)
         if key in seen:
             continue
@@ -530,7 +530,7 @@ def plan_memory(graph: Graph, scratch: dict[str, int], inplace_ops=INPLACE_OPS,
             size = align_up(allocators[name](buffers))
             candidates.append(Candidate(method, name, size, bound))
             if best is None or (size, bound) < (best.arena_size, best.lower_bound):
-                best = MemoryPlan(schedule, buffers, size, bound, name, layout.roots, method, False,
+                best = MemoryPlan(schedule, buffers, size, bound, name, layout.roots, order_method, False,
                                   layout.in_place, tensor_offsets=layout.offsets, overlapped=layout.overlapped)
     assert best is not None
     if searched is not None and not best.overlapped:  # the search's peak is the least any order can have

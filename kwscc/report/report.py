@@ -13,11 +13,11 @@ import json
 import numpy as np
 
 from kwscc.driver import Compiled
-from kwscc.memory.planner import INPUT, OUTPUT, MemoryPlan, plan_memory, reader_steps
+from kwscc.memory.planner import ALIAS_OPS, INPUT, OUTPUT, MemoryPlan, plan_memory, reader_steps
 from kwscc.naming import markdown_cell, printable
 from kwscc.report import flash as flash_size
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUILDS = ("c", "dsp", "mve")
 BUILD_TITLES = {"c": "pure C", "dsp": "DSP", "mve": "MVE"}
 
@@ -59,7 +59,21 @@ def _lifetime(plan: MemoryPlan, graph, tensor: str, step: dict[str, int]) -> lis
     return [first, last]
 
 
-def _layer(compiled: Compiled, index: int, call, step: dict[str, int], cpu_build: str | None) -> dict:
+def _writer_layers(compiled: Compiled) -> dict[str, int]:
+    """Tensor -> index of the layer whose call writes its bytes (through reshape aliases)."""
+    graph = compiled.graph
+    index = {call.node.name: i for i, call in enumerate(compiled.calls)}
+    writers: dict[str, int] = {}
+    for node in graph.nodes():
+        if node.name in index:
+            writers[node.outputs[0]] = index[node.name]
+        elif node.op in ALIAS_OPS and node.inputs[0] in writers:
+            writers[node.outputs[0]] = writers[node.inputs[0]]
+    return writers
+
+
+def _layer(compiled: Compiled, index: int, call, step: dict[str, int], cpu_build: str | None,
+           writers: dict[str, int]) -> dict:
     node, graph, plan = call.node, compiled.graph, compiled.plan
     arrays = list(getattr(call, "arrays", []))
     out = node.outputs[0]
@@ -84,10 +98,12 @@ def _layer(compiled: Compiled, index: int, call, step: dict[str, int], cpu_build
         "input_bytes": int(sum(compiled.qm.stored_bytes(t) for t in acts)),
         "output_bytes": int(graph.tensors[out].size),
         "input_locations": [plan.location(t)[0] for t in acts],
+        "input_layers": [writers.get(t) for t in acts],
         "output_location": where,
         "arena_offset": offset if where == "arena" else None,
         "lifetime": _lifetime(plan, graph, out, step),
         "in_place": node.name in plan.in_place,
+        "overlap_bytes": plan.overlapped.get(node.name),
         "scratch_bytes": scratch.size if scratch else 0,
         "scratch_offset": scratch.offset if scratch else None,
         "scratch_bytes_by_build": {b: int(n) for b, n in dict(getattr(call, "scratch", {})).items()},
@@ -142,7 +158,8 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
     plan, graph = compiled.plan, compiled.graph
     step = {name: i for i, name in enumerate(plan.schedule)}
     cpu_build = _cpu_builds(compiled).get(compiled.options.cpu)
-    layers = [_layer(compiled, i, call, step, cpu_build) for i, call in enumerate(compiled.calls)]
+    writers = _writer_layers(compiled)
+    layers = [_layer(compiled, i, call, step, cpu_build, writers) for i, call in enumerate(compiled.calls)]
     mult_symbol, mult_bytes = _multiplier_symbol(compiled)
     weights = sum(layer["weights_bytes"] for layer in layers)
     biases = sum(layer["bias_bytes"] for layer in layers)
@@ -197,6 +214,7 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
             "schedule_method": plan.schedule_method,
             "schedule_optimal": plan.schedule_optimal,
             "in_place": list(plan.in_place),
+            "overlapping": list(plan.overlapped),
             "candidates": [{"schedule": c.schedule, "allocator": c.allocator, "arena_bytes": c.arena_size,
                             "lower_bound_bytes": c.lower_bound} for c in plan.candidates],
             "occupancy_bytes": _occupancy(plan),
@@ -258,7 +276,8 @@ def _summary_lines(r: dict) -> list[str]:
     lines = [
         f"RAM   arena {r['arena_bytes']:,} B (activations + scratch; largest scratch {r['scratch_bytes']:,} B), "
         f"lower bound {r['arena_lower_bound_bytes']:,} B, efficiency {100 * r['arena_efficiency']:.1f} %",
-        f"      plan: {r['allocator']}, order {order}, {len(plan['in_place'])} in-place; input {r['input_bytes']:,} B "
+        f"      plan: {r['allocator']}, order {order}, {len(plan['in_place'])} in-place"
+        + (f", {len(plan['overlapping'])} overlapping" if plan["overlapping"] else "") + f"; input {r['input_bytes']:,} B "
         + ("(split: hi + lo int8 per value) " if r["input_split_bits"] else "")
         + f"and output {r['output_bytes']:,} B in the caller's buffers" + (" (output in the arena)" if r["output_in_arena"] else ""),
         f"      arena per CMSIS-NN build: {builds}" if builds else None,
@@ -311,7 +330,8 @@ def format_markdown(report: dict, svg_name: str | None = None) -> str:
         f"| flash total (CMSIS-NN library not included) | {flash_cell} |",
         f"| MACs per inference | {r['macs']:,} |",
         f"| plan | {r['allocator']}, order {r['plan']['schedule_method']}"
-        f"{' (optimal)' if r['plan']['schedule_optimal'] else ''}, {len(r['plan']['in_place'])} in-place |",
+        f"{' (optimal)' if r['plan']['schedule_optimal'] else ''}, {len(r['plan']['in_place'])} in-place"
+        f"{', %d overlapping' % len(r['plan']['overlapping']) if r['plan']['overlapping'] else ''} |",
         "", "## Arena per CMSIS-NN build", "",
         "| build | cores | arena | lower bound | largest scratch |", "|---|---|---:|---:|---:|",
     ]

@@ -1,7 +1,8 @@
 """The memory timeline as a self-contained SVG: arena occupancy per step, each buffer a coloured bar.
 
 x is the execution order (one column per step of the plan, labelled with the layer number the C and the
-tables use; reshapes are aliases without a number), y the byte offset in the arena (0 at
+tables use; reshapes are aliases without a number; a layer reading other layers than the one before it,
+where branches of the graph meet, lists them: "7 Add <- 4, 6"), y the byte offset in the arena (0 at
 the bottom). Every buffer of the plan is one rectangle spanning its lifetime, with a tooltip
 (<title>) naming the tensors it holds; scratch buffers are hatched. A black step line is the bytes
 alive at each step, a dashed line the lower bound. Below, two lanes show the caller's input and
@@ -43,6 +44,16 @@ def _writer(step: int, ops: list[str], layer_of_step: dict[int, int]) -> str:
     """'3 Conv': the layer (numbered as in the C and the tables) that runs at a step, or 'Reshape' for an alias."""
     op = ops[step] if step < len(ops) else "?"
     return f"{layer_of_step[step]} {op}" if step in layer_of_step else op
+
+
+def _joins(layer: dict | None) -> str:
+    """' <- 0, 2' for a layer that reads something other than the previous layer alone (a branch joins)."""
+    if layer is None:
+        return ""
+    sources = layer.get("input_layers", [])
+    if len(sources) <= 1 and sources in ([], [None], [layer["index"] - 1]):
+        return ""
+    return " \u2190 " + ", ".join("in" if s is None else str(s) for s in sources)
 
 
 def _label(buffer: dict, ops: list[str], layer_of_step: dict[int, int]) -> str:
@@ -159,7 +170,7 @@ def render_svg(report: dict) -> str:
     for s in range(steps):
         cx = x(s) + col / 2
         name = layer_at[s]["name"] if s in layer_at else plan["schedule"][s]
-        text = _writer(s, ops, layer_of_step) + ("" if s in layer_at else " (alias)")
+        text = _writer(s, ops, layer_of_step) + ("" if s in layer_at else " (alias)") + _joins(layer_at.get(s))
         ly = TOP + PLOT_H + 12
         out.append(f'<text x="{cx:.1f}" y="{ly}" transform="rotate(-50 {cx:.1f} {ly})" text-anchor="end" '
                    f'fill="#222"><title>{_attr(name)}</title>{_attr(text)}</text>')
