@@ -89,7 +89,7 @@ class Backend:
     host_dir_name = ""
     cpus: tuple[str, ...] = ()
     library = ""  # the kernel library the generated C calls
-    library_include = "Include"  # its header folder, relative to its root
+    library_includes: tuple[str, ...] = ("Include",)  # its header folders, relative to its root
     library_table = None  # Path of the symbol table kwscc ships for the release it is tested with (kwscc.kernel_sources)
 
     def __init__(self, options=None) -> None:

@@ -28,7 +28,7 @@ def library_graph(compiled, library, build: str | None = None) -> tuple[dict, st
     build = build or backend.kernel_build(compiled.options.cpu)
     if library is not None:
         lib = library
-        headers = sorted((lib.root / backend.library_include).rglob("*.h"))
+        headers = sorted(h for folder in backend.library_includes for h in (lib.root / folder).rglob("*.h"))
         words = sorted(set(kernel_sources.IDENTIFIER.findall(compiled.files[f"{compiled.name}.c"])))
         sources = kernel_sources.reachable_sources(list(lib.sources), headers, words)
         flags = lib.kernel_flags(build, host=build == "c")
@@ -58,22 +58,22 @@ def build_files(compiled, host_kernels: dict[str, str] | None, library_dir: str 
     view = {"gen": {"version": __version__, "model_name": c_comment(Path(compiled.model_path).name)},
             "name": name, "NAME": name.upper(), "library": backend.library, "kernel_files": files,
             "build": backend.kernel_build(compiled.options.cpu), "provenance": provenance,
-            "single_rounding": compiled.qm.rounding == "single", "include_dir": backend.library_include,
+            "single_rounding": compiled.qm.rounding == "single", "include_dirs": backend.library_includes,
             "host_dir": backend.host_dir_name, "copied": COPY_DIR if library_dir is not None else None,
             "host_kernels": sorted(f for f in host_kernels if f.endswith(".c")) if host_kernels else None}
     env = environment()
-    out = {f"{name}.cmake": env.get_template("build/model.cmake.j2").render(view),
-           f"{name}.mk": env.get_template("build/model.mk.j2").render(view),
+    out = {f"{name}.cmake": env.get_template("build_files/model.cmake.j2").render(view),
+           f"{name}.mk": env.get_template("build_files/model.mk.j2").render(view),
            sources_name(name): "".join(f"{f}\n" for f in files)}
     if library_dir is not None:
-        out.update(copied_library(library.root, files, backend.library_include))
+        out.update(copied_library(library.root, files, backend.library_includes))
     return out
 
 
-def copied_library(root: Path, files: list[str], include_dir: str) -> dict[str, str]:
+def copied_library(root: Path, files: list[str], include_dirs: tuple[str, ...]) -> dict[str, str]:
     """OUT/cmsis_nn/: the listed sources, every header of the library's include folder and its licence."""
     wanted = [root / f for f in files]
-    wanted += sorted(p for p in (root / include_dir).rglob("*.h"))
+    wanted += sorted(p for folder in include_dirs for p in (root / folder).rglob("*.h"))
     wanted += [p for p in (root / "LICENSE", root / "LICENSE.txt") if p.is_file()]
     try:
         return {f"{COPY_DIR}/{p.relative_to(root).as_posix()}": p.read_text() for p in wanted}

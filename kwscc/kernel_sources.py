@@ -226,8 +226,8 @@ def _definition(head: str, body: str, external: dict, local: dict, in_header: bo
 # ------------------------------------------------------------------------------------------ queries
 
 def entry_symbols(c_text: str, graph: dict[str, Symbol]) -> list[str]:
-    """The library symbols a generated C file names."""
-    return sorted(set(IDENTIFIER.findall(c_text)) & set(graph))
+    """The library symbols a generated C file names (outside comments)."""
+    return sorted(set(IDENTIFIER.findall(COMMENT.sub(" ", c_text))) & set(graph))
 
 
 def closure_files(graph: dict[str, Symbol], entries: list[str]) -> list[str]:
@@ -287,14 +287,16 @@ def preprocessor(build: str, include_flags: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Regenerate a shipped table: python -m kwscc.kernel_sources CMSIS_NN_DIR RELEASE OUT.json"""
+    """Regenerate a shipped table: python -m kwscc.kernel_sources BACKEND CHECKOUT RELEASE OUT.json
+    (e.g. cmsis-nn CMSIS-NN-v7.0.0 7.0.0 backends/cmsis_nn/cmsis_nn_v7.0.0_sources.json)."""
     import sys
 
-    root, release, out = (argv if argv is not None else sys.argv[1:])
-    root = Path(root).resolve()
-    sources = cmake_sources(root / "Source")
-    include = [f"-I{root / 'Include'}", "-include", "stdint.h"]
-    graphs = {build: scan(root, sources, preprocessor(build, include)) for build in BUILD_COMPILERS}
+    from kwscc.backends.base import get_backend
+
+    backend, directory, release, out = (argv if argv is not None else sys.argv[1:])
+    lib = get_backend(backend).open_library(directory)
+    graphs = {build: scan(lib.root, list(lib.sources), preprocessor(build, lib.kernel_flags(build, host=build == "c")))
+              for build in BUILD_COMPILERS}
     save_table(Path(out), release, graphs)
     return 0
 

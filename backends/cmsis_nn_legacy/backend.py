@@ -37,6 +37,8 @@ class CmsisNNLegacyBackend(Backend):
     host_dir_name = "cmsis_nn_legacy_host"
     cpus = CPUS
     library = "CMSIS_5 CMSIS/NN"
+    library_includes = ("CMSIS/NN/Include", "CMSIS/DSP/Include", "CMSIS/Core/Include")
+    library_table = Path(__file__).parent / "cmsis_5_5.9.0_sources.json"
 
     def kernel_build(self, cpu: str) -> str:
         from kwscc.backends.cmsis_nn.backend import CPU_BUILDS  # the same cores take the same paths

@@ -23,8 +23,7 @@ HOST_FLAGS = ("-D__GNUC_PYTHON__", "-D__RESTRICT=__restrict", "-include", "dsp/n
 
 @dataclass(frozen=True)
 class Cmsis5:
-    checkout: Path
-    root: Path  # CMSIS/NN: the file lists are relative to it
+    root: Path  # the checkout: file lists are relative to it (CMSIS/NN/Source/...)
     include_dirs: tuple[Path, ...]
     sources: tuple[Path, ...]
     version: str | None
@@ -32,7 +31,7 @@ class Cmsis5:
 
     def describe(self) -> str:
         version = self.version or f"(CMSIS/NN arm_nnfunctions.h {self.api_revision or 'revision unknown'})"
-        return f"CMSIS_5 {version} CMSIS/NN at {self.checkout}"
+        return f"CMSIS_5 {version} CMSIS/NN at {self.root}"
 
     def kernel_flags(self, build: str, host: bool) -> list[str]:
         return [*(f"-I{d}" for d in self.include_dirs), *(HOST_FLAGS if host else ())]
@@ -57,4 +56,4 @@ def checkout(directory: str | os.PathLike) -> Cmsis5:
     match = re.search(r"\$Revision:\s*(V\.[0-9.]+)", needed[0].read_text(errors="replace"))
     revision = match.group(1) if match else None
     include_dirs = (nn / "Include", top / "CMSIS" / "DSP" / "Include", top / "CMSIS" / "Core" / "Include")
-    return Cmsis5(top, nn, include_dirs, sources, API_REVISIONS.get(revision), revision)
+    return Cmsis5(top, include_dirs, sources, API_REVISIONS.get(revision), revision)

@@ -1,0 +1,116 @@
+"""kwscc inside a user's build: find_package(kwscc CONFIG) + kwscc_add_model (two models sharing one caller
+arena, regenerated after the model changes), a Make project including OUT/NAME.mk, each run and compared
+with kwscc's simulator bit for bit; with kwscc's own kernels and, when it is there, the real CMSIS-NN."""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kwscc.driver import CompileOptions, Compiled, compile_model
+from kwscc.quant.simulate import simulate_float_inputs
+from tests.e2e import kws_shared as kws
+from tests.installed import kwscc_script
+from tests.third_party import library
+
+HERE = Path(__file__).resolve().parent
+SAMPLES = 5
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def samples(model: str) -> np.ndarray:
+    x = kws.kws_arrays()[f"test50_{kws.FEATURES[model.removesuffix('_int8')]}"][:SAMPLES]
+    return np.ascontiguousarray(x.reshape(SAMPLES, -1), np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_model(model: str, cpu: str = "cortex-m4") -> Compiled:
+    """As the CLI compiles it: the ONNX model with its calibration split, or an int8 TFLite model alone."""
+    if model.endswith("_int8"):
+        return compile_model(kws.KWS / f"{model}.tflite", CompileOptions(cpu=cpu))
+    return kws.compiled(model) if cpu == "cortex-m4" else kws.compiled(model, cpu=cpu)
+
+
+def simulated(model: str, cpu: str = "cortex-m4") -> np.ndarray:
+    compiled = compiled_model(model, cpu)
+    graph = compiled.graph
+    x = samples(model).reshape((SAMPLES,) + graph.tensors[graph.inputs[0]].shape[1:])
+    out = simulate_float_inputs(compiled.qm, {graph.inputs[0]: x}, compiled.backend.simulate)
+    return out[graph.outputs[0]].reshape(SAMPLES, -1)
+
+
+@pytest.fixture(scope="module")
+def cmake_project(tmp_path_factory):
+    """tests/build_integration/cmake_project configured and built against copies of the models (the test touches them)."""
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed")
+    work = tmp_path_factory.mktemp("cmake")
+    models = work / "kws"
+    models.mkdir()
+    for f in ("ds_cnn_s_int8.tflite", "dnn_s.onnx", "kws_synth.npz"):
+        shutil.copy(kws.KWS / f, models / f)
+    cmake_dir = run([kwscc_script(), "--cmake-dir"]).stdout.strip()
+    build = work / "build"
+    run(["cmake", "-S", HERE / "cmake_project", "-B", build, f"-Dkwscc_DIR={cmake_dir}", f"-DKWS_DIR={models}"])
+    run(["cmake", "--build", build])
+    return build, models
+
+
+def run_two_models(build: Path, tmp: Path) -> tuple[np.ndarray, np.ndarray]:
+    a, b = tmp / "a.f32", tmp / "b.f32"
+    samples("ds_cnn_s_int8").tofile(a)
+    samples("dnn_s").tofile(b)
+    run([build / "two_models", a, b, tmp / "a.i8", tmp / "b.i8"])
+    return (np.fromfile(tmp / "a.i8", np.int8).reshape(SAMPLES, -1),
+            np.fromfile(tmp / "b.i8", np.int8).reshape(SAMPLES, -1))
+
+
+def test_cmake_two_models_share_one_caller_arena(cmake_project, tmp_path):
+    build, _ = cmake_project
+    out_a, out_b = run_two_models(build, tmp_path)  # the program also checks the static arena's outputs
+    np.testing.assert_array_equal(out_a, simulated("ds_cnn_s_int8"))
+    np.testing.assert_array_equal(out_b, simulated("dnn_s"))
+
+
+def test_cmake_regenerates_after_the_model_changes(cmake_project, tmp_path):
+    build, models = cmake_project
+    generated, program = build / "kwscc" / "dnn_s" / "dnn_s.c", build / "two_models"
+    before = generated.stat().st_mtime_ns, program.stat().st_mtime_ns
+    later = max(before) / 1e9 + 5
+    os.utime(models / "dnn_s.onnx", (later, later))
+    run(["cmake", "--build", build])
+    after = generated.stat().st_mtime_ns, program.stat().st_mtime_ns
+    assert after[0] > before[0] and after[1] > before[1], "touching the model did not regenerate and relink"
+    out_a, out_b = run_two_models(build, tmp_path)
+    np.testing.assert_array_equal(out_b, simulated("dnn_s"))
+    second = run(["cmake", "--build", build]).stdout
+    assert "kwscc: compiling" not in second and generated.stat().st_mtime_ns == after[0]
+
+
+@pytest.mark.parametrize("kernels", ["kwscc", "cmsis-nn"])
+def test_make_project_includes_the_fragment(kernels, tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    extra, cpu = ["--with-host-kernels"], "cortex-m4"
+    make_vars = []
+    if kernels == "cmsis-nn":
+        extra, cpu = ["--cpu", "generic"], "generic"  # the host compiles CMSIS-NN's pure-C path
+        make_vars = [f"CMSIS_NN_PATH={library('cmsis_nn')}"]
+    run([kwscc_script(), *kws.compile_argv("dnn_s", tmp_path / "out", *extra)])
+    for f in ("Makefile", "main.c"):
+        shutil.copy(HERE / "make_project" / f, tmp_path / f)
+    run(["make", "-C", tmp_path, "OUT=out", *make_vars])
+    samples("dnn_s").tofile(tmp_path / "in.f32")
+    run([tmp_path / "dnn_s_demo", tmp_path / "in.f32", tmp_path / "out.i8"])
+    out = np.fromfile(tmp_path / "out.i8", np.int8).reshape(SAMPLES, -1)
+    np.testing.assert_array_equal(out, simulated("dnn_s", cpu))
