@@ -19,7 +19,8 @@ no scales): both inputs are shifted left to the finer format f = max(n_a, n_b), 
 divided by 2^(f - n_o) with rounding (monotonic, so it commutes with the max).
 
 Concat (kwscc_concat_s8): inputs already in the output's format are copied; the others are divided
-by 2^(n_i - n_o) with rounding into it. Inputs that all share one format keep it.
+by 2^(n_i - n_o) with rounding into it. Inputs that all share one format keep it; inputs that are all
+unsigned (zero point -128) stay unsigned at the coarsest step.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from kwscc.ir import Node
 from kwscc.quant.formats import Format, act_limits
 
 ADD_LEFT_SHIFT = 20
+UNSIGNED_ZERO_POINT = -128
 HALF = 1 << 30  # CMSIS-NN multiplier for one half: (2^30, shift 1 - k) means 2^-k
 MAX_RIGHT_SHIFT = 31
 MUL_MAX_LEFT_SHIFT = 14  # |product| <= 255 * 255 < 2^16: 2^14 more stays inside int32 after the 1-bit shift
@@ -78,9 +80,12 @@ def binary_params(node: Node, fa: Format, fb: Format, fo: Format) -> dict:
 
 
 def concat_output_format(inputs: list[Format]) -> Format:
-    """One shared format stays; otherwise the coarsest symmetric format that holds every input."""
+    """One shared format stays; unsigned inputs (zero point -128, never negative) keep an unsigned format
+    at the coarsest step; otherwise the coarsest symmetric format that holds every input."""
     if len(set(inputs)) == 1:
         return inputs[0]
+    if all(f.zero_point == UNSIGNED_ZERO_POINT for f in inputs):
+        return Format(min(f.frac for f in inputs), UNSIGNED_ZERO_POINT)
     return Format(min(f.frac - (1 if f.zero_point else 0) for f in inputs))
 
 
