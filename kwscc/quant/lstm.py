@@ -36,6 +36,7 @@ class LstmGate:
     input_shift: int  # k: the input part is requantized by 2^-k
     hidden_shift: int
     activation: str
+    input_frac: int  # the input accumulator's frac: n_x + n_wx
 
 
 @dataclass(slots=True)
@@ -74,13 +75,35 @@ def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format]) -> LstmL
         bias = quantize_bias(b.data[rows], np.full(hidden, fmt.frac + n_wx)).astype(np.int64)
         bias -= fmt.zero_point * qw.astype(np.int64).sum(axis=1)
         gates[gate] = LstmGate(qw, qr, np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32),
-                               fmt.frac + n_wx - GATE_FRAC, HIDDEN_FRAC + n_wh - GATE_FRAC, ACTIVATIONS[gate])
+                               fmt.frac + n_wx - GATE_FRAC, HIDDEN_FRAC + n_wh - GATE_FRAC, ACTIVATIONS[gate],
+                               fmt.frac + n_wx)
     clip = node.attrs.get("cell_clip")
     cell_frac = cell_frac_for(clip if clip else float(steps))
     cell_clip = min(Q15_MAX, math.floor(clip * 2.0**cell_frac)) if clip else Q15_MAX
     formats[node.outputs[0]] = Format(HIDDEN_FRAC)
     return LstmLayer(node.name, gates, cell_frac, cell_clip, HIDDEN_FRAC, -fmt.zero_point, steps,
                      node.attrs["output"] == "last")
+
+
+def correct_input_bias(layer: LstmLayer, graph: Graph, node: Node, x_q: np.ndarray, x_float: np.ndarray) -> bool:
+    """Empirical bias correction of each gate's input part: the mean over samples and time steps of
+    what the integer input part computes (x_q [N, T, F] as stored, bias included) is made to match the
+    float model's x W_g + B_g. MFCC-like inputs are large, so the weights' rounding moves that mean by
+    tenths of a gate unit. Returns whether any bias changed."""
+    w, b = graph.tensors[node.inputs[1]].data, graph.tensors[node.inputs[3]].data
+    mean_q = x_q.reshape(-1, x_q.shape[-1]).astype(np.float64).mean(axis=0)
+    mean_f = x_float.reshape(-1, x_float.shape[-1]).astype(np.float64).mean(axis=0)
+    changed = False
+    for index, gate in enumerate(GATES):
+        g = layer.gates[gate]
+        rows = slice(index * layer.hidden_size, (index + 1) * layer.hidden_size)
+        real = (g.input_weights.astype(np.float64) @ mean_q + g.input_bias) * 2.0**-g.input_frac
+        ref = w[rows].astype(np.float64) @ mean_f + b[rows]
+        delta = np.floor((real - ref) * 2.0**g.input_frac + 0.5).astype(np.int64)
+        if np.any(delta):
+            g.input_bias = np.clip(g.input_bias - delta, -(2**31), 2**31 - 1).astype(np.int32)
+            changed = True
+    return changed
 
 
 # ------------------------------------------------------------------- CMSIS-NN v7 s16 building blocks
