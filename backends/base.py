@@ -22,8 +22,6 @@ LEFTOVER_MESSAGES = {
     "Clip": "Relu/Clip must directly follow a Conv, Gemm/MatMul or pool whose output nothing else reads",
     "BatchNormalization": "BatchNormalization must directly follow a Conv or Gemm (it is folded into its weights)",
     "Identity": "Identity as a model output is not supported",
-    "LSTM": "this backend does not emit recurrent layers yet",
-    "GRU": "this backend does not emit recurrent layers yet",
 }
 ELEMENTWISE_MESSAGE = ("of non-constant tensors is not supported (only Mul/Add/Sub/Div by per-channel constants "
                        "after a Conv or Gemm, which fold into it)")

@@ -76,6 +76,11 @@ def constraint_zero_initial_state(graph: Graph, node: Node) -> bool:
     return _zero(graph, node.inputs[5]) and _zero(graph, node.inputs[6])
 
 
+def constraint_zero_initial_hidden(graph: Graph, node: Node) -> bool:
+    """kwscc_gru_s8 starts from a zero hidden state (no initial_h)"""
+    return _zero(graph, node.inputs[5])
+
+
 def constraint_no_peepholes(graph: Graph, node: Node) -> bool:
     """arm_lstm_unidirectional_s8 has no peephole connections"""
     return _zero(graph, node.inputs[4])
@@ -83,6 +88,7 @@ def constraint_no_peepholes(graph: Graph, node: Node) -> bool:
 
 CONSTRAINTS = {
     "LSTM": (constraint_batch_one, constraint_no_peepholes, constraint_zero_initial_state),
+    "GRU": (constraint_batch_one, constraint_zero_initial_hidden),
     "Conv": (constraint_batch_one, constraint_nhwc, constraint_conv_groups),
     "Dense": (constraint_batch_one,),
     "MaxPool": (constraint_batch_one, constraint_nhwc),

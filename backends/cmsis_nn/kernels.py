@@ -21,7 +21,7 @@ POW2_MULTIPLIER = 1 << 30  # scale 2^-k is (2^30, 1 - k): TFLite's QuantizeMulti
 MULTI_INPUT_OPS = ("Add", "Sub", "Mul", "Max", "Min", "Concat")
 # kwscc's C kernels in the order model.c defines them (a kernel after the ones it calls)
 KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8", "kwscc_table_s8", "kwscc_pad_s8",
-                 "kwscc_transpose_s8")
+                 "kwscc_transpose_s8", "kwscc_gru_s8")
 
 
 def align4(n: int) -> int:
@@ -245,6 +245,7 @@ def lower_transpose(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
 
 
 LSTM_GATES = ("forget", "input", "cell", "output")  # the order of cmsis_nn_lstm_params' gate fields
+GRU_GATES = ("update", "reset", "new")  # the order of kwscc_gru_s8's gates
 
 
 def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
@@ -274,6 +275,27 @@ def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
                       {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays)
 
 
+def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
+    """kwscc_gru_s8 (CMSIS-NN has no GRU); scratch: the int16 state and four int16 gate buffers, two int8
+    buffers (the state as Q0.7 and r * h)."""
+    layer = qm.layers[node.name]
+    size, steps = layer.hidden_size, layer.steps
+    arrays, gates = [], []
+    for gate in GRU_GATES:
+        g = layer.gates[gate]
+        arrays += [ConstArray(f"{prefix}_{gate}_wx", "int8_t", g.input_weights.reshape(-1), "weights"),
+                   ConstArray(f"{prefix}_{gate}_wh", "int8_t", g.hidden_weights.reshape(-1), "weights"),
+                   ConstArray(f"{prefix}_{gate}_bx", "int32_t", g.input_bias, "bias"),
+                   ConstArray(f"{prefix}_{gate}_bh", "int32_t", g.hidden_bias, "bias")]
+        gates.append({"input_shift": g.input_shift, "hidden_shift": g.hidden_shift})
+    params = {"steps": steps, "input_size": qm.graph.tensors[node.inputs[0]].shape[2], "hidden_size": size,
+              "gates": gates, "linear_before_reset": layer.linear_before_reset, "last_only": layer.last_only}
+    scratch = align4(5 * 2 * size + 2 * size)
+    macs = steps * 3 * size * (params["input_size"] + size)
+    return KernelCall(node, "kwscc_gru_s8", "ops/gru.c.j2", params, {"c": scratch, "dsp": scratch, "mve": scratch},
+                      macs, arrays, kernels=("kwscc_gru_s8",))
+
+
 def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:
     """The call for one node; None for aliases, which emit nothing (reshapes, the input's Transpose)."""
     if node.op == "Reshape" or node is input_transpose(qm.graph):
@@ -296,4 +318,6 @@ def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall
         return lower_pool(qm, node, prefix)
     if node.op == "LSTM":
         return lower_lstm(qm, node, prefix)
+    if node.op == "GRU":
+        return lower_gru(qm, node, prefix)
     return lower_softmax(qm, node, prefix)

@@ -33,6 +33,7 @@ from kwscc.quant import lut
 from kwscc.quant.formats import (
     SOFTMAX_OUTPUT, Format, act_limits, frac_bits_for, quantize_bias, quantize_weights,
 )
+from kwscc.quant.gru import quantize_gru
 from kwscc.quant.lstm import quantize_lstm
 from kwscc.quant.split_input import InputSplit, split_weights
 
@@ -202,6 +203,8 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
                                           table=lut.table(graph, node, formats[node.inputs[0]], out_fmt))
         elif node.op == "LSTM":
             qm.layers[node.name] = quantize_lstm(graph, node, formats)
+        elif node.op == "GRU":
+            qm.layers[node.name] = quantize_gru(graph, node, formats)
         else:  # pools, pads, transposes and reshapes move values without rescaling them
             formats[node.outputs[0]] = formats[node.inputs[0]]
             if node.op in ("MaxPool", "AveragePool"):

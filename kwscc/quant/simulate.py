@@ -8,6 +8,7 @@ from kwscc.ops.activation import TABLE_OPS
 from kwscc.ops.conv import conv_out_hw
 from kwscc.quant import kernels
 from kwscc.quant.formats import quantize_input
+from kwscc.quant.gru import simulate_gru
 from kwscc.quant.lstm import simulate_lstm
 from kwscc.quant.lut import lookup
 from kwscc.quant.quantize import QuantModel
@@ -107,8 +108,12 @@ def _lstm(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     return simulate_lstm(qm.layers[node.name], x, qm.rounding)
 
 
+def _gru(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    return simulate_gru(qm.layers[node.name], x)
+
+
 SIMULATORS = {"Conv": _conv, "Dense": _dense, "MaxPool": _pool, "AveragePool": _pool,
-              "Softmax": _softmax, "Reshape": _reshape, "Pad": _pad, "Transpose": _transpose, "LSTM": _lstm,
+              "Softmax": _softmax, "Reshape": _reshape, "Pad": _pad, "Transpose": _transpose, "LSTM": _lstm, "GRU": _gru,
               **{op: _table for op in TABLE_OPS}}
 MULTI_INPUT_SIMULATORS = {"Add": _binary, "Sub": _binary, "Mul": _binary, "Max": _binary, "Min": _binary,
                           "Concat": _concat}

@@ -1,6 +1,7 @@
 """Recurrent keyword spotters end to end on the cmsis-nn backend: compile, build the C, run it, and
 compare with the simulator (bit for bit) and the float model (top-1 agreement), with kwscc's host
-kernels, under ASan/UBSan, and against a real CMSIS-NN v7 checkout (arm_lstm_unidirectional_s8)."""
+kernels, under ASan/UBSan, and against a real CMSIS-NN v7 checkout (arm_lstm_unidirectional_s8, and
+arm_nn_activation_s16 inside kwscc's GRU kernel)."""
 from __future__ import annotations
 
 import functools
@@ -21,7 +22,8 @@ RECURRENT = kws.KWS / "recurrent"
 # (model file, feature key, calibrate?); int8 files carry their own ranges
 MODELS = {"keras_lstm": ("keras_lstm.onnx", "x490", True), "keras_lstm_tflite": ("keras_lstm.tflite", "x490", True),
           "keras_lstm_int8": ("keras_lstm_int8.tflite", "x490", False),
-          "basic_lstm_s": ("basic_lstm_s_rnnop.onnx", "x490", True)}
+          "basic_lstm_s": ("basic_lstm_s_rnnop.onnx", "x490", True),
+          "keras_gru": ("keras_gru.onnx", "x490", True), "gru_s": ("gru_s_rnnop.onnx", "x250", True)}
 MIN_AGREEMENT = 0.93  # the issue's floor; the measured numbers are in the README
 CLIPS = 200
 
@@ -55,15 +57,16 @@ def clips(tmp_path_factory):
 
 
 @pytest.mark.parametrize("model", list(MODELS))
-def test_lstm_model_validates(model, clips):
+def test_recurrent_model_validates(model, clips):
     result = validate(compiled(model), clips[MODELS[model][1]])
     assert result["c_vs_simulator_mismatches"] == 0
     assert result["top1_agreement"] >= MIN_AGREEMENT
-    assert [layer["op"] for layer in result["layers"]][0] == "LSTM"
+    assert [layer["op"] for layer in result["layers"]][0] in ("LSTM", "GRU")
 
 
-def test_lstm_c_is_sanitizer_clean():
-    result = validate(compiled("keras_lstm_tflite"), f"{kws.NPZ}:test50_x490", sanitize=True)
+@pytest.mark.parametrize("model", ["keras_lstm_tflite", "gru_s"])
+def test_recurrent_c_is_sanitizer_clean(model):
+    result = validate(compiled(model), f"{kws.NPZ}:test50_{MODELS[model][1]}", sanitize=True)
     assert result["c_vs_simulator_mismatches"] == 0
 
 
@@ -85,11 +88,13 @@ def test_legacy_backend_refuses_lstm():
         compile_model(RECURRENT / "keras_lstm_int8.tflite", CompileOptions(backend="cmsis-nn-legacy"))
 
 
-def test_gru_not_emitted_yet_is_one_clear_error():
-    from kwscc.errors import UnsupportedError
-
-    with pytest.raises(UnsupportedError, match=r"\(GRU\): this backend does not emit recurrent layers yet"):
-        compile_model(RECURRENT / "keras_gru.onnx", CompileOptions(calib=f"{kws.NPZ}:calib_x490"))
+def test_gru_is_kwscc_kernel_with_arm_activation():
+    c = compiled("gru_s")
+    gru = next(call for call in c.calls if call.node.op == "GRU")
+    assert gru.function == "kwscc_gru_s8" and not gru.node.attrs.get("linear_before_reset")
+    assert gru.scratch["dsp"] == 12 * 154
+    text = c.files["gru_s_rnnop.c"]
+    assert "static void kwscc_gru_s8(" in text and "arm_nn_activation_s16(" in text
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +112,8 @@ def test_sigmoid_table_is_the_librarys(cmsis_nn):
     assert tuple(values) == SIGMOID_TABLE
 
 
-@pytest.mark.parametrize("model", ["keras_lstm_tflite", "basic_lstm_s"])
-def test_lstm_matches_real_cmsis_nn(model, cmsis_nn):
+@pytest.mark.parametrize("model", ["keras_lstm_tflite", "basic_lstm_s", "gru_s"])
+def test_recurrent_matches_real_cmsis_nn(model, cmsis_nn):
     result = validate(compiled(model), f"{kws.NPZ}:test50_{MODELS[model][1]}", cmsis_nn_dir=str(cmsis_nn))
     assert "CMSIS-NN" in result["kernels"]
     assert result["c_vs_simulator_mismatches"] == 0

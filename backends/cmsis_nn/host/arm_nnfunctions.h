@@ -172,6 +172,15 @@ arm_cmsis_nn_status arm_elementwise_mul_s8(const int8_t *input_1_vect,
 /* --------------------------------------------------------------- LSTM */
 
 /**
+ * sigmoid or tanh of size int16 values read as Q3.12 after a shift by left_shift; output Q0.15.
+ */
+arm_cmsis_nn_status arm_nn_activation_s16(const int16_t *input,
+                                          int16_t *output,
+                                          const int32_t size,
+                                          const int32_t left_shift,
+                                          const arm_nn_activation_type type);
+
+/**
  * s8 LSTM over time_steps steps (int16 gates and cell state), from a zero state.
  * output holds the hidden state of every step.
  */

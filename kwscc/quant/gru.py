@@ -1,0 +1,122 @@
+"""GRU in power-of-two formats for kwscc's own C kernel (kwscc_gru_s8), and its bit-exact numpy twin.
+
+CMSIS-NN has no GRU; the kernel reuses its arm_nn_activation_s16 (int16 Q3.12 in, Q0.15 out: the
+sigmoid and tanh of kwscc.quant.lstm.activation_s16). Formats: x in Format(n_x, z_x); gate
+pre-activations int16 Q3.12; z, r, n int16 Q0.15; the hidden state int16 Q0.15 between steps (an
+int8 state would round z * h every step), read as int8 Q0.7 by the matrix products and written out
+as Q0.7. With div(v, k) = v / 2^k rounded half away from zero (v * 2^-k for k <= 0) and sat16:
+  x part of gate g: xw_g = sat16(div(bias_g + sum (x - z_x) W_g, n_x + n_wx[g] - 12))
+  h part:           hr_g = sat16(div(rbias_g + sum h8 R_g, 7 + n_wh[g] - 12))  (rbias only for n)
+  z = sigmoid(sat16(xw_z + hr_z))   r = sigmoid(sat16(xw_r + hr_r))
+  linear_before_reset: n = tanh(sat16(xw_n + div(r * hr_n, 15)))
+  else: rh8 = sat8(div(r * h16, 23)); n = tanh(sat16(xw_n + hr_n(rh8)))
+  h16 = sat16(n + div(z * (h16 - n), 15));  h8 = sat8(div(h16, 8))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kwscc.ir import Graph, Node
+from kwscc.quant.formats import Format, frac_bits_for, quantize_bias, quantize_weights
+from kwscc.quant.lstm import ACT_FRAC, GATE_FRAC, HIDDEN_FRAC, Q15_MAX, Q15_MIN, activation_s16
+
+GATES = ("update", "reset", "new")  # the IR's z, r, h blocks
+
+
+@dataclass(slots=True)
+class GruGate:
+    input_weights: np.ndarray  # int8 [H, F]
+    hidden_weights: np.ndarray  # int8 [H, H]
+    input_bias: np.ndarray  # int32 [H] at the input accumulator's scale
+    hidden_bias: np.ndarray  # int32 [H] at the hidden accumulator's scale
+    input_shift: int  # k: the input part is divided by 2^k into Q3.12
+    hidden_shift: int
+    input_frac: int  # n_x + n_wx
+
+
+@dataclass(slots=True)
+class GruLayer:
+    node: str
+    gates: dict[str, GruGate]
+    linear_before_reset: bool
+    steps: int
+    last_only: bool
+    weight_frac: None = None  # the report's per-layer weight formats are for Conv/Dense
+
+    @property
+    def hidden_size(self) -> int:
+        return self.gates["update"].hidden_weights.shape[0]
+
+
+def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLayer:
+    x, w, r, wb, rb = (graph.tensors[name] for name in node.inputs[:5])
+    fmt = formats[node.inputs[0]]
+    hidden, steps = node.attrs["hidden_size"], x.shape[1]
+    gates = {}
+    for index, gate in enumerate(GATES):
+        rows = slice(index * hidden, (index + 1) * hidden)
+        wg, rg = w.data[rows].astype(np.float64), r.data[rows].astype(np.float64)
+        n_wx, n_wh = frac_bits_for(float(np.abs(wg).max())), frac_bits_for(float(np.abs(rg).max()))
+        qw, qr = quantize_weights(wg, np.full(hidden, n_wx)), quantize_weights(rg, np.full(hidden, n_wh))
+        x_bias = wb.data[rows] + (0 if gate == "new" else rb.data[rows])
+        bias = quantize_bias(x_bias, np.full(hidden, fmt.frac + n_wx)).astype(np.int64)
+        bias -= fmt.zero_point * qw.astype(np.int64).sum(axis=1)
+        h_bias = quantize_bias(rb.data[rows] if gate == "new" else np.zeros(hidden), np.full(hidden, HIDDEN_FRAC + n_wh))
+        gates[gate] = GruGate(qw, qr, np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32), h_bias,
+                              fmt.frac + n_wx - GATE_FRAC, HIDDEN_FRAC + n_wh - GATE_FRAC, fmt.frac + n_wx)
+    formats[node.outputs[0]] = Format(HIDDEN_FRAC)
+    return GruLayer(node.name, gates, bool(node.attrs.get("linear_before_reset")), steps,
+                    node.attrs["output"] == "last")
+
+
+def divide_pow2(v: np.ndarray, k: int) -> np.ndarray:
+    """v / 2^k rounded half away from zero; v * 2^-k for k <= 0 (int64)."""
+    v = np.asarray(v, np.int64)
+    if k <= 0:
+        return v << -k
+    half = np.int64(1) << (k - 1)
+    return np.where(v >= 0, (v + half) >> k, -((-v + half) >> k))
+
+
+def _sat16(v: np.ndarray) -> np.ndarray:
+    return np.clip(v, Q15_MIN, Q15_MAX).astype(np.int16)
+
+
+def _part(lhs: np.ndarray, weights: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
+    acc = lhs.astype(np.int64) @ weights.astype(np.int64).T + bias
+    return _sat16(divide_pow2(acc, k))
+
+
+def gru_s8(x: np.ndarray, layer: GruLayer) -> np.ndarray:
+    """kwscc_gru_s8 over x [N, T, F] int8 from a zero state: the hidden sequence [N, T, H] int8 Q0.7."""
+    n, steps, _ = x.shape
+    size = layer.hidden_size
+    h16 = np.zeros((n, size), np.int64)
+    h8 = np.zeros((n, size), np.int8)
+    out = np.empty((n, steps, size), np.int8)
+    g = layer.gates
+    for t in range(steps):
+        xw = {name: _part(x[:, t], g[name].input_weights, g[name].input_bias, g[name].input_shift) for name in GATES}
+        hr = {name: _part(h8, g[name].hidden_weights, g[name].hidden_bias, g[name].hidden_shift)
+              for name in ("update", "reset")}
+        z = activation_s16(_sat16(xw["update"].astype(np.int64) + hr["update"]), 0, "sigmoid").astype(np.int64)
+        r = activation_s16(_sat16(xw["reset"].astype(np.int64) + hr["reset"]), 0, "sigmoid").astype(np.int64)
+        if layer.linear_before_reset:
+            hn = _part(h8, g["new"].hidden_weights, g["new"].hidden_bias, g["new"].hidden_shift)
+            pre = xw["new"].astype(np.int64) + divide_pow2(r * hn, ACT_FRAC)
+        else:
+            rh8 = np.clip(divide_pow2(r * h16, 2 * ACT_FRAC - HIDDEN_FRAC), -128, 127)
+            pre = xw["new"].astype(np.int64) + _part(rh8, g["new"].hidden_weights, g["new"].hidden_bias,
+                                                     g["new"].hidden_shift)
+        new = activation_s16(_sat16(pre), 0, "tanh").astype(np.int64)
+        h16 = _sat16(new + divide_pow2(z * (h16 - new), ACT_FRAC)).astype(np.int64)
+        h8 = np.clip(divide_pow2(h16, ACT_FRAC - HIDDEN_FRAC), -128, 127).astype(np.int8)
+        out[:, t] = h8
+    return out
+
+
+def simulate_gru(layer: GruLayer, x: np.ndarray) -> np.ndarray:
+    seq = gru_s8(np.asarray(x, np.int8), layer)
+    return seq[:, -1] if layer.last_only else seq
