@@ -6,7 +6,7 @@ from kwscc.ir import Graph, Node
 from kwscc.ops.activation import TABLE_OPS
 
 LOWERABLE = ("Conv", "Dense", "MaxPool", "AveragePool", "Softmax", "Reshape", "Add", "Sub", "Mul", "Max", "Min",
-             "Concat", "Pad", "Transpose", *sorted(TABLE_OPS))
+             "Concat", "Pad", "Transpose", "Crop", *sorted(TABLE_OPS))
 
 
 def constraint_batch_one(graph: Graph, node: Node) -> bool:
@@ -60,6 +60,11 @@ def constraint_batch_axis_kept(graph: Graph, node: Node) -> bool:
     return node.attrs["pads"][0] == (0, 0) and len(node.attrs["pads"]) <= 4
 
 
+def constraint_not_the_batch_axis(graph: Graph, node: Node) -> bool:
+    """a Split must not split the batch axis"""
+    return node.attrs["axis"] != 0
+
+
 def constraint_slope_per_channel(graph: Graph, node: Node) -> bool:
     """the PRelu slope must be one constant, or one per channel (the last axis once kwscc has made the layout NHWC)"""
     from kwscc.quant.lut import channel_slopes
@@ -99,6 +104,7 @@ CONSTRAINTS = {
     "Concat": (constraint_batch_one, constraint_activation_inputs, constraint_concat_shapes),
     "Pad": (constraint_batch_one, constraint_batch_axis_kept),
     "Transpose": (constraint_batch_one, constraint_batch_axis_kept),
+    "Crop": (constraint_batch_one, constraint_not_the_batch_axis),
     **{op: (constraint_batch_one,) for op in sorted(TABLE_OPS - {"PRelu"})},
     "PRelu": (constraint_batch_one, constraint_slope_per_channel),
 }
@@ -123,6 +129,7 @@ KERNELS = {
     "Mul": "arm_elementwise_mul_s8", "Max": "kwscc_max_min_s8", "Min": "kwscc_max_min_s8", "Concat": "kwscc_concat_s8",
     "Pad": "kwscc_pad_s8 (a zero pad before a Conv folds into its padding instead)",
     "Transpose": "kwscc_transpose_s8; nothing at the model input (quantize_input writes NHWC from NCHW)",
+    "Crop": "kwscc_crop_s8 (each output of a Split / SPLIT / SPLIT_V: a copy of its slice)",
     **{op: f"kwscc_table_s8: an exact 256-entry int8 lookup table, {TABLE_COST[op]}" for op in TABLE_OPS},
 }
 

@@ -21,7 +21,7 @@ POW2_MULTIPLIER = 1 << 30  # scale 2^-k is (2^30, 1 - k): TFLite's QuantizeMulti
 MULTI_INPUT_OPS = ("Add", "Sub", "Mul", "Max", "Min", "Concat")
 # kwscc's C kernels in the order model.c defines them (a kernel after the ones it calls)
 KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8", "kwscc_table_s8", "kwscc_pad_s8",
-                 "kwscc_transpose_s8", "kwscc_gru_s8")
+                 "kwscc_transpose_s8", "kwscc_gru_s8", "kwscc_crop_s8")
 
 
 def align4(n: int) -> int:
@@ -238,6 +238,16 @@ def lower_pad(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     return KernelCall(node, "kwscc_pad_s8", "ops/pad.c.j2", params, dict(NO_SCRATCH), kernels=("kwscc_pad_s8",))
 
 
+def lower_crop(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
+    """A slice of one axis: `outer` rows, each a block of the row the input holds at that position."""
+    x = qm.graph.tensors[node.inputs[0]].shape
+    a = node.attrs
+    outer, inner = int(np.prod(x[:a["axis"]])), int(np.prod(x[a["axis"] + 1:]))
+    params = {"outer": outer, "x_stride": x[a["axis"]] * inner, "block": (a["end"] - a["start"]) * inner,
+              "offset": a["start"] * inner}
+    return KernelCall(node, "kwscc_crop_s8", "ops/crop.c.j2", params, dict(NO_SCRATCH), kernels=("kwscc_crop_s8",))
+
+
 def lower_transpose(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     dims_, stride = transpose_walk(qm.graph.tensors[node.inputs[0]].shape, node.attrs["perm"])
     return KernelCall(node, "kwscc_transpose_s8", "ops/transpose.c.j2", {"dims": dims_, "stride": stride},
@@ -310,6 +320,8 @@ def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall
         return lower_pad(qm, node, prefix)
     if node.op == "Transpose":
         return lower_transpose(qm, node, prefix)
+    if node.op == "Crop":
+        return lower_crop(qm, node, prefix)
     if node.op == "Conv":
         return lower_conv(qm, node, prefix)
     if node.op == "Dense":

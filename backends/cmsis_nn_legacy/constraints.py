@@ -246,7 +246,7 @@ CONSTRAINTS = {
     "AveragePool": (constraint_batch_one, constraint_nhwc, constraint_pool_extents, constraint_pool_windows),
     "Softmax": (constraint_softmax_last_axis, constraint_softmax_limits),
     "Reshape": (),
-    **{op: (refused,) for op in ("Add", "Sub", "Mul", "Max", "Min", "Concat", "Pad", "LSTM", "GRU",
+    **{op: (refused,) for op in ("Add", "Sub", "Mul", "Max", "Min", "Concat", "Pad", "Crop", "LSTM", "GRU",
                                  *sorted(TABLE_OPS - {"Relu", "Clip"}))},
     "Transpose": (constraint_input_layout_only,),
     "Relu": (constraint_fused_only,),

@@ -24,7 +24,7 @@ FLOAT_INPUTS = {
     "Conv": (0, 1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1), "BatchNormalization": (0, 1, 2, 3, 4),
     "Relu": (0,), "Clip": (0, 1, 2), "MaxPool": (0,), "AveragePool": (0,), "GlobalAveragePool": (0,),
     "ReduceMean": (0,), "Softmax": (0,), "Dropout": (0,), "Sigmoid": (0,), "Tanh": (0,), "HardSigmoid": (0,),
-    "HardSwish": (0,), "LeakyRelu": (0,), "PRelu": (0, 1), "Pad": (0, 2),
+    "HardSwish": (0,), "LeakyRelu": (0,), "PRelu": (0, 1), "Pad": (0, 2), "Split": (0,),
 }
 # numpy kinds an initializer may have at all (strings, complex numbers and objects never)
 CONST_KINDS = "fiub"

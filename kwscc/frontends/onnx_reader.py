@@ -223,6 +223,27 @@ def _pad(r: Reader, onode) -> None:
     r.emit(onode, "Pad", onode.input[:1], {"pads": tuple(pairs), "value": value})
 
 
+def _split(r: Reader, onode) -> None:
+    """Split of an activation: one Crop per output (sizes from the `split` input or attribute, else equal parts)."""
+    a = attrs_of(onode)
+    x = r.tensor(onode.input[0]).shape
+    axis = int(a.get("axis", 0)) % len(x)
+    sizes = r.optional_const(onode, 1, "split") if r.opset >= 13 else a.get("split")
+    outputs = list(onode.output)
+    if sizes is None or len(sizes) == 0:
+        parts = int(a.get("num_outputs", len(outputs)))
+        step = -(-x[axis] // parts)  # opset 18: the last part may be smaller
+        sizes = [min(step, x[axis] - i * step) for i in range(parts)]
+    sizes = [int(s) for s in sizes]
+    if len(sizes) != len(outputs) or sum(sizes) != x[axis] or min(sizes) < 0:
+        raise ModelError(f"node '{onode.name}' (Split): sizes {sizes} do not split axis {axis} of {list(x)} "
+                         f"into {len(outputs)} outputs")
+    start = 0
+    for out, size in zip(outputs, sizes):
+        r.emit(onode, "Crop", onode.input[:1], {"axis": axis, "start": start, "end": start + size}, outputs=[out])
+        start += size
+
+
 def _prelu(r: Reader, onode) -> None:
     slope = r.const(onode, 1, "slope").astype(np.float32)
     r.emit(onode, "PRelu", [onode.input[0], r.graph.add_const(onode.input[1] + "_kwscc_slope", slope).name])
@@ -360,7 +381,7 @@ ONNX_OPS: dict[str, Callable[[Reader, object], None]] = {
     "Concat": _simple("Concat"), "Cast": _simple("Cast"), "Slice": _simple("Slice"),
     "Add": _simple("Add"), "Sub": _simple("Sub"), "Mul": _simple("Mul"), "Div": _simple("Div"),
     "Max": _variadic, "Min": _variadic,
-    "Pad": _pad, "PRelu": _prelu, "Sigmoid": _table_activation("Sigmoid", {}), "Tanh": _table_activation("Tanh", {}),
+    "Pad": _pad, "PRelu": _prelu, "Split": _split, "Sigmoid": _table_activation("Sigmoid", {}), "Tanh": _table_activation("Tanh", {}),
     "HardSigmoid": _table_activation("HardSigmoid", {"alpha": 0.2, "beta": 0.5}),
     "HardSwish": _table_activation("HardSwish", {}), "LeakyRelu": _table_activation("LeakyRelu", {"alpha": 0.01}),
     "LSTM": recurrent, "GRU": recurrent,

@@ -626,6 +626,27 @@ def _table_activation(kind: str, alpha_field: str = "") -> Callable[[Reader, Tfl
     return handler
 
 
+def _split(r: Reader, op: TflOp) -> None:
+    """SPLIT (axis, input) into equal parts / SPLIT_V (input, sizes, axis): one Crop per output."""
+    data, axis_pos = (1, 0) if op.name == "SPLIT" else (0, 2)
+    x = r.activation(op, op.inputs[data])
+    xs = r.shape(x)
+    axis = r.ints(op, axis_pos, "axis")[0] % len(xs)
+    if op.name == "SPLIT":
+        sizes = [xs[axis] // len(op.outputs)] * len(op.outputs)
+    else:
+        sizes = r.ints(op, 1, "size_splits")
+        if sizes.count(-1) == 1:
+            sizes[sizes.index(-1)] = xs[axis] - (sum(sizes) + 1)
+    if sum(sizes) != xs[axis] or len(sizes) != len(op.outputs) or min(sizes) < 0:
+        raise ModelError(f"{op.where}: sizes {sizes} do not split axis {axis} of {list(xs)} into {len(op.outputs)}")
+    start = 0
+    for i, (out, size) in enumerate(zip(op.outputs, sizes)):
+        r.emit(op, "Crop", [x], {"axis": axis, "start": start, "end": start + size}, outputs=[r.name(out)],
+               helper=f"part{i}")
+        start += size
+
+
 def _prelu(r: Reader, op: TflOp) -> None:
     x = r.activation(op, op.inputs[0])
     r.emit(op, "PRelu", [x, r.weights(op, 1, "alpha")])
@@ -700,7 +721,7 @@ TFLITE_OPS: dict[str, Callable[[Reader, TflOp], None]] = {
     "MINIMUM": _binary("Min"), "CONCATENATION": _concatenation,
     "LOGISTIC": _table_activation("Sigmoid"), "TANH": _table_activation("Tanh"),
     "HARD_SWISH": _table_activation("HardSwish"), "LEAKY_RELU": _table_activation("LeakyRelu", "Alpha"),
-    "PRELU": _prelu,
+    "PRELU": _prelu, "SPLIT": _split, "SPLIT_V": _split,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": tflite_recurrent.sequence_lstm, "STRIDED_SLICE": tflite_recurrent.strided_slice,
 }
 

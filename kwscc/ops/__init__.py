@@ -55,4 +55,6 @@ def same_as_input(node: Node, inputs: list[Tensor]) -> list[tuple[Shape, str]]:
     return [(inputs[0].shape, inputs[0].dtype)]
 
 
-from kwscc.ops import activation, batchnorm, conv, dense, elementwise, pad, pool, recurrent, reshape, shape_ops, softmax  # noqa: E402,F401,I001
+from kwscc.ops import (  # noqa: E402,F401,I001
+    activation, batchnorm, conv, crop, dense, elementwise, pad, pool, recurrent, reshape, shape_ops, softmax,
+)

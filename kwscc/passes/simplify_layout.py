@@ -9,7 +9,7 @@
 - An elementwise binary op or a Concat whose activation inputs all come through Transposes of one
   permutation runs before it instead: op(T(a), T(b)) = T(op(a, b)) (constants are permuted back,
   Concat's axis follows the permutation). The Transpose after it then cancels against the next op's.
-- A Transpose after a layout-free op (elementwise activations, Pad) moves above it, permuting the
+- A Transpose after a layout-free op (elementwise activations, Pad, Crop) moves above it, permuting the
   op's per-axis attributes: it then meets the Transpose before the op and cancels, or reaches the
   model input, where quantize_input applies it for free (kwscc.ir.layout).
 """
@@ -21,7 +21,7 @@ from kwscc.ir import Graph, Node, Tensor
 from kwscc.ops.activation import TABLE_OPS
 from kwscc.passes.rewrite import bypass, remove_dead_nodes, sole_consumer
 
-LAYOUT_FREE = TABLE_OPS | {"Pad"}
+LAYOUT_FREE = TABLE_OPS | {"Pad", "Crop"}
 
 
 def _moves_data(shape: tuple[int, ...], perm: tuple[int, ...]) -> bool:
@@ -111,6 +111,8 @@ def _permuted_for(graph: Graph, node: Node, perm: tuple[int, ...]) -> None:
     """Rewrite `node`'s per-axis attributes for an input transposed by `perm` (new axis a = old perm[a])."""
     if node.op == "Pad":
         node.attrs["pads"] = tuple(node.attrs["pads"][p] for p in perm)
+    elif node.op == "Crop":
+        node.attrs["axis"] = perm.index(node.attrs["axis"])
     elif node.op == "PRelu":
         slope = graph.tensors[node.inputs[1]].data
         slope = slope.reshape((1,) * (len(perm) - slope.ndim) + slope.shape)

@@ -36,7 +36,7 @@ from kwscc.quant.split_input import find_split
 log = logging.getLogger(__name__)
 
 REFINABLE_BACKENDS = ("cmsis-nn",)  # backends whose integer program is the one simulate.py models
-FORMAT_COPYING = ("Reshape", "MaxPool", "AveragePool", "Pad", "Transpose")
+FORMAT_COPYING = ("Reshape", "MaxPool", "AveragePool", "Pad", "Transpose", "Crop")
 
 
 @dataclass(frozen=True, slots=True)

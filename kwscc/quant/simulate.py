@@ -5,6 +5,7 @@ import numpy as np
 
 from kwscc.ir import Node
 from kwscc.ops.activation import TABLE_OPS
+from kwscc.ops.crop import crop
 from kwscc.ops.conv import conv_out_hw
 from kwscc.quant import kernels
 from kwscc.quant.formats import quantize_input
@@ -100,6 +101,10 @@ def _pad(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     return np.pad(x, node.attrs["pads"], constant_values=pad_fill(qm, node))
 
 
+def _crop(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(crop(x, node.attrs["axis"], node.attrs["start"], node.attrs["end"]))
+
+
 def _transpose(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(x, node.attrs["perm"]))
 
@@ -113,7 +118,8 @@ def _gru(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
 
 
 SIMULATORS = {"Conv": _conv, "Dense": _dense, "MaxPool": _pool, "AveragePool": _pool,
-              "Softmax": _softmax, "Reshape": _reshape, "Pad": _pad, "Transpose": _transpose, "LSTM": _lstm, "GRU": _gru,
+              "Softmax": _softmax, "Reshape": _reshape, "Pad": _pad, "Transpose": _transpose, "Crop": _crop,
+              "LSTM": _lstm, "GRU": _gru,
               **{op: _table for op in TABLE_OPS}}
 MULTI_INPUT_SIMULATORS = {"Add": _binary, "Sub": _binary, "Mul": _binary, "Max": _binary, "Min": _binary,
                           "Concat": _concat}

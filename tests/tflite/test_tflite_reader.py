@@ -247,6 +247,24 @@ def test_table_activations(tmp_path, code, kind):
         assert graph.nodes()[0].attrs["alpha"] == 0.125
 
 
+@pytest.mark.parametrize("code", ["SPLIT", "SPLIT_V"])
+def test_split_into_crops(tmp_path, code):
+    b = ModelBuilder()
+    x = b.tensor("x", [1, 4, 4, 6])
+    outs = [b.tensor(f"y{i}", [1, 4, 4, n]) for i, n in enumerate((3, 3) if code == "SPLIT" else (1, 5))]
+    axis = b.const("axis", np.array([3], np.int32), "INT32")
+    if code == "SPLIT":
+        b.op(code, [axis, x], outs, options("Split", numSplits=2))
+    else:
+        b.op(code, [x, b.const("sizes", np.array([1, -1], np.int32), "INT32"), axis], outs,
+             options("SplitV", numSplits=2))
+    graph = read_model(b.save(tmp_path, [x], outs))
+    assert [(n.op, n.attrs["start"], n.attrs["end"]) for n in graph.nodes()] == (
+        [("Crop", 0, 3), ("Crop", 3, 6)] if code == "SPLIT" else [("Crop", 0, 1), ("Crop", 1, 6)])
+    values = run_float(graph, {"x": rnd(2, 4, 4, 6)})
+    assert np.array_equal(np.concatenate([values["y0"], values["y1"]], axis=3), values["x"])
+
+
 def test_mean_over_w_only(tmp_path):
     b = ModelBuilder()
     x = b.tensor("x", [1, 5, 3, 6])
