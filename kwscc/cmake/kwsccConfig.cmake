@@ -17,13 +17,13 @@
 #     - otherwise kwscc's own portable C kernels.
 #   All models of a project must use the same --rounding (the library is built once).
 #
-# KWSCC_EXECUTABLE: the kwscc program (default: found next to this package's Python, else on PATH).
+# KWSCC_EXECUTABLE: the kwscc program (default: the one installed with this package, else on PATH).
 
 include_guard(GLOBAL)
 
 if(NOT KWSCC_EXECUTABLE)
     find_program(KWSCC_EXECUTABLE kwscc
-        HINTS "${CMAKE_CURRENT_LIST_DIR}/../../../../bin" "${CMAKE_CURRENT_LIST_DIR}/../../.venv/bin"
+        HINTS "${CMAKE_CURRENT_LIST_DIR}/../../../../../bin" "${CMAKE_CURRENT_LIST_DIR}/../../.venv/bin"
         DOC "the kwscc compiler")
 endif()
 if(NOT KWSCC_EXECUTABLE)
