@@ -71,6 +71,25 @@ def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLay
                     node.attrs["output"] == "last")
 
 
+def correct_input_bias(layer: GruLayer, graph: Graph, node: Node, x_q: np.ndarray, x_float: np.ndarray) -> bool:
+    """Empirical bias correction of each gate's input part (as kwscc.quant.lstm.correct_input_bias):
+    its mean over the calibration samples and time steps is made to match the float model's."""
+    w, wb, rb = (graph.tensors[name].data for name in (node.inputs[1], node.inputs[3], node.inputs[4]))
+    mean_q = x_q.reshape(-1, x_q.shape[-1]).astype(np.float64).mean(axis=0)
+    mean_f = x_float.reshape(-1, x_float.shape[-1]).astype(np.float64).mean(axis=0)
+    changed = False
+    for index, gate in enumerate(GATES):
+        g = layer.gates[gate]
+        rows = slice(index * layer.hidden_size, (index + 1) * layer.hidden_size)
+        real = (g.input_weights.astype(np.float64) @ mean_q + g.input_bias) * 2.0**-g.input_frac
+        ref = w[rows].astype(np.float64) @ mean_f + wb[rows] + (0 if gate == "new" else rb[rows])
+        delta = np.floor((real - ref) * 2.0**g.input_frac + 0.5).astype(np.int64)
+        if np.any(delta):
+            g.input_bias = np.clip(g.input_bias - delta, -(2**31), 2**31 - 1).astype(np.int32)
+            changed = True
+    return changed
+
+
 def divide_pow2(v: np.ndarray, k: int) -> np.ndarray:
     """v / 2^k rounded half away from zero; v * 2^-k for k <= 0 (int64)."""
     v = np.asarray(v, np.int64)

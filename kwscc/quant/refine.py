@@ -27,7 +27,7 @@ from kwscc.quant.binary import BINARY_OPS
 from kwscc.ops.activation import TABLE_OPS
 from kwscc.quant.calibrate import Feeds, Summaries, activation_names, float_batches, ranges_for, sample_count
 from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, Format, dequantize, frac_bits_for, quantize_input
-from kwscc.quant.lstm import correct_input_bias
+from kwscc.quant import gru, lstm
 from kwscc.quant.methods import DEFAULT_METHOD
 from kwscc.quant.quantize import QuantModel, quantize
 from kwscc.quant.simulate import quantize_model_input, simulate_float_inputs, simulate_node
@@ -223,6 +223,9 @@ def _mean_pre_activation(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray
     return out
 
 
+RECURRENT_BIAS_CORRECTION = {"LSTM": lstm.correct_input_bias, "GRU": gru.correct_input_bias}
+
+
 def correct_biases(qm: QuantModel, samples: dict[str, dict[str, np.ndarray]]) -> int:
     """Empirical bias correction in place; samples = {"float": {tensor: values}, "feeds": inputs}.
     Returns the number of layers changed."""
@@ -252,8 +255,9 @@ def correct_biases(qm: QuantModel, samples: dict[str, dict[str, np.ndarray]]) ->
                 new = layer.bias.astype(np.int64) - delta
                 layer.bias = np.clip(new, -(2**31 - 1), 2**31 - 1).astype(np.int32)
                 changed += 1
-        elif node.op == "LSTM":
-            changed += correct_input_bias(qm.layers[node.name], graph, node, x_q, floats[node.inputs[0]])
+        elif node.op in RECURRENT_BIAS_CORRECTION:
+            fix = RECURRENT_BIAS_CORRECTION[node.op]
+            changed += fix(qm.layers[node.name], graph, node, x_q, floats[node.inputs[0]])
         values[node.outputs[0]] = simulate_node(qm, node, values)
     return changed
 
