@@ -117,3 +117,12 @@ def test_recurrent_matches_real_cmsis_nn(model, cmsis_nn):
     result = validate(compiled(model), f"{kws.NPZ}:test50_{MODELS[model][1]}", cmsis_nn_dir=str(cmsis_nn))
     assert "CMSIS-NN" in result["kernels"]
     assert result["c_vs_simulator_mismatches"] == 0
+
+
+def test_supported_ops_lists_recurrent_kernels(capsys):
+    from kwscc.cli import main
+
+    assert main(["supported-ops"]) == 0
+    out = capsys.readouterr().out
+    assert "-> arm_lstm_unidirectional_s8" in out and "-> kwscc_gru_s8" in out
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in out and "GRU" in out
