@@ -257,6 +257,12 @@ PROVISIONAL_NOTE = ("formats omitted: no calibration data (--calib DATA gives th
                     "do not depend on the data, the code size only by a few bytes")
 
 
+def _tables_note(r: dict) -> str:
+    """' (lookup tables N B)' when activations run through tables (kwscc.quant.lut), else ''."""
+    tables = sum(a["bytes"] for layer in r["layers"] for a in layer["arrays"] if a["role"] == "table")
+    return f" (lookup tables {tables:,})" if tables else ""
+
+
 def _summary_lines(r: dict) -> list[str]:
     plan = r["plan"]
     order = plan["schedule_method"] + (", optimal" if plan["schedule_optimal"] else "")
@@ -265,12 +271,12 @@ def _summary_lines(r: dict) -> list[str]:
     code = r["code_size"]
     if code["measured"]:
         flash = (f"FLASH {r['flash_bytes']:,} B = weights {r['weights_only_bytes']:,} + biases {r['bias_bytes']:,}"
-                 f" + quantization params {r['quant_params_bytes']:,} + code {r['code_bytes']:,} "
+                 f" + quantization params {r['quant_params_bytes']:,}{_tables_note(r)} + code {r['code_bytes']:,} "
                  f"({code['compiler']} {code.get('compiler_version', '')} {' '.join(code['flags'][1:2])} "
                  f"{' '.join(f for f in code['flags'] if f.startswith('-mcpu'))}; CMSIS-NN library not included)")
     else:
         flash = (f"FLASH {r['flash_data_bytes']:,} B const data = weights {r['weights_only_bytes']:,} + biases "
-                 f"{r['bias_bytes']:,} + quantization params {r['quant_params_bytes']:,}; code unmeasured "
+                 f"{r['bias_bytes']:,} + quantization params {r['quant_params_bytes']:,}{_tables_note(r)}; code unmeasured "
                  f"({code['reason']})")
     build = f" ({r['cpu_build']} build)" if r["cpu_build"] else ""
     lines = [
@@ -325,7 +331,8 @@ def format_markdown(report: dict, svg_name: str | None = None) -> str:
         f"| input / output (caller's buffers) | {r['input_bytes']:,} B / {r['output_bytes']:,} B |",
         f"| weights (flash) | {r['weights_only_bytes']:,} B |",
         f"| biases (flash) | {r['bias_bytes']:,} B |",
-        f"| quantization params: shifts + multipliers (flash) | {r['quant_params_bytes']:,} B |",
+        f"| quantization params: shifts + multipliers + lookup tables (flash) | {r['quant_params_bytes']:,} B"
+        f"{_tables_note(r)} |",
         f"| generated code (flash) | {code_cell} |",
         f"| flash total (CMSIS-NN library not included) | {flash_cell} |",
         f"| MACs per inference | {r['macs']:,} |",

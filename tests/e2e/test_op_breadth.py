@@ -16,6 +16,7 @@ from onnx import helper
 from kwscc.driver import CompileOptions, compile_model
 from kwscc.errors import UnsupportedError
 from kwscc.ir.layout import transpose_walk
+from kwscc.report.report import build_report, format_table
 from kwscc.validate.validate import validate
 from tests.models_util import make_model, save
 
@@ -298,3 +299,6 @@ def test_torch_dynamo_export(tmp_path):
     assert compiled.files["tiny_image_dynamo.h"].count("x is in the model's own layout [1, 3, 16, 16]") == 1
     assert "kwscc_transpose_s8" not in _functions(compiled)
     assert sorted(f for f in _functions(compiled) if f.startswith("kwscc_")) == ["kwscc_table_s8"] * 4
+    # flash: HardSwish, LeakyRelu and Sigmoid one 256-byte table each, the 12-channel PRelu one per channel
+    report = build_report(compiled, measure_code=False)
+    assert "quantization params" in format_table(report) and "(lookup tables 3,840)" in format_table(report)
