@@ -97,8 +97,9 @@ def test_cmake_regenerates_after_the_model_changes(cmake_project, tmp_path):
     assert "kwscc: compiling" not in second and generated.stat().st_mtime_ns == after[0]
 
 
-@pytest.mark.parametrize("kernels", ["kwscc", "cmsis-nn"])
+@pytest.mark.parametrize("kernels", ["kwscc", "cmsis-nn", "copied"])
 def test_make_project_includes_the_fragment(kernels, tmp_path):
+    """kwscc's kernels; a CMSIS-NN checkout named to make; the files `--cmsis-nn DIR` copied into OUT."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     extra, cpu = ["--with-host-kernels"], "cortex-m4"
@@ -106,7 +107,14 @@ def test_make_project_includes_the_fragment(kernels, tmp_path):
     if kernels == "cmsis-nn":
         extra, cpu = ["--cpu", "generic"], "generic"  # the host compiles CMSIS-NN's pure-C path
         make_vars = [f"CMSIS_NN_PATH={library('cmsis_nn')}"]
+    if kernels == "copied":
+        extra, cpu = ["--cpu", "generic", "--cmsis-nn", str(library("cmsis_nn"))], "generic"
     run([kwscc_script(), *kws.compile_argv("dnn_s", tmp_path / "out", *extra)])
+    if kernels == "copied":
+        listed = (tmp_path / "out" / "dnn_s_cmsis_nn_sources.txt").read_text().split()
+        copied = sorted(p.relative_to(tmp_path / "out" / "cmsis_nn").as_posix()
+                        for p in (tmp_path / "out" / "cmsis_nn").rglob("*.c"))
+        assert copied == listed and (tmp_path / "out" / "cmsis_nn" / "LICENSE").is_file()
     for f in ("Makefile", "main.c"):
         shutil.copy(HERE / "make_project" / f, tmp_path / f)
     run(["make", "-C", tmp_path, "OUT=out", *make_vars])

@@ -50,6 +50,14 @@ def test_cmsis_nn_v7_on_the_host(model, rounding):
     check_bit_exact(c, out)
 
 
+def test_cmsis_nn_v7_sanitized_on_the_host():
+    """validate --sanitize --cmsis-nn: the model and Arm's kernels built with ASan and UBSan, still bit-exact."""
+    lib = library("cmsis_nn")
+    c = compiled("ds_cnn_s")  # convolution, depthwise, pooling, softmax: Arm's kernels in the arena's scratch
+    out, _ = run_on_target(c, samples("ds_cnn_s"), "host", str(lib), sanitize=True)
+    check_bit_exact(c, out)
+
+
 def called_files(graph: dict, entries: list[str]) -> set[str]:
     """The files of the functions the entries really reach (the linker's view, function by function)."""
     seen, todo = set(), list(entries)
