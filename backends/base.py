@@ -35,18 +35,19 @@ def check_constraints(graph: Graph, constraints: dict) -> None:
     for node in graph.nodes():
         if node.op not in constraints:
             reason = LEFTOVER_MESSAGES.get(node.op, f"{node.op} {ELEMENTWISE_MESSAGE}")
-            raise UnsupportedError(f"{_user_node(node)}: {reason}")
+            raise UnsupportedError(f"{_user_node(graph, node)}: {reason}")
         for constraint in constraints[node.op]:
             if not constraint(graph, node):
-                raise UnsupportedError(f"{_user_node(node)}: {constraint.__doc__}")
+                raise UnsupportedError(f"{_user_node(graph, node)}: {constraint.__doc__}")
 
 
-def _user_node(node) -> str:
-    """The node as the user wrote it: a Transpose kwscc added for a layout change names its node."""
+def _user_node(graph: Graph, node) -> str:
+    """The node as the user wrote it: its name and the op type of the model file (a Gemm, not kwscc's
+    Dense); a Transpose kwscc added for a layout change names the node it is for."""
     if "layout_for" in node.attrs:
         name, op = node.attrs["layout_for"]
-        return f"node '{name}' ({op}): the NCHW/NHWC Transpose kwscc adds next to it"
-    return f"node '{node.name}' ({node.op})"
+        return f"node '{name}' ({graph.node_sources.get(name, op)}): the NCHW/NHWC Transpose kwscc adds next to it"
+    return f"node '{node.name}' ({graph.node_sources.get(node.name, node.op)})"
 
 
 def tensor_pointer(plan: MemoryPlan, tensor: str) -> str:

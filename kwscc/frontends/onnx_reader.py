@@ -48,7 +48,8 @@ class Reader:
         return self.const(onode, index, what)
 
     def emit(self, onode, op: str, inputs: list[str], attrs: dict | None = None, outputs: list[str] | None = None) -> None:
-        self.graph.add_node(Node(onode.name, op, list(inputs), list(outputs or onode.output[:1]), attrs or {}))
+        node = self.graph.add_node(Node(onode.name, op, list(inputs), list(outputs or onode.output[:1]), attrs or {}))
+        self.graph.node_sources[node.name] = onode.op_type
 
 
 def attrs_of(onode) -> dict:

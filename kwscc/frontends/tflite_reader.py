@@ -434,6 +434,7 @@ class Reader:
         name = f"{op.name.lower()}_{op.index}" + (f"_{helper}" if helper else "")
         node = Node(name, kind, list(inputs), list(outputs or [self.name(op.outputs[0])]), attrs or {})
         self.graph.add_node(node)
+        self.graph.node_sources[node.name] = op.name
         return node.outputs[0]
 
 

@@ -59,6 +59,7 @@ class Graph:
         # provenance: tensor -> (tensor of the model file, flat index or None), meaning this tensor's
         # values per sample are the file tensor's flattened values at that index (None: the same order)
         self.origins: dict[str, tuple[str, np.ndarray | None]] = {}
+        self.node_sources: dict[str, str] = {}  # node -> the op type the model file gives it (for messages)
         self._nodes: dict[str, Node] = {}
         self._order: dict[str, int] = {}
         self._counter = 0

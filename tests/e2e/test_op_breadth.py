@@ -302,3 +302,12 @@ def test_torch_dynamo_export(tmp_path):
     # flash: HardSwish, LeakyRelu and Sigmoid one 256-byte table each, the 12-channel PRelu one per channel
     report = build_report(compiled, measure_code=False)
     assert "quantization params" in format_table(report) and "(lookup tables 3,840)" in format_table(report)
+
+
+def test_backend_errors_name_the_users_op_type(tmp_path):
+    """kwscc lowers Gemm to its Dense op; the message still says Gemm, with the node's name."""
+    rng = _rng(11)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)]
+    path = save(make_model(nodes, {"x": [2, 3]}, ["y"], {"w": rng.normal(0, 1, (4, 3)), "b": np.zeros(4)}), tmp_path)
+    with pytest.raises(UnsupportedError, match=r"^node 'fc' \(Gemm\): batch size must be 1"):
+        compile_model(path, CompileOptions(calib=_image_data(tmp_path, [2, 3])))
