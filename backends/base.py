@@ -99,13 +99,7 @@ class Backend:
         raise NotImplementedError
 
     def quantize(self, graph: Graph, ranges, per_channel: bool, rounding: str) -> QuantModel:
-        """Formats from given ranges (a quantized model's own, or a calibration method's); ReLU outputs
-        unsigned unless the options say --no-unsigned (kwscc.quant.refine.unsigned_tensors)."""
-        from kwscc.quant.refine import unsigned_tensors
-
-        use_unsigned = self.options is None or self.options.unsigned_relu
-        return quantize(graph, ranges, per_channel=per_channel, rounding=rounding,
-                        unsigned=unsigned_tensors(graph) if use_unsigned else frozenset())
+        return quantize(graph, ranges, per_channel=per_channel, rounding=rounding)
 
     def simulate(self, qm: QuantModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """int8 value of every activation tensor, exactly as the emitted C computes it."""

@@ -17,9 +17,9 @@ DATA = IC / "ic_32_small.npz"
 MAX_ARENA = 49_100
 # LiteRT's int8 file agrees with its float file on 89.5 % of the 200 test crops (examples/mlperf-tiny/README.md)
 INT8_VS_FLOAT = 0.895
-# kwscc's power-of-two formats from the int8 file's own ranges, with no data: 86 % of these 64 crops, 77.5 %
-# of all 200 (below INT8_VS_FLOAT: its non-power-of-two scales lose up to a bit per tensor)
-INT8_NO_DATA_FLOOR = 0.8
+# kwscc's power-of-two formats from the int8 file's own scales, with no data: 90.6 % of these 64 crops, 84.5 %
+# of all 200 (below INT8_VS_FLOAT there: each power-of-two step is up to a factor sqrt(2) off the file's scale)
+INT8_NO_DATA_FLOOR = 0.85
 
 
 @pytest.fixture(scope="module")
