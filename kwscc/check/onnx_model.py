@@ -310,6 +310,13 @@ def _clip(where: str, attrs: dict, inputs) -> None:
         raise ModelError(f"{where}: min {bounds[0]:g} is greater than max {bounds[1]:g}")
 
 
+def _finite_attrs(where: str, attrs: dict, inputs) -> None:
+    """HardSigmoid / LeakyRelu: alpha and beta define the lookup table; they must be numbers."""
+    for name in ("alpha", "beta"):
+        if name in attrs and not math.isfinite(float(attrs[name])):
+            raise ModelError(f"{where}: {name} is {attrs[name]}; it must be a finite number")
+
+
 def _axes_in_range(where: str, attrs: dict, inputs) -> None:
     rank = len(inputs[0].shape)
     axes = attrs.get("axes")
@@ -349,5 +356,5 @@ NODE_CHECKS = {
     "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm, "Softmax": _softmax,
     "Flatten": _flatten, "Transpose": _transpose, "Clip": _clip, "Squeeze": _axes_in_range,
     "ReduceMean": _axes_in_range, "Unsqueeze": _unsqueeze, "Gather": _gather_concat, "Concat": _gather_concat,
-    "Reshape": _reshape,
+    "Reshape": _reshape, "HardSigmoid": _finite_attrs, "LeakyRelu": _finite_attrs,
 }

@@ -311,3 +311,12 @@ def test_backend_errors_name_the_users_op_type(tmp_path):
     path = save(make_model(nodes, {"x": [2, 3]}, ["y"], {"w": rng.normal(0, 1, (4, 3)), "b": np.zeros(4)}), tmp_path)
     with pytest.raises(UnsupportedError, match=r"^node 'fc' \(Gemm\): batch size must be 1"):
         compile_model(path, CompileOptions(calib=_image_data(tmp_path, [2, 3])))
+
+
+@pytest.mark.parametrize("op, attrs", [("LeakyRelu", {"alpha": float("nan")}), ("HardSigmoid", {"beta": float("inf")})])
+def test_non_finite_table_parameters_are_one_clear_error(tmp_path, op, attrs):
+    from kwscc.errors import ModelError
+
+    model = make_model([helper.make_node(op, ["x"], ["y"], name="act", **attrs)], {"x": [1, 4]}, ["y"], check=False)
+    with pytest.raises(ModelError, match=f"node 'act' \\({op}\\): (alpha|beta) is (nan|inf); it must be a finite"):
+        compile_model(save(model, tmp_path), CompileOptions(calib=_image_data(tmp_path, [1, 4])))
