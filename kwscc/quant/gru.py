@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwscc.ir import Graph, Node
-from kwscc.quant.formats import Format, frac_bits_for, quantize_bias, quantize_weights
-from kwscc.quant.lstm import ACT_FRAC, GATE_FRAC, HIDDEN_FRAC, Q15_MAX, Q15_MIN, activation_s16
+from kwscc.quant.formats import Format, quantize_bias
+from kwscc.quant.lstm import (
+    ACT_FRAC, GATE_FRAC, HIDDEN_FRAC, Q15_MAX, Q15_MIN, activation_s16, correct_input_biases, quantize_gate_weights,
+)
 
 GATES = ("update", "reset", "new")  # the IR's z, r, h blocks
 
@@ -57,37 +59,27 @@ def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLay
     gates = {}
     for index, gate in enumerate(GATES):
         rows = slice(index * hidden, (index + 1) * hidden)
-        wg, rg = w.data[rows].astype(np.float64), r.data[rows].astype(np.float64)
-        n_wx, n_wh = frac_bits_for(float(np.abs(wg).max())), frac_bits_for(float(np.abs(rg).max()))
-        qw, qr = quantize_weights(wg, np.full(hidden, n_wx)), quantize_weights(rg, np.full(hidden, n_wh))
-        x_bias = wb.data[rows] + (0 if gate == "new" else rb.data[rows])
-        bias = quantize_bias(x_bias, np.full(hidden, fmt.frac + n_wx)).astype(np.int64)
-        bias -= fmt.zero_point * qw.astype(np.int64).sum(axis=1)
-        h_bias = quantize_bias(rb.data[rows] if gate == "new" else np.zeros(hidden), np.full(hidden, HIDDEN_FRAC + n_wh))
-        gates[gate] = GruGate(qw, qr, np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32), h_bias,
-                              fmt.frac + n_wx - GATE_FRAC, HIDDEN_FRAC + n_wh - GATE_FRAC, fmt.frac + n_wx)
+        x_bias = _input_bias(wb, rb, gate, rows)
+        qw, qr, bias, x_frac, h_frac = quantize_gate_weights(w.data[rows], r.data[rows], x_bias, fmt)
+        h_bias = quantize_bias(rb.data[rows] if gate == "new" else np.zeros(hidden), np.full(hidden, h_frac))
+        gates[gate] = GruGate(qw, qr, bias, h_bias, x_frac - GATE_FRAC, h_frac - GATE_FRAC, x_frac)
     formats[node.outputs[0]] = Format(HIDDEN_FRAC)
     return GruLayer(node.name, gates, bool(node.attrs.get("linear_before_reset")), steps,
                     node.attrs["output"] == "last")
 
 
+def _input_bias(wb, rb, gate: str, rows: slice) -> np.ndarray:
+    """The bias of a gate's input part: both biases for z and r, only Wb for n (Rb_n sits inside r * (...))."""
+    return wb.data[rows] + (0 if gate == "new" else rb.data[rows])
+
+
 def correct_input_bias(layer: GruLayer, graph: Graph, node: Node, x_q: np.ndarray, x_float: np.ndarray) -> bool:
-    """Empirical bias correction of each gate's input part (as kwscc.quant.lstm.correct_input_bias):
-    its mean over the calibration samples and time steps is made to match the float model's."""
-    w, wb, rb = (graph.tensors[name].data for name in (node.inputs[1], node.inputs[3], node.inputs[4]))
-    mean_q = x_q.reshape(-1, x_q.shape[-1]).astype(np.float64).mean(axis=0)
-    mean_f = x_float.reshape(-1, x_float.shape[-1]).astype(np.float64).mean(axis=0)
-    changed = False
-    for index, gate in enumerate(GATES):
-        g = layer.gates[gate]
-        rows = slice(index * layer.hidden_size, (index + 1) * layer.hidden_size)
-        real = (g.input_weights.astype(np.float64) @ mean_q + g.input_bias) * 2.0**-g.input_frac
-        ref = w[rows].astype(np.float64) @ mean_f + wb[rows] + (0 if gate == "new" else rb[rows])
-        delta = np.floor((real - ref) * 2.0**g.input_frac + 0.5).astype(np.int64)
-        if np.any(delta):
-            g.input_bias = np.clip(g.input_bias - delta, -(2**31), 2**31 - 1).astype(np.int32)
-            changed = True
-    return changed
+    """kwscc.quant.lstm.correct_input_biases on the three gates."""
+    w, wb, rb = (graph.tensors[name] for name in (node.inputs[1], node.inputs[3], node.inputs[4]))
+    size = layer.hidden_size
+    rows = [slice(i * size, (i + 1) * size) for i in range(len(GATES))]
+    parts = [(layer.gates[gate], w.data[r], _input_bias(wb, rb, gate, r)) for gate, r in zip(GATES, rows)]
+    return correct_input_biases(parts, x_q, x_float)
 
 
 def divide_pow2(v: np.ndarray, k: int) -> np.ndarray:

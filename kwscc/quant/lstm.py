@@ -62,6 +62,18 @@ def cell_frac_for(bound: float) -> int:
     return min(ACT_FRAC, 15 - math.ceil(math.log2(max(bound, 2.0**-15))))
 
 
+def quantize_gate_weights(wg: np.ndarray, rg: np.ndarray, x_bias: np.ndarray, fmt: Format):
+    """One gate of an LSTM or GRU: int8 W_g and R_g (one max-rule format each: the kernels have one
+    multiplier per gate and operand), the input part's int32 bias with the input zero point's share,
+    and the fracs of the two accumulators, n_x + n_wx and n_h + n_wh."""
+    hidden = wg.shape[0]
+    n_wx, n_wh = frac_bits_for(float(np.abs(wg).max())), frac_bits_for(float(np.abs(rg).max()))
+    qw, qr = quantize_weights(wg, np.full(hidden, n_wx)), quantize_weights(rg, np.full(hidden, n_wh))
+    bias = quantize_bias(x_bias, np.full(hidden, fmt.frac + n_wx)).astype(np.int64)
+    bias -= fmt.zero_point * qw.astype(np.int64).sum(axis=1)
+    return qw, qr, np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32), fmt.frac + n_wx, HIDDEN_FRAC + n_wh
+
+
 def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format]) -> LstmLayer:
     x, w, r, b = (graph.tensors[name] for name in node.inputs[:4])
     fmt = formats[node.inputs[0]]
@@ -69,14 +81,8 @@ def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format]) -> LstmL
     gates = {}
     for index, gate in enumerate(GATES):
         rows = slice(index * hidden, (index + 1) * hidden)
-        wg, rg = w.data[rows].astype(np.float64), r.data[rows].astype(np.float64)
-        n_wx, n_wh = frac_bits_for(float(np.abs(wg).max())), frac_bits_for(float(np.abs(rg).max()))
-        qw, qr = quantize_weights(wg, np.full(hidden, n_wx)), quantize_weights(rg, np.full(hidden, n_wh))
-        bias = quantize_bias(b.data[rows], np.full(hidden, fmt.frac + n_wx)).astype(np.int64)
-        bias -= fmt.zero_point * qw.astype(np.int64).sum(axis=1)
-        gates[gate] = LstmGate(qw, qr, np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32),
-                               fmt.frac + n_wx - GATE_FRAC, HIDDEN_FRAC + n_wh - GATE_FRAC, ACTIVATIONS[gate],
-                               fmt.frac + n_wx)
+        qw, qr, bias, x_frac, h_frac = quantize_gate_weights(w.data[rows], r.data[rows], b.data[rows], fmt)
+        gates[gate] = LstmGate(qw, qr, bias, x_frac - GATE_FRAC, h_frac - GATE_FRAC, ACTIVATIONS[gate], x_frac)
     clip = node.attrs.get("cell_clip")
     cell_frac = cell_frac_for(clip if clip else float(steps))
     cell_clip = min(Q15_MAX, math.floor(clip * 2.0**cell_frac)) if clip else Q15_MAX
@@ -85,25 +91,30 @@ def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format]) -> LstmL
                      node.attrs["output"] == "last")
 
 
-def correct_input_bias(layer: LstmLayer, graph: Graph, node: Node, x_q: np.ndarray, x_float: np.ndarray) -> bool:
-    """Empirical bias correction of each gate's input part: the mean over samples and time steps of
-    what the integer input part computes (x_q [N, T, F] as stored, bias included) is made to match the
-    float model's x W_g + B_g. MFCC-like inputs are large, so the weights' rounding moves that mean by
-    tenths of a gate unit. Returns whether any bias changed."""
-    w, b = graph.tensors[node.inputs[1]].data, graph.tensors[node.inputs[3]].data
+def correct_input_biases(parts, x_q: np.ndarray, x_float: np.ndarray) -> bool:
+    """Empirical bias correction of the input part of each gate (LSTM or GRU): the mean over samples and
+    time steps of what it computes in integers (x_q [N, T, F] as stored, bias included) is made to
+    match the float model's x W_g + b_g. MFCC-like inputs are large, so the weights' rounding moves that
+    mean by tenths of a gate unit. parts: (gate, float W_g, float b_g) per gate, the gate having
+    input_weights, input_bias (updated) and input_frac. Returns whether any bias changed."""
     mean_q = x_q.reshape(-1, x_q.shape[-1]).astype(np.float64).mean(axis=0)
     mean_f = x_float.reshape(-1, x_float.shape[-1]).astype(np.float64).mean(axis=0)
     changed = False
-    for index, gate in enumerate(GATES):
-        g = layer.gates[gate]
-        rows = slice(index * layer.hidden_size, (index + 1) * layer.hidden_size)
+    for g, w, b in parts:
         real = (g.input_weights.astype(np.float64) @ mean_q + g.input_bias) * 2.0**-g.input_frac
-        ref = w[rows].astype(np.float64) @ mean_f + b[rows]
-        delta = np.floor((real - ref) * 2.0**g.input_frac + 0.5).astype(np.int64)
+        delta = np.floor((real - (w.astype(np.float64) @ mean_f + b)) * 2.0**g.input_frac + 0.5).astype(np.int64)
         if np.any(delta):
             g.input_bias = np.clip(g.input_bias - delta, -(2**31), 2**31 - 1).astype(np.int32)
             changed = True
     return changed
+
+
+def correct_input_bias(layer: LstmLayer, graph: Graph, node: Node, x_q: np.ndarray, x_float: np.ndarray) -> bool:
+    w, b = graph.tensors[node.inputs[1]].data, graph.tensors[node.inputs[3]].data
+    size = layer.hidden_size
+    rows = [slice(i * size, (i + 1) * size) for i in range(len(GATES))]
+    parts = [(layer.gates[gate], w[r], b[r]) for gate, r in zip(GATES, rows)]
+    return correct_input_biases(parts, x_q, x_float)
 
 
 # ------------------------------------------------------------------- CMSIS-NN v7 s16 building blocks

@@ -55,7 +55,8 @@ def _rnn_model(tmp_path: Path, op: str, *, attrs=None, peepholes=False, initial=
         if o != "Y_h":
             out = o
     graph = helper.make_graph(nodes, "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, seq, F])],
-                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, [batch, H] if last_slice else [1, batch, H])],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT,
+                                                             [batch, H] if last_slice else [1, batch, H])],
                               inits)
     path = tmp_path / f"{op.lower()}.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
