@@ -163,3 +163,26 @@ def test_exported_rnn_ops_match_onnxruntime(model):
     ref = np.concatenate([session.run(None, {name: row[None]})[0] for row in x])
     got = np.concatenate([run_float(graph, {graph.inputs[0]: row[None]})[graph.outputs[0]] for row in x])
     assert np.abs(got - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_batch_first_layout_reads_like_the_time_major_form(tmp_path, op):
+    """ONNX layout=1 ([batch, T, F] in, Y [batch, T, 1, H]) fed straight from the model input gives
+    what the time-major form (checked against onnxruntime above) gives."""
+    time_major = _rnn_model(tmp_path, op, initial=True)
+    model = onnx.load(time_major)
+    rnn = model.graph.node[1]
+    rnn.input[0] = "x"
+    rnn.attribute.append(helper.make_attribute("layout", 1))
+    del model.graph.node[0]
+    for init in model.graph.initializer:
+        if init.name in ("h0", "c0"):  # [1, batch, H] -> [batch, 1, H]
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).transpose(1, 0, 2), init.name))
+    batch_first = tmp_path / "batch_first.onnx"
+    onnx.save(model, batch_first)
+    x = np.random.default_rng(5).normal(0, 1, (1, T, F)).astype(np.float32)
+    outs = []
+    for path in (time_major, batch_first):
+        graph = run_pipeline(read_model(path))
+        outs.append(run_float(graph, {"x": x})[graph.outputs[0]].reshape(-1))
+    np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-6)
