@@ -64,6 +64,7 @@ class QuantModel:
     rounding: str = "default"
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     split: InputSplit | None = None  # the input as hi + lo int8 planes (kwscc.quant.split_input)
+    steps: tuple[str, ...] = ()  # the data-driven steps applied (kwscc.quant.refine.STEPS)
 
     @property
     def input_format(self) -> Format:

@@ -52,6 +52,7 @@ class QuantOptions:
     bias_correction: bool = True
     search: bool = False  # choose formats by the error of the final logits (search_formats)
     samples: int = 512  # calibration samples the data-driven steps use (bounds their memory)
+    safety_net: bool = False  # leave out a step that lowers the agreement on the samples (_safety_net)
 
     @classmethod
     def seed(cls, **kw) -> "QuantOptions":
@@ -226,13 +227,15 @@ def _mean_pre_activation(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray
 RECURRENT_BIAS_CORRECTION = {"LSTM": lstm.correct_input_bias, "GRU": gru.correct_input_bias}
 
 
-def correct_biases(qm: QuantModel, samples: dict[str, dict[str, np.ndarray]]) -> int:
+def correct_biases(qm: QuantModel, samples: dict[str, dict[str, np.ndarray]], values: dict | None = None) -> int:
     """Empirical bias correction in place; samples = {"float": {tensor: values}, "feeds": inputs}.
-    Returns the number of layers changed."""
+    Returns the number of layers changed; `values`, when given, receives the int8 value of every
+    tensor of the corrected program on the samples (what simulate_float_inputs would give)."""
     graph = qm.graph
     feeds = samples["feeds"]
     floats = samples["float"]
-    values = {name: quantize_model_input(qm, name, x) for name, x in feeds.items()}
+    values = {} if values is None else values
+    values.update({name: quantize_model_input(qm, name, x) for name, x in feeds.items()})
     changed = 0
     for node in graph.nodes():
         x_q = values[node.inputs[0]]
@@ -346,19 +349,90 @@ def search_formats(graph: Graph, ranges: dict, options: QuantOptions, samples: d
     return ranges, changed
 
 
-def quantize_calibrated(graph: Graph, summaries: Summaries, options: QuantOptions = QuantOptions(),
-                        feeds: Feeds | None = None, model_path: Path | None = None,
-                        samples: dict | None = None) -> QuantModel:
-    """The QuantModel of `graph` for `options`; the data-driven steps need `feeds` (calibration samples),
-    or `samples` = sample_values(...) computed once for several calls."""
+# the data-driven steps in the order they act, and the QuantOptions field that turns each on
+STEPS = {"logits_format": "softmax_input", "format_search": "search", "unsigned_outputs": "unsigned",
+         "weight_format_search": "weight_method", "split_input": "split_input",
+         "input_zero_point": "input_zero_point", "bias_correction": "bias_correction"}
+
+
+def enabled_steps(options: QuantOptions) -> list[str]:
+    return [step for step, field in STEPS.items()
+            if (options.weight_method == "mse" if field == "weight_method" else getattr(options, field))]
+
+
+def applied_steps(options: QuantOptions, qm: QuantModel) -> list[str]:
+    """The enabled steps that act on this model (no split without a convolutional first layer, ...)."""
+    idle = {"input_zero_point"} if qm.split is not None else {"split_input"}
+    if not any(node.op == "Softmax" for node in qm.graph.nodes()):
+        idle.add("logits_format")
+    if options.unsigned and not unsigned_tensors(qm.graph):
+        idle.add("unsigned_outputs")
+    return [step for step in enabled_steps(options) if step not in idle]
+
+
+def _without(options: QuantOptions, steps) -> QuantOptions:
+    off = {STEPS[step]: "max" if STEPS[step] == "weight_method" else False for step in steps}
+    return replace(options, **off)
+
+
+def _score(qm: QuantModel, simulated: dict | None, samples: dict) -> tuple[float, float]:
+    """(top-1 agreement of the integer program with the float model on the samples, minus the squared
+    error of its dequantized output): agreement first, the error breaks ties (and decides alone for an
+    output of one value). `simulated`: the program's int8 values on the samples, when known."""
+    out = qm.graph.outputs[0]
+    ref = samples["float"][out].astype(np.float64)
+    n = ref.shape[0]
+    simulated = simulated or simulate_float_inputs(qm, samples["feeds"])
+    got = dequantize(simulated[out], qm.formats[out]).reshape(n, -1)
+    ref = ref.reshape(n, -1)
+    top1 = float(np.mean(got.argmax(axis=1) == ref.argmax(axis=1))) if ref.shape[1] > 1 else 1.0
+    return top1, -float(np.mean((got - ref) ** 2))
+
+
+def agreement(qm: QuantModel, samples: dict) -> float:
+    """Top-1 agreement of the integer program with the float model on the samples."""
+    return _score(qm, None, samples)[0]
+
+
+def _safety_net(graph: Graph, summaries: Summaries, options: QuantOptions, samples: dict,
+                qm: QuantModel, simulated: dict | None) -> QuantModel:
+    """The steps may not lower the agreement with the float model on the calibration samples: checked
+    against no step at all (one more simulation); when they do lower it, each step in turn (last
+    first) is left out where that raises the agreement."""
+    applied = applied_steps(options, qm)
+    if not applied:
+        return qm
+    full = _score(qm, simulated, samples)
+    plain = _score(*_steps(graph, summaries, _without(options, enabled_steps(options)), samples), samples)
+    count = next(iter(samples["feeds"].values())).shape[0]
+    if full >= plain:
+        log.info("data-driven steps: agreement with the float model on %d calibration samples %.4f (%.4f without "
+                 "them): applied %s", count, full[0], plain[0], ", ".join(applied))
+        qm.steps = tuple(applied)
+        return qm
+    log.warning("the data-driven steps lower the agreement with the float model on the calibration samples "
+                "(%.4f, %.4f without them, output error %.3g vs %.3g): checking each", full[0], plain[0],
+                -full[1], -plain[1])
+    current, best, best_qm = options, full, qm
+    for step in reversed(applied):
+        trial_options = _without(current, [step])
+        trial, trial_simulated = _steps(graph, summaries, trial_options, samples)
+        score = _score(trial, trial_simulated, samples)
+        if score > best:
+            log.warning("step %s lowered the agreement with the float model on the calibration samples "
+                        "(%.4f with it, %.4f without; output error %.3g vs %.3g): not applied",
+                        step, best[0], score[0], -best[1], -score[1])
+            current, best, best_qm = trial_options, score, trial
+    best_qm.steps = tuple(applied_steps(current, best_qm))
+    return best_qm
+
+
+def _steps(graph: Graph, summaries: Summaries, options: QuantOptions,
+           samples: dict | None) -> tuple[QuantModel, dict | None]:
+    """The QuantModel with the steps `options` turns on (those needing data only with `samples`), and
+    its int8 values on the samples when bias correction computed them on the way."""
     ranges = ranges_for(summaries, options.method)
     unsigned = unsigned_tensors(graph) if options.unsigned else frozenset()
-    needs_data = options.bias_correction or options.search or options.input_zero_point or options.softmax_input
-    if needs_data and samples is None and feeds is None:
-        log.warning("the data-driven steps (logits and input formats, bias correction, format search) need "
-                    "calibration samples (--calib): skipped")
-    elif needs_data and samples is None:
-        samples = sample_values(graph, feeds, model_path, options.samples)
     if options.softmax_input and samples is not None:
         ranges = choose_softmax_input_ranges(graph, ranges, samples)
     if options.search and samples is not None:
@@ -373,16 +447,39 @@ def quantize_calibrated(graph: Graph, summaries: Summaries, options: QuantOption
         log.info("input formats: %s", ", ".join(f"{n} {f}" for n, f in input_formats.items()))
     qm = quantize(graph, ranges, per_channel=options.per_channel, rounding=options.rounding, unsigned=unsigned,
                   weight_method=options.weight_method, input_formats=input_formats, split=split)
+    simulated = None
     if options.bias_correction and samples is not None:
-        changed = correct_biases(qm, samples)
+        simulated = {}
+        changed = correct_biases(qm, samples, simulated)
         log.info("bias correction changed %d layers", changed)
+    return qm, simulated
+
+
+def quantize_calibrated(graph: Graph, summaries: Summaries, options: QuantOptions = QuantOptions(),
+                        feeds: Feeds | None = None, model_path: Path | None = None,
+                        samples: dict | None = None) -> QuantModel:
+    """The QuantModel of `graph` for `options`; the data-driven steps need `feeds` (calibration samples),
+    or `samples` = sample_values(...) computed once for several calls. With options.safety_net a step
+    that lowers the agreement with the float model on those samples is not applied (qm.steps lists
+    the steps applied)."""
+    needs_data = options.bias_correction or options.search or options.input_zero_point or options.softmax_input
+    if needs_data and samples is None and feeds is None:
+        log.warning("the data-driven steps (logits and input formats, bias correction, format search) need "
+                    "calibration samples (--calib): skipped")
+    elif needs_data and samples is None:
+        samples = sample_values(graph, feeds, model_path, options.samples)
+    qm, simulated = _steps(graph, summaries, options, samples)
+    if options.safety_net and samples is not None:
+        return _safety_net(graph, summaries, options, samples, qm, simulated)
+    qm.steps = tuple(applied_steps(options, qm)) if samples is not None else ()
     return qm
 
 
 def quant_options(options) -> QuantOptions:
     """QuantOptions from the driver's CompileOptions. --weights seed: ML-KWS quant_test.py's weights
     (per tensor, dec_bits = 7 - ceil(log2 max|w|), biases rounded as they are, Qm.n activations)."""
-    common = dict(method=options.calib_method, rounding=options.rounding, search=options.search_formats)
+    common = dict(method=options.calib_method, rounding=options.rounding, search=options.search_formats,
+                  safety_net=True)
     if options.weights == "seed":
         return QuantOptions(per_channel=False, unsigned=False, weight_method="max", input_zero_point=False,
                             split_input=False, softmax_input=False, bias_correction=False, **common)

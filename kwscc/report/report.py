@@ -207,6 +207,7 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
         "macs": int(sum(layer["macs"] for layer in layers)),
         "input_format": str(compiled.qm.input_format),
         "input_split_bits": compiled.qm.split.bits if compiled.qm.split is not None else 0,
+        "quantization_steps": list(compiled.qm.steps),
         "output_format": str(compiled.qm.output_format),
         "plan": {
             "schedule": list(plan.schedule),
@@ -289,6 +290,7 @@ def _summary_lines(r: dict) -> list[str]:
         f"      arena per CMSIS-NN build: {builds}" if builds else None,
         flash,
         f"MACs  {r['macs']:,} per inference   cpu {r['cpu']}{build}   rounding {r['rounding']}",
+        f"QUANT data-driven steps applied: {', '.join(r['quantization_steps'])}" if r["quantization_steps"] else None,
         f"NOTE  {PROVISIONAL_NOTE}" if r["formats_provisional"] else None,
     ]
     return [line for line in lines if line is not None]

@@ -224,6 +224,7 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
         "output_sqnr_db": _sqnr(f_out, q_float),
         "output_max_abs_diff": float(np.max(np.abs(f_out - q_float))),
         "rounding": compiled.qm.rounding,
+        "quantization_steps": list(compiled.qm.steps),
         "cpu": compiled.options.cpu,
         "arena_bytes": compiled.plan.arena_size,
         "worst_layer": min(finite, key=lambda layer: layer["sqnr_db"])["name"] if finite else None,
@@ -262,6 +263,7 @@ def format_summary(result: dict) -> str:
         f"top-1 agreement with it     {result['top1_agreement']:.4f}",
         f"output SQNR                 {db(result['output_sqnr_db'])}",
         f"worst layer (SQNR)          {result['worst_layer']}",
+        f"quantization steps          {', '.join(result['quantization_steps']) or 'none (no calibration data)'}",
     ]
     if "instructions_per_inference" in result:  # --target cortex-m*: what the emulated core measured
         from kwscc.validate.target import format_measurements

@@ -1,12 +1,10 @@
 """Tensors are matched with the reference runtime by provenance, never by shape: an NCHW convolution
 with H*W > 1 flattened into a dense layer (the layout pass moves the permutation into the dense
-weights, so the flattened tensor keeps its name and shape but holds its elements in another order)."""
+weights, so the flattened tensor holds its elements in another order than the model's tensor of the
+same shape). The model is the conv_flatten_dense fixture of conftest.py."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 from onnx import helper
 
 from kwscc.data import load_inputs
@@ -17,45 +15,6 @@ from kwscc.passes import run_pipeline
 from kwscc.quant.calibrate import activation_names, float_batches
 from kwscc.quant.simulate import simulate_float_inputs
 from tests.models_util import make_model, save
-
-MNIST = Path(__file__).resolve().parents[2] / "examples" / "mnist"
-FILTERS = 8
-
-
-def _features(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """relu(conv 5x5 stride 2) of NCHW images, flattened channels-first (what ONNX Flatten gives)."""
-    patches = np.lib.stride_tricks.sliding_window_view(x[:, 0], (5, 5), axis=(1, 2))[:, ::2, ::2]  # N,12,12,5,5
-    y = np.einsum("nhwij,cij->nchw", patches, w[:, 0]) + b[None, :, None, None]
-    return np.maximum(y, 0).reshape(len(x), -1)
-
-
-@pytest.fixture(scope="module")
-def conv_flatten_dense(tmp_path_factory):
-    """An NCHW conv 8@5x5/2 + ReLU -> Flatten (8x12x12) -> Gemm 10 -> Softmax digit classifier: fixed
-    random filters, the dense layer fitted by ridge regression on the MNIST training images (~90 %)."""
-    data = np.load(MNIST / "mnist.npz")
-    x = data["all_x"].transpose(0, 3, 1, 2)  # NHWC -> NCHW (one channel: same bytes)
-    train = data["all_split"] == "train"
-    rng = np.random.default_rng(3)
-    w = rng.normal(0, 0.3, (FILTERS, 1, 5, 5)).astype(np.float32)
-    b = rng.normal(0, 0.1, FILTERS).astype(np.float32)
-    f = _features(x[train], w, b).astype(np.float64)
-    onehot = np.eye(10)[data["all_y"][train]]
-    mean = f.mean(axis=0)
-    wd = np.linalg.solve((f - mean).T @ (f - mean) + 10.0 * np.eye(f.shape[1]), (f - mean).T @ onehot)
-    bd = onehot.mean(axis=0) - mean @ wd
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[5, 5], strides=[2, 2]),
-             helper.make_node("Relu", ["c"], ["r"]),
-             helper.make_node("Flatten", ["r"], ["flat"]),
-             helper.make_node("Gemm", ["flat", "wd", "bd"], ["logits"]),
-             helper.make_node("Softmax", ["logits"], ["y"], axis=1)]
-    inits = {"w": w, "b": b, "wd": wd.astype(np.float32), "bd": bd.astype(np.float32)}
-    base = tmp_path_factory.mktemp("provenance")
-    path = save(make_model(nodes, {"x": [1, 1, 28, 28]}, ["y"], inits), base, "conv_flatten_dense.onnx")
-    npz = base / "digits.npz"
-    np.savez(npz, calib=data["calib_x"].transpose(0, 3, 1, 2), test=data["test_x"].transpose(0, 3, 1, 2),
-             test_y=data["test_y"])
-    return path, npz
 
 
 def test_runtime_values_match_kwscc_execution_by_provenance(conv_flatten_dense):
