@@ -26,7 +26,7 @@ def test_a_step_that_lowers_agreement_is_not_applied(conv_flatten_dense, monkeyp
     assert "bias_correction" in good.qm.steps
     real = refine.correct_biases
 
-    def ruinous(qm, samples):
+    def ruinous(qm, samples, values=None):  # values left empty: the net simulates the ruined program itself
         changed = real(qm, samples)
         for layer in qm.layers.values():
             if layer.bias is not None:  # +-40 output steps, alternating over the channels
