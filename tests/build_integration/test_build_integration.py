@@ -61,7 +61,9 @@ def cmake_project(tmp_path_factory):
         shutil.copy(kws.KWS / f, models / f)
     cmake_dir = run([kwscc_script(), "--cmake-dir"]).stdout.strip()
     build = work / "build"
-    run(["cmake", "-S", HERE / "cmake_project", "-B", build, f"-Dkwscc_DIR={cmake_dir}", f"-DKWS_DIR={models}"])
+    # the kwscc under test, whatever else is on PATH
+    run(["cmake", "-S", HERE / "cmake_project", "-B", build, f"-Dkwscc_DIR={cmake_dir}", f"-DKWS_DIR={models}",
+         f"-DKWSCC_EXECUTABLE={kwscc_script()}"])
     run(["cmake", "--build", build])
     return build, models
 

@@ -45,7 +45,7 @@ def test_example_firmware_under_qemu(kernels, arm_toolchain, tmp_path):
     cmake_dir = run([kwscc_script(), "--cmake-dir"]).stdout.strip()
     build = tmp_path / "build"
     run(["cmake", "-S", FIRMWARE, "-B", build, f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE / 'arm-none-eabi.cmake'}",
-         f"-Dkwscc_DIR={cmake_dir}", *extra])
+         f"-Dkwscc_DIR={cmake_dir}", f"-DKWSCC_EXECUTABLE={kwscc_script()}", *extra])
     run(["cmake", "--build", build])
     assert re.search(r"^\.kws_arena\s+0x20000000\s", (build / "kws_firmware.map").read_text(), re.M), \
         "the arena is not in the section DS_CNN_S_ARENA_SECTION names"
