@@ -21,6 +21,14 @@ def check_graph(graph: Graph, stage: str) -> None:
     """Raise a KwsccError naming the node whose output is too large or whose constant input is not finite."""
     for name in graph.inputs:
         check_shape(graph.tensors[name].shape, f"input '{name}'")
+    fed = set(graph.inputs)  # tensors whose values depend on a graph input
+    for node in graph.nodes():
+        if any(name in fed for name in node.inputs):
+            fed.update(node.outputs)
+    for name in graph.outputs:
+        if name not in fed:
+            raise ModelError(f"graph output '{name}' does not depend on any graph input: the model computes a "
+                             "constant")
     for node in graph.nodes():
         where = f"node '{node.name}' ({node.op})"
         for name in node.outputs:

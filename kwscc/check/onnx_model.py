@@ -326,6 +326,17 @@ def _axes_in_range(where: str, attrs: dict, inputs) -> None:
         raise ModelError(f"{where}: axes {list(axes)} out of range for a rank-{rank} input")
 
 
+def _squeeze(where: str, attrs: dict, inputs) -> None:
+    _axes_in_range(where, attrs, inputs)
+    shape = inputs[0].shape
+    axes = attrs.get("axes")
+    if axes is None and len(inputs) > 1 and inputs[1] is not None and inputs[1].data is not None:
+        axes = inputs[1].data.reshape(-1).tolist()
+    wide = [int(a) for a in axes or [] if shape[int(a)] != 1]
+    if wide:
+        raise ModelError(f"{where}: cannot squeeze axes {wide} of shape {list(shape)}: their size is not 1")
+
+
 def _unsqueeze(where: str, attrs: dict, inputs) -> None:
     axes = attrs.get("axes")
     if axes is None and len(inputs) > 1 and inputs[1] is not None and inputs[1].data is not None:
@@ -354,7 +365,7 @@ def _reshape(where: str, attrs: dict, inputs) -> None:
 NODE_CHECKS = {
     "Conv": _conv, "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _global_pool,
     "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm, "Softmax": _softmax,
-    "Flatten": _flatten, "Transpose": _transpose, "Clip": _clip, "Squeeze": _axes_in_range,
+    "Flatten": _flatten, "Transpose": _transpose, "Clip": _clip, "Squeeze": _squeeze,
     "ReduceMean": _axes_in_range, "Unsqueeze": _unsqueeze, "Gather": _gather_concat, "Concat": _gather_concat,
     "Reshape": _reshape, "HardSigmoid": _finite_attrs, "LeakyRelu": _finite_attrs,
 }

@@ -468,6 +468,32 @@ def _identity_chain(rng) -> Callable[[Path], list[str]]:
     return build
 
 
+def _constant_output(rng) -> Callable[[Path], list[str]]:
+    """The last node reads an initializer instead of the activations: the output ignores the input."""
+    path = ONNX_MODELS[int(rng.integers(len(ONNX_MODELS)))]
+    pick = int(rng.integers(1 << 16))
+
+    def build(folder: Path) -> list[str]:
+        model = _model(path)
+        floats = [i.name for i in model.graph.initializer if i.data_type == TensorProto.FLOAT]
+        model.graph.node[-1].input[0] = floats[pick % len(floats)]
+        return _compile(_save(model, folder, path.name))
+    return build
+
+
+def _squeeze_wide(rng) -> Callable[[Path], list[str]]:
+    """A Squeeze of an axis whose size is not 1 (a pointwise conv padded wider upstream)."""
+    pad = int(rng.integers(5, 10))  # W 5 + pad >= 10: the pool then leaves W >= 2
+
+    def build(folder: Path) -> list[str]:
+        path = KWS / "ds_cnn_s.onnx"
+        model = _model(path)
+        conv = [n for n in _nodes(model, "Conv") if _init(model, n.input[1]).dims[2:] == [1, 1]][-1]
+        _set_attr(conv, "pads", [0, 0, 0, pad])
+        return _compile(_save(model, folder, path.name))
+    return build
+
+
 def _unsupported_op(rng) -> Callable[[Path], list[str]]:
     path = ONNX_MODELS[int(rng.integers(len(ONNX_MODELS)))]
     pick = int(rng.integers(1 << 16))
@@ -718,6 +744,8 @@ FAMILIES: dict[str, Callable[[np.random.Generator], Callable[[Path], list[str]]]
     "gemm_alpha_nan_inf": _gemm_alpha,
     "nan_weights": _nan_weights,
     "identity_chain": _identity_chain,
+    "constant_output": _constant_output,
+    "squeeze_wide_axis": _squeeze_wide,
     "unsupported_op": _unsupported_op,
     "truncated_model": _corrupt_bytes,
     "tflite_softmax_beta": _tflite_softmax_beta,
