@@ -25,10 +25,9 @@ def check_graph(graph: Graph, stage: str) -> None:
     for node in graph.nodes():
         if any(name in fed for name in node.inputs):
             fed.update(node.outputs)
-    for name in graph.outputs:
-        if name not in fed:
-            raise ModelError(f"graph output '{name}' does not depend on any graph input: the model computes a "
-                             "constant")
+    if graph.outputs and not any(name in fed for name in graph.outputs):
+        raise ModelError(f"no graph output ({', '.join(graph.outputs)}) depends on a graph input: the model "
+                         "computes a constant")
     for node in graph.nodes():
         where = f"node '{node.name}' ({node.op})"
         for name in node.outputs:
