@@ -373,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
             _error("kwscc: interrupted")
             return 130
         except Exception as exc:  # a bug in kwscc: one line for the user, the trace with -vv
+            if isinstance(exc, OSError) and exc.filename is not None:
+                # a path the user gave that the system refuses (name too long, a symlink loop, no permission)
+                _error(f"kwscc: error: {str(exc.filename)[:200]}: {exc.strerror}")
+                return KwsccError.exit_code
             if verbose > 1:
                 traceback.print_exc()
             _error(f"kwscc: internal error: {type(exc).__name__}: {exc} (rerun with -vv for details)")

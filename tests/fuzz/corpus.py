@@ -704,6 +704,21 @@ def _output_path(rng) -> Callable[[Path], list[str]]:
     return build
 
 
+def _input_path_too_long(rng) -> Callable[[Path], list[str]]:
+    """A model, data or ranges path the system refuses (a component longer than NAME_MAX)."""
+    which, n = ["model", "calib", "ranges"][int(rng.integers(3))], int(rng.integers(256, 400))
+
+    def build(folder: Path) -> list[str]:
+        long = str(folder / ("p" * n))
+        model = KWS / "dnn_s.onnx"
+        if which == "model":
+            return [long + ".onnx", "-o", OUT]
+        if which == "calib":
+            return [str(model), "--calib", long + ".npy", "-o", OUT]
+        return _compile(model, "--ranges", long + ".json")
+    return build
+
+
 def _usage(rng) -> Callable[[Path], list[str]]:
     argv = [["--bogus-flag"], ["--backend", "nope"], ["--input-shape", "x=1,zero"], [], ["--cpu"],
             ["validate"], ["report", "--calib-method", "median"]][int(rng.integers(7))]
@@ -761,6 +776,7 @@ FAMILIES: dict[str, Callable[[np.random.Generator], Callable[[Path], list[str]]]
     "labels_huge": _labels_huge,
     "ranges_nested_json": _ranges_nested,
     "output_path": _output_path,
+    "input_path_too_long": _input_path_too_long,
     "usage_error": _usage,
 }
 # families whose cases are slow to build or run: fewer variants
