@@ -63,8 +63,9 @@ def _header(f, size: int, label: str) -> tuple[np.dtype, tuple[int, ...], bool, 
             raise DataError(f"{label}: .npy format version {version} is not supported")
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{label}: not a readable .npy array ({' '.join(str(exc).split())[:200]})") from None
-    if dtype.hasobject or dtype.kind not in "fiub" or dtype.fields is not None:
-        raise DataError(f"{label}: arrays of dtype {dtype} are not supported (numbers only; no Python objects)")
+    if dtype.hasobject or dtype.kind not in "fiubU" or dtype.fields is not None:
+        raise DataError(f"{label}: arrays of dtype {dtype} are not supported (numbers or fixed-width strings only; "
+                        "no Python objects)")
     count = math.prod(shape)
     if count > MAX_DATA_ELEMENTS or count * dtype.itemsize > MAX_DATA_BYTES:
         raise DataError(f"{label}: shape {list(shape)} of {dtype} is beyond kwscc's limit of {MAX_DATA_ELEMENTS} "
