@@ -64,9 +64,18 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
                    help="keep ReLU outputs in signed Qm.n (no zero point -128)")
     p.add_argument("--no-input-zero-point", dest="input_zero_point", action="store_false",
                    help="quantize the input symmetrically (Qm.n) instead of with the zero point that fits its range")
-    p.add_argument("--split-input", default="auto", choices=("auto", "on", "off"),
+    p.add_argument("--split-input", choices=("auto", "on", "off"),
                    help="each input value as hi + lo int8 for a convolutional first layer (finer input, "
-                        "2x its MACs and input buffer): auto = only where it does not raise the arena")
+                        "2x its MACs and input buffer): auto = only where it does not raise the arena; "
+                        "default: as --optimize says (balanced and speed: auto, ram: off, accuracy: on)")
+    p.add_argument("--optimize", default="balanced", choices=("balanced", "speed", "ram", "accuracy"),
+                   help="trade-off (cmsis-nn backend): speed = the kernels with the fewest instructions (cost "
+                        "table per core) even if their scratch raises the arena; ram = the kernels with the least "
+                        "scratch, no split input; accuracy = the split input even where it raises the arena; "
+                        "balanced (default) = the fastest kernels and the split input where the arena does not grow")
+    p.add_argument("--kernels", default="auto", choices=("auto", "cmsis-nn", "kwscc"),
+                   help="cmsis-nn backend: per layer the kernel the cost table picks (auto), always CMSIS-NN's "
+                        "call, or kwscc's own kernel wherever it applies")
     p.add_argument("--search-formats", action="store_true",
                    help="choose formats by the error of the final logits on the calibration data (slower)")
     p.add_argument("--legacy-softmax", default="kwscc", choices=("kwscc", "cmsis"),
@@ -166,7 +175,7 @@ def _options(args, argv):
                           ranges_file=args.ranges, legacy_softmax=args.legacy_softmax,
                           bias_correction=args.bias_correction, unsigned_relu=args.unsigned_relu,
                           input_zero_point=args.input_zero_point, split_input=args.split_input,
-                          search_formats=args.search_formats,
+                          search_formats=args.search_formats, optimize=args.optimize, kernels=args.kernels,
                           input_shapes=dict(args.input_shape),
                           command=recorded_command(argv))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from kwscc.backends.base import Backend, read_sources, render_model, tensor_pointer
-from kwscc.backends.cmsis_nn import constraints
+from kwscc.backends.cmsis_nn import constraints, kernel_choice, own_kernels
 from kwscc.backends.cmsis_nn.kernels import KWSCC_KERNELS, POW2_MULTIPLIER, KernelCall, lower, raster_overlap
 from kwscc.codegen import c_float_literal
 from kwscc.ir.layout import input_walk
@@ -44,10 +44,14 @@ class CmsisNNBackend(Backend):
 
     def lower(self, qm: QuantModel, prefix: str, cpu: str) -> list[KernelCall]:
         calls = []
+        optimize = getattr(self.options, "optimize", "balanced")
+        kernels = getattr(self.options, "kernels", "auto")
         for node in qm.graph.nodes():
-            call = lower(qm, node, f"{prefix}_l{len(calls):02d}", CPU_BUILDS[cpu])
+            layer_prefix = f"{prefix}_l{len(calls):02d}"
+            call = lower(qm, node, layer_prefix, CPU_BUILDS[cpu])
             if call is not None:
-                calls.append(call)
+                calls.append(kernel_choice.choose(qm, node, call, layer_prefix, cpu, CPU_BUILDS[cpu], optimize,
+                                                  kernels))
         return calls
 
     def scratch(self, calls: list[KernelCall], cpu: str, split: bool = True) -> dict[str, int]:
@@ -90,6 +94,7 @@ class CmsisNNBackend(Backend):
             "kernels": [k for k in KWSCC_KERNELS if any(k in call.kernels for call in calls)],
             "pow2_multipliers": np.full(max(per_channel, default=0), POW2_MULTIPLIER, np.int64),
             "input_walk": input_walk(graph),
+            "full_range_requantize": own_kernels.full_range(calls),
         }
 
     def _call_view(self, index: int, call: KernelCall, plan: MemoryPlan, name: str) -> dict:

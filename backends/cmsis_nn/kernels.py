@@ -21,7 +21,11 @@ POW2_MULTIPLIER = 1 << 30  # scale 2^-k is (2^30, 1 - k): TFLite's QuantizeMulti
 MULTI_INPUT_OPS = ("Add", "Sub", "Mul", "Max", "Min", "Concat")
 # kwscc's C kernels in the order model.c defines them (a kernel after the ones it calls)
 KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8", "kwscc_table_s8", "kwscc_pad_s8",
-                 "kwscc_transpose_s8", "kwscc_gru_s8", "kwscc_crop_s8")
+                 "kwscc_transpose_s8", "kwscc_gru_s8", "kwscc_crop_s8",
+                 # the faster kernels of backends/cmsis_nn/own_kernels.py and the helpers they share
+                 "kwscc_simd", "kwscc_requantize", "kwscc_sxtab16_ror8", "kwscc_sxtb16_ror8", "kwscc_dot_row",
+                 "kwscc_dot_rows", "kwscc_dense_s8", "kwscc_pointwise_s8", "kwscc_im2col_s8", "kwscc_conv_s8",
+                 "kwscc_depthwise_s8")
 
 
 def align4(n: int) -> int:
@@ -49,6 +53,7 @@ class KernelCall:
     arrays: list[ConstArray] = field(default_factory=list)
     unsplit_scratch: dict[str, int] | None = None  # the split input's layer: its scratch with an int8 input
     kernels: tuple[str, ...] = ()  # kwscc's own C functions the call needs (templates/cmsis_nn/kernels/)
+    estimated_instructions: int | None = None  # on the compiled-for core, from kernel_choice's cost table
 
     @property
     def activations(self) -> list[str]:

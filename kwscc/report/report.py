@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from kwscc.memory.planner import ALIAS_OPS, INPUT, OUTPUT, MemoryPlan, plan_memo
 from kwscc.naming import markdown_cell, printable
 from kwscc.report import flash as flash_size
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUILDS = ("c", "dsp", "mve")
 BUILD_TITLES = {"c": "pure C", "dsp": "DSP", "mve": "MVE"}
 
@@ -107,6 +108,7 @@ def _layer(compiled: Compiled, index: int, call, step: dict[str, int], cpu_build
         "scratch_bytes": scratch.size if scratch else 0,
         "scratch_offset": scratch.offset if scratch else None,
         "scratch_bytes_by_build": {b: int(n) for b, n in dict(getattr(call, "scratch", {})).items()},
+        "estimated_instructions": getattr(call, "estimated_instructions", None),
         "input_formats": [_fmt(compiled, t) for t in acts],
         "output_format": str(fmt),
         "output_frac_bits": fmt.frac,
@@ -150,6 +152,20 @@ def _builds(compiled: Compiled) -> dict[str, dict]:
             "scratch_total_bytes": sum(b.size for b in plan.buffers if b.is_scratch),
         }
     return builds
+
+
+def _estimated(calls) -> int | None:
+    """Sum of the layers' cost-table estimates; None if a layer with MACs has none."""
+    estimates = [getattr(c, "estimated_instructions", None) for c in calls if getattr(c, "macs", 0)]
+    return None if not estimates or None in estimates else int(sum(estimates))
+
+
+def _estimated_library(compiled: Compiled) -> int | None:
+    """The estimate with every layer on CMSIS-NN's own call (what the kernel choice gained)."""
+    if compiled.backend.name != "cmsis-nn":
+        return None
+    library = compiled.backend.__class__(replace(compiled.options, kernels="cmsis-nn"))
+    return _estimated(library.lower(compiled.qm, compiled.name, compiled.options.cpu))
 
 
 # ---- the report -------------------------------------------------------------------------------------
@@ -209,6 +225,9 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
         "input_split_bits": compiled.qm.split.bits if compiled.qm.split is not None else 0,
         "quantization_steps": list(compiled.qm.steps),
         "output_format": str(compiled.qm.output_format),
+        "optimize": compiled.options.optimize,
+        "estimated_instructions": _estimated(compiled.calls),
+        "estimated_instructions_cmsis_nn": _estimated_library(compiled),
         "plan": {
             "schedule": list(plan.schedule),
             "schedule_ops": [graph.node(name).op for name in plan.schedule],
@@ -292,19 +311,31 @@ def _summary_lines(r: dict) -> list[str]:
         f"MACs  {r['macs']:,} per inference   cpu {r['cpu']}{build}   rounding {r['rounding']}",
         f"QUANT data-driven steps applied: {', '.join(r['quantization_steps'])}" if r["quantization_steps"] else None,
         f"NOTE  {PROVISIONAL_NOTE}" if r["formats_provisional"] else None,
+        _speed_line(r),
     ]
     return [line for line in lines if line is not None]
 
 
+def _speed_line(r: dict) -> str:
+    if r["estimated_instructions"] is None:
+        return f"SPEED no instruction estimate for {r['cpu']} (no measured cost table); --optimize {r['optimize']}"
+    library = r["estimated_instructions_cmsis_nn"]
+    versus = f" (every layer on CMSIS-NN's call: {library:,})" if library is not None else ""
+    return (f"SPEED estimated {r['estimated_instructions']:,} instructions per inference on {r['cpu']}{versus}, "
+            f"from the cost table; --optimize {r['optimize']}")
+
+
 def format_table(report: dict) -> str:
     builds = list(report["builds"])
-    rows = [("#", "layer", "op", "output", "MACs", "weights B", "in B", "out B", "offset", "life",
+    rows = [("#", "layer", "op", "output", "MACs", "est. instr", "weights B", "in B", "out B", "offset", "life",
              "scratch B", "scratch " + "/".join(builds), "formats (in -> out, weights)")]
     for layer in report["layers"]:
         by_build = layer["scratch_bytes_by_build"]
         life = "-".join(map(str, layer_span(report, *layer["lifetime"]))) + ("*" if layer["in_place"] else "")
         rows.append((str(layer["index"]), printable(layer["name"])[:32], layer["op"], _shape(layer["output_shape"]),
-                     f"{layer['macs']:,}", f"{layer['weights_bytes'] + layer['bias_bytes']:,}",
+                     f"{layer['macs']:,}",
+                     "-" if layer["estimated_instructions"] is None else f"{layer['estimated_instructions']:,}",
+                     f"{layer['weights_bytes'] + layer['bias_bytes']:,}",
                      f"{layer['input_bytes']:,}", f"{layer['output_bytes']:,}", _where(layer), life,
                      str(layer["scratch_bytes"]), "/".join(str(by_build.get(b, "-")) for b in builds),
                      "-" if report["formats_provisional"] else _formats(layer)))
