@@ -175,9 +175,14 @@ def raster_overlap(call: KernelCall) -> int | None:
     copies their input windows into its scratch and then writes them. While row oy is written, the
     rows it and later rows read start at row oy * stride - pad: the output may start delta bytes
     before the input when no row's last output byte passes that point. (The 1x1 and 1xN paths and
-    grouped convolutions run whole matrix products per output channel pair: never overlapped.)
+    grouped convolutions run whole matrix products per output channel pair: never overlapped.) kwscc's
+    own kwscc_conv_s8 works the same way, two output pixels at a time.
     """
     p = call.params
+    if call.function == "kwscc_conv_s8":  # own_kernels.conv: two windows copied, then written, in raster order
+        if p["split"]:
+            return None
+        return _raster_overlap(p["in_w"] * p["ch"], p["out_w"] * p["cout"], p["out_h"], p["stride"], p["padding"])
     if call.function != "arm_convolve_wrapper_s8" or p["split"] is not None:
         return None
     x, f, y = p["input_dims"], p["filter_dims"], p["output_dims"]
@@ -186,8 +191,11 @@ def raster_overlap(call: KernelCall) -> int | None:
     one_by_n = x["h"] == 1 and dilation[1] == 1 and f["h"] == 1 and (stride[1] * x["c"]) % 4 == 0
     if f["c"] != x["c"] or one_by_one or one_by_n:
         return None
-    row_in, row_out = x["w"] * x["c"], y["w"] * y["c"]
-    return max(0, max((oy + 1) * row_out - max(0, oy * stride[0] - pad[0]) * row_in for oy in range(y["h"])))
+    return _raster_overlap(x["w"] * x["c"], y["w"] * y["c"], y["h"], stride, pad)
+
+
+def _raster_overlap(row_in: int, row_out: int, out_h: int, stride, pad) -> int:
+    return max(0, max((oy + 1) * row_out - max(0, oy * stride[0] - pad[0]) * row_in for oy in range(out_h)))
 
 
 def lower_binary(qm: QuantModel, node: Node) -> KernelCall:

@@ -118,7 +118,7 @@ def conv(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> KernelCa
     params = {"in_h": p["input_dims"]["h"], "in_w": p["input_dims"]["w"], "ch": p["input_dims"]["c"],
               "k_h": w.shape[1], "k_w": w.shape[2], "stride": p["stride"], "padding": p["padding"],
               "out_h": p["output_dims"]["h"], "out_w": p["output_dims"]["w"], "cout": w.shape[0],
-              "pad": -layer.input_offset, "act": layer.act}
+              "pad": -layer.input_offset, "act": layer.act, "split": bool(p["split"])}
     arrays = [ConstArray(f"{prefix}_w", "int8_t", pointwise_weights(w2), "weights"),
               *_quant_arrays(prefix, bias, layer.shift, qm.rounding)]
     scratch = 2 * align4(depth)  # two windows

@@ -140,9 +140,14 @@ def test_weights_per_tensor_dnn_s(tmp_path, capsys):
     check_layers(result)
 
 
-def test_weights_per_channel_dnn_s_uses_convolutions(kws_compiled):
+def test_weights_per_channel_dnn_s_dense_layers(kws_compiled):
+    """Per-channel dense layers run on kwscc_dense_s8 on a Cortex-M4 (fewer instructions by the cost table);
+    on a Cortex-M55 the cost table keeps CMSIS-NN's MVE 1x1 convolutions (its FC requantizes per tensor)."""
     code = kws.strip_c_comments(kws_compiled("dnn_s").files["dnn_s.c"])
     assert "arm_fully_connected_s8" not in code
+    assert len(re.findall(r"\bkwscc_dense_s8\s*\(", code)) == 1 + 4  # its definition and four calls
+    code = kws.strip_c_comments(kws_compiled("dnn_s", cpu="cortex-m55").files["dnn_s.c"])
+    assert "arm_fully_connected_s8" not in code and "kwscc_dense_s8" not in code
     assert len(re.findall(r"\barm_convolve_wrapper_s8\s*\(", code)) == 4
 
 
@@ -188,7 +193,9 @@ def test_report_ds_cnn_s_budgets(ds_cnn_s_report):
     r = ds_cnn_s_report
     assert r["cpu"] == "cortex-m4"
     assert 0 < r["arena_bytes"] <= 16200
-    assert 0 < r["weights_bytes"] <= 25000
+    # 24,920 B on CMSIS-NN's calls; kwscc's kernels add the depthwise weights as int16 (+2,304 B) and the split
+    # input's lo weights (+2,560 B, which CMSIS-NN's call rebuilds in its scratch at run time)
+    assert 0 < r["weights_bytes"] <= 30000
     assert 0 < r["arena_lower_bound_bytes"] <= r["arena_bytes"]
     assert r["macs"] > 2_000_000  # ds_cnn_s: ~2.66 M MACs per inference
 
