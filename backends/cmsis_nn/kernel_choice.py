@@ -68,7 +68,10 @@ def candidates(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> li
         own = own_kernels.depthwise(qm, node, cmsis, prefix)
     elif node.op in ("Conv", "Dense"):
         own = own_kernels.pointwise(qm, node, cmsis, prefix) or own_kernels.conv(qm, node, cmsis, prefix)
-    return [cmsis] + ([own] if own is not None else [])
+    if own is None:
+        return [cmsis]
+    own.replaces = cmsis.function
+    return [cmsis, own]
 
 
 def choose(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, cpu: str, build: str,

@@ -54,6 +54,7 @@ class KernelCall:
     unsplit_scratch: dict[str, int] | None = None  # the split input's layer: its scratch with an int8 input
     kernels: tuple[str, ...] = ()  # kwscc's own C functions the call needs (templates/cmsis_nn/kernels/)
     estimated_instructions: int | None = None  # on the compiled-for core, from kernel_choice's cost table
+    replaces: str | None = None  # kwscc's own kernel: the CMSIS-NN function it stands in for
 
     @property
     def activations(self) -> list[str]:

@@ -60,7 +60,8 @@ def _compile_and_validate(tmp_path, model: onnx.ModelProto, input_shape, sanitiz
 
 
 def _functions(compiled) -> list[str]:
-    return [call.function for call in compiled.calls]
+    """The CMSIS-NN or kwscc function of each layer (the library call a faster kwscc kernel stands in for)."""
+    return [getattr(call, "replaces", None) or call.function for call in compiled.calls]
 
 
 # ---------------------------------------------------------------------------------------------------
