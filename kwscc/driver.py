@@ -11,6 +11,8 @@ from pathlib import Path
 
 from kwscc import __version__, progress
 from kwscc.backends.base import get_backend
+from kwscc.check.graph import check_compilable
+from kwscc.check.limits import check_arena
 from kwscc.errors import DataError, KwsccError, UnsupportedError
 from kwscc.frontends import read_model
 from kwscc.ir import Graph
@@ -99,6 +101,7 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     backend = get_backend(options.backend, options)
     with progress.step(f"reading {model.name}"):
         source = read_model(model, options.input_shapes)
+    check_compilable(source)
     check_one_input_one_output(source)
     with progress.step("optimising the graph"):
         graph = run_pipeline(source)
@@ -136,6 +139,7 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
             qm = calibration.quantize(backend, replace(options, split_input="off"))
             calls = backend.lower(qm, name, options.cpu)
             plan = plan_memory(graph, backend.scratch(calls, options.cpu), overlaps=backend.overlaps(calls))
+    check_arena(plan.arena_size)
     step = {node: i for i, node in enumerate(plan.schedule)}
     calls = sorted(calls, key=lambda call: step[call.node.name])  # the C runs the layers in the planned order
     gen = {"version": __version__, "model_name": c_comment(model.name), "command": c_comment(options.command),

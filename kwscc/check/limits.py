@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from kwscc.errors import KwsccError
+from kwscc.errors import ModelError
 
 MAX_DIM = 1 << 24  # any single dimension
 MAX_TENSOR_ELEMENTS = 1 << 24  # any tensor, batch included (16 Mi values; 64 MiB as float)
@@ -19,26 +19,22 @@ MAX_DATA_ELEMENTS = 1 << 30  # one array of a .npy/.npz data file
 MAX_DATA_BYTES = 1 << 32  # one array of a .npy/.npz data file, in bytes (4 GiB)
 
 
-class LimitError(KwsccError):
-    """A size beyond kwscc's documented limits."""
-
-
 def check_shape(shape: Iterable[int], what: str) -> tuple[int, ...]:
-    """`shape` as ints, each dimension >= 1, within MAX_DIM and MAX_TENSOR_ELEMENTS; else LimitError."""
+    """`shape` as ints, each dimension >= 1, within MAX_DIM and MAX_TENSOR_ELEMENTS; else ModelError."""
     dims = tuple(int(d) for d in shape)
     for i, d in enumerate(dims):
         if d < 1:
-            raise LimitError(f"{what}: dimension {i} is {d}; every dimension must be at least 1")
+            raise ModelError(f"{what}: dimension {i} is {d}; every dimension must be at least 1")
         if d > MAX_DIM:
-            raise LimitError(f"{what}: dimension {i} is {d}, beyond kwscc's limit of {MAX_DIM} (docs/limits.md)")
+            raise ModelError(f"{what}: dimension {i} is {d}, beyond kwscc's limit of {MAX_DIM} (docs/limits.md)")
     count = math.prod(dims)
     if count > MAX_TENSOR_ELEMENTS:
-        raise LimitError(f"{what}: shape {list(dims)} has {count} elements, beyond kwscc's limit of "
+        raise ModelError(f"{what}: shape {list(dims)} has {count} elements, beyond kwscc's limit of "
                          f"{MAX_TENSOR_ELEMENTS} per tensor (docs/limits.md)")
     return dims
 
 
 def check_arena(size: int) -> None:
     if size > MAX_ARENA_BYTES:
-        raise LimitError(f"the activation arena needs {size} bytes, beyond kwscc's limit of {MAX_ARENA_BYTES} "
+        raise ModelError(f"the activation arena needs {size} bytes, beyond kwscc's limit of {MAX_ARENA_BYTES} "
                          "(docs/limits.md)")

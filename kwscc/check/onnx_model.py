@@ -26,6 +26,10 @@ FLOAT_INPUTS = {
     "ReduceMean": (0,), "Softmax": (0,), "Dropout": (0,), "Sigmoid": (0,), "Tanh": (0,), "HardSigmoid": (0,),
     "HardSwish": (0,), "LeakyRelu": (0,), "PRelu": (0, 1), "Pad": (0, 2), "Split": (0,),
 }
+# ops whose inputs must all have one type (ONNX binds them to one type parameter T)
+SAME_TYPE_INPUTS = ("Add", "Sub", "Mul", "Div", "Concat")
+# inputs that must be int64: shapes, axes, slice bounds
+INT64_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean": (1,), "Slice": (1, 2, 3, 4)}
 # numpy kinds an initializer may have at all (strings, complex numbers and objects never)
 CONST_KINDS = "fiub"
 
@@ -146,6 +150,12 @@ def check_node(onode, tensors: dict[str, Tensor]) -> None:
         if i < len(inputs) and inputs[i] is not None and np.dtype(inputs[i].dtype) != np.float32:
             raise UnsupportedError(f"{where}: input {i} ('{onode.input[i]}') has type {inputs[i].dtype}; "
                                    "kwscc reads float32 models (float32 data and weights)")
+    if onode.op_type in SAME_TYPE_INPUTS and len({t.dtype for t in inputs if t is not None}) > 1:
+        types = ", ".join(f"'{n}' {t.dtype}" for n, t in zip(onode.input, inputs) if t is not None)
+        raise ModelError(f"{where}: inputs of different types ({types}); ONNX needs one type for all")
+    for i in INT64_INPUTS.get(onode.op_type, ()):
+        if i < len(inputs) and inputs[i] is not None and np.dtype(inputs[i].dtype) != np.int64:
+            raise ModelError(f"{where}: input {i} ('{onode.input[i]}') has type {inputs[i].dtype}; ONNX needs int64")
     attrs = {a.name: helper.get_attribute_value(a) for a in onode.attribute}
     check = NODE_CHECKS.get(onode.op_type)
     if check is not None:
@@ -247,7 +257,9 @@ def _gemm(where: str, attrs: dict, inputs) -> None:
 
 def _matmul(where: str, attrs: dict, inputs) -> None:
     a = inputs[0].shape if inputs[0] is not None else ()
-    b = _rank(where, inputs[1] if len(inputs) > 1 else None, 2, "weights")
+    b = inputs[1].shape if len(inputs) > 1 and inputs[1] is not None else ()
+    if len(b) != 2:
+        raise UnsupportedError(f"{where}: only 2-D constant weights are supported, got shape {list(b)}")
     if not a or a[-1] != b[0]:
         raise ModelError(f"{where}: the input {list(a)} has {a[-1] if a else 0} features but the weights {list(b)} "
                          f"expect {b[0]}")

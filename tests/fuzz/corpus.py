@@ -494,6 +494,23 @@ def _squeeze_wide(rng) -> Callable[[Path], list[str]]:
     return build
 
 
+def _mixed_types(rng) -> Callable[[Path], list[str]]:
+    """An elementwise operand or a Reshape shape of the wrong integer/float type (ONNX binds one type)."""
+    path = [KWS / "cnn_s.onnx", MNIST / "mnist_cnn.onnx"][int(rng.integers(2))]
+    dtype = [np.int32, np.int64, np.float64, np.int8][int(rng.integers(4))]
+
+    def build(folder: Path) -> list[str]:
+        model = _model(path)
+        op = "Mul" if _nodes(model, "Mul") else "Reshape"
+        node = _nodes(model, op)[0]
+        init = _init(model, node.input[1])
+        value = numpy_helper.to_array(init)
+        new = np.int32 if op == "Reshape" and dtype is np.int64 else dtype
+        init.CopyFrom(numpy_helper.from_array(value.astype(new), init.name))
+        return _compile(_save(model, folder, path.name))
+    return build
+
+
 def _unsupported_op(rng) -> Callable[[Path], list[str]]:
     path = ONNX_MODELS[int(rng.integers(len(ONNX_MODELS)))]
     pick = int(rng.integers(1 << 16))
@@ -761,6 +778,7 @@ FAMILIES: dict[str, Callable[[np.random.Generator], Callable[[Path], list[str]]]
     "identity_chain": _identity_chain,
     "constant_output": _constant_output,
     "squeeze_wide_axis": _squeeze_wide,
+    "mixed_types": _mixed_types,
     "unsupported_op": _unsupported_op,
     "truncated_model": _corrupt_bytes,
     "tflite_softmax_beta": _tflite_softmax_beta,
