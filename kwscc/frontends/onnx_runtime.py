@@ -15,6 +15,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 BATCH_CHECK_SAMPLES = 2  # samples the batched copy is compared on, one at a time, before it is trusted
+MAX_BATCH = 256  # samples per onnxruntime run: bounds the memory of the intermediate tensors
 
 
 def _with_outputs(model, wanted: list[str]):
@@ -108,7 +109,7 @@ def reference_runner(model_path: Path, wanted: list[str]):
         state["session"] = session
         return out
 
-    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run_batch(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if "session" in state:
             return dict(zip(names, state["session"].run(names, feeds)))
         if "tried" not in state and next(iter(feeds.values())).shape[0] > 1:
@@ -117,5 +118,12 @@ def reference_runner(model_path: Path, wanted: list[str]):
             if out is not None:
                 return out
         return one_by_one(feeds)
+
+    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        count = next(iter(feeds.values())).shape[0]
+        if count <= MAX_BATCH:
+            return run_batch(feeds)
+        parts = [run_batch({k: v[i:i + MAX_BATCH] for k, v in feeds.items()}) for i in range(0, count, MAX_BATCH)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in names}
 
     return run
