@@ -13,7 +13,6 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Iterator
 
 from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 log = logging.getLogger("kwscc")
 
@@ -37,7 +36,11 @@ def enabled() -> bool:
 
 def logging_above_bars() -> AbstractContextManager:
     """While bars may show, log lines go above them instead of through them."""
-    return logging_redirect_tqdm([log]) if enabled() else nullcontext()
+    if not enabled():
+        return nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm  # imports asyncio (0.1-0.2 s): only for a terminal
+
+    return logging_redirect_tqdm([log])
 
 
 def bar(total: int, label: str, unit: str = "sample") -> tqdm:
