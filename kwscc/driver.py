@@ -11,7 +11,6 @@ from pathlib import Path
 
 from kwscc import __version__, progress
 from kwscc.backends.base import get_backend
-from kwscc.check.graph import check_compilable
 from kwscc.check.limits import check_arena
 from kwscc.errors import DataError, KwsccError, UnsupportedError
 from kwscc.frontends import read_model
@@ -101,7 +100,6 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     backend = get_backend(options.backend, options)
     with progress.step(f"reading {model.name}"):
         source = read_model(model, options.input_shapes)
-    check_compilable(source)
     check_one_input_one_output(source)
     with progress.step("optimising the graph"):
         graph = run_pipeline(source)

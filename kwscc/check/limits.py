@@ -11,6 +11,10 @@ from typing import Iterable
 
 from kwscc.errors import ModelError
 
+class LimitError(ModelError):
+    """A size beyond kwscc's documented limits."""
+
+
 MAX_DIM = 1 << 24  # any single dimension
 MAX_TENSOR_ELEMENTS = 1 << 24  # any tensor, batch included (16 Mi values; 64 MiB as float)
 MAX_ARENA_BYTES = 1 << 28  # the int8 activation arena (256 MiB)
@@ -24,17 +28,17 @@ def check_shape(shape: Iterable[int], what: str) -> tuple[int, ...]:
     dims = tuple(int(d) for d in shape)
     for i, d in enumerate(dims):
         if d < 1:
-            raise ModelError(f"{what}: dimension {i} is {d}; every dimension must be at least 1")
+            raise LimitError(f"{what}: dimension {i} is {d}; every dimension must be at least 1")
         if d > MAX_DIM:
-            raise ModelError(f"{what}: dimension {i} is {d}, beyond kwscc's limit of {MAX_DIM} (docs/limits.md)")
+            raise LimitError(f"{what}: dimension {i} is {d}, beyond kwscc's limit of {MAX_DIM} (docs/limits.md)")
     count = math.prod(dims)
     if count > MAX_TENSOR_ELEMENTS:
-        raise ModelError(f"{what}: shape {list(dims)} has {count} elements, beyond kwscc's limit of "
+        raise LimitError(f"{what}: shape {list(dims)} has {count} elements, beyond kwscc's limit of "
                          f"{MAX_TENSOR_ELEMENTS} per tensor (docs/limits.md)")
     return dims
 
 
 def check_arena(size: int) -> None:
     if size > MAX_ARENA_BYTES:
-        raise ModelError(f"the activation arena needs {size} bytes, beyond kwscc's limit of {MAX_ARENA_BYTES} "
+        raise LimitError(f"the activation arena needs {size} bytes, beyond kwscc's limit of {MAX_ARENA_BYTES} "
                          "(docs/limits.md)")

@@ -257,9 +257,7 @@ def _gemm(where: str, attrs: dict, inputs) -> None:
 
 def _matmul(where: str, attrs: dict, inputs) -> None:
     a = inputs[0].shape if inputs[0] is not None else ()
-    b = inputs[1].shape if len(inputs) > 1 and inputs[1] is not None else ()
-    if len(b) != 2:
-        raise UnsupportedError(f"{where}: only 2-D constant weights are supported, got shape {list(b)}")
+    b = _rank(where, inputs[1] if len(inputs) > 1 else None, 2, "weights")
     if not a or a[-1] != b[0]:
         raise ModelError(f"{where}: the input {list(a)} has {a[-1] if a else 0} features but the weights {list(b)} "
                          f"expect {b[0]}")
