@@ -46,3 +46,15 @@ def arm_toolchain() -> str:
     gcc = shutil.which("arm-none-eabi-gcc")
     assert gcc, "apt-get reported success but arm-none-eabi-gcc is not on PATH"
     return gcc
+
+
+@pytest.fixture(scope="session")
+def svg_renderer() -> str:
+    """rsvg-convert (librsvg, a real SVG renderer that rejects invalid XML), installed with apt as root."""
+    if shutil.which("rsvg-convert") is None:
+        if os.geteuid() != 0:
+            pytest.skip("rsvg-convert is not installed and the tests are not root (apt-get install librsvg2-bin)")
+        _apt_install("--no-install-recommends librsvg2-bin")
+    tool = shutil.which("rsvg-convert")
+    assert tool, "apt-get reported success but rsvg-convert is not on PATH"
+    return tool
