@@ -262,3 +262,23 @@ def test_own_kernels_equal_cmsis_nn_on_the_golden_vectors(rounding, simd, tmp_pa
                 failures.append(f"{family} {case['name']}: {np.count_nonzero(got != want)} of {want.size} differ")
     assert not failures, "\n".join(failures)
     assert ran >= 40, f"only {ran} golden cases apply"
+
+
+def test_optimize_decides_the_split_input_unless_told(tmp_path):
+    """--optimize ram drops the split input, accuracy keeps it, balanced and speed leave it to the arena;
+    an explicit --split-input wins."""
+    rng = np.random.default_rng(3)
+    model, shape = _model(rng)
+    path = save(model, tmp_path)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, rng.normal(0, 1, (32,) + shape).astype(np.float32))
+
+    def split(**options) -> bool:
+        compiled = compile_model(path, CompileOptions(calib=str(calib), **options))
+        return compiled.qm.split is not None
+
+    assert not split(optimize="ram")
+    assert split(optimize="accuracy")
+    assert split(optimize="ram", split_input="on")
+    assert split(optimize="balanced") == split(optimize="balanced", split_input="auto")
+    assert split(optimize="speed") == split(optimize="balanced")
