@@ -111,7 +111,8 @@ def test_one_layer_numbering_in_report_c_and_validate():
 
     rows = format_table(report).splitlines()[2:2 + len(names)]
     assert [row.split()[0] for row in rows] == [str(i) for i in range(len(names))]
-    lifetimes = [tuple(map(int, row.split()[10].rstrip("*").split("-"))) for row in rows]  # column 10: life (after MACs and est. instr)
+    # column 10 is the lifetime (after MACs and the estimated instructions)
+    lifetimes = [tuple(map(int, row.split()[10].rstrip("*").split("-"))) for row in rows]
     assert all(i <= first <= last < len(names) for i, (first, last) in enumerate(lifetimes))
     assert lifetimes[0][0] == 0 and lifetimes[-1] == (len(names) - 1, len(names) - 1)
 
