@@ -44,8 +44,11 @@ def measure(model: str, target: str, kernels: str, samples: int, cmsis_nn: str) 
     for call, layer in zip(compiled.calls, m["instructions_per_layer"]):
         if call.node.op not in CHOOSABLE:
             continue
-        kernel = call.function if call.function.startswith("kwscc_") else kernel_choice.cmsis_kernel(call, CPU_BUILDS[target])
-        rows.append({"target": target, "kernel": kernel, "macs": int(call.macs), "outputs": compiled.graph.tensors[call.node.outputs[0]].size,
+        kernel = call.function
+        if not kernel.startswith("kwscc_"):
+            kernel = kernel_choice.cmsis_kernel(call, CPU_BUILDS[target])
+        rows.append({"target": target, "kernel": kernel, "macs": int(call.macs),
+                     "outputs": compiled.graph.tensors[call.node.outputs[0]].size,
                      "instructions": int(layer["instructions"]), "model": model})
     return rows
 
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.cmsis_nn:
             p.error("--cmsis-nn DIR is needed to measure")
         rows = [row for target in args.targets.split(",") for model in args.models.split(",")
-                for kernels in ("cmsis-nn", "kwscc") for row in measure(model, target, kernels, args.samples, args.cmsis_nn)]
+                for kernels in ("cmsis-nn", "kwscc")
+                for row in measure(model, target, kernels, args.samples, args.cmsis_nn)]
         if args.rows:
             Path(args.rows).write_text(json.dumps(rows, indent=1) + "\n")
     table = {}

@@ -98,7 +98,8 @@ def pointwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> Ker
     params = {"pixels": pixels, "cin": w2.shape[1], "cout": w2.shape[0], "act": layer.act}
     arrays = [ConstArray(f"{prefix}_w", "int8_t", pointwise_weights(w2), "weights"),
               *_quant_arrays(prefix, bias, layer.shift, qm.rounding)]
-    function, template = (DENSE, "ops/kwscc_dense.c.j2") if node.op == "Dense" else (POINTWISE, "ops/kwscc_pointwise.c.j2")
+    function = DENSE if node.op == "Dense" else POINTWISE
+    template = "ops/kwscc_dense.c.j2" if node.op == "Dense" else "ops/kwscc_pointwise.c.j2"
     return KernelCall(node, function, template, params, {"c": 0, "dsp": 0, "mve": 0}, cmsis.macs, arrays,
                       kernels=NEEDS[function])
 
@@ -108,7 +109,8 @@ def conv(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> KernelCa
     [hi, lo] weights go to flash whole); None if it does not apply."""
     layer, p = qm.layers[node.name], cmsis.params
     w = layer.weights  # OHWI, over the hi and lo channels for the split input's layer
-    if cmsis.function != "arm_convolve_wrapper_s8" or tuple(p["dilation"]) != (1, 1) or w.shape[3] != p["input_dims"]["c"]:
+    grouped = w.shape[3] != p["input_dims"]["c"]
+    if cmsis.function != "arm_convolve_wrapper_s8" or tuple(p["dilation"]) != (1, 1) or grouped:
         return None
     w2 = w.reshape(w.shape[0], -1).astype(np.int64)
     bias = folded_bias(layer.bias, w2, layer.input_offset, layer.shift)
