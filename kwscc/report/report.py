@@ -131,9 +131,12 @@ def _occupancy(plan: MemoryPlan) -> list[int]:
     return [sum(b.size for b in plan.buffers if b.start <= s <= b.end) for s in range(len(plan.schedule))]
 
 
-def _builds(compiled: Compiled) -> dict[str, dict]:
-    """Arena of the same model for each CMSIS-NN build, planned exactly as a compile for it would be."""
+def _builds(compiled: Compiled, layers: list[dict]) -> dict[str, dict]:
+    """Arena of the same model for each CMSIS-NN build, planned exactly as a compile for it would be. Each
+    layer's scratch_bytes_by_build is set from that build's own lowering, since the kernel chosen for a layer
+    (and so its scratch) may differ from core to core."""
     cpu_builds = _cpu_builds(compiled)
+    by_name = {layer["name"]: layer for layer in layers}
     builds = {}
     for build in BUILDS:
         cpus = [cpu for cpu, b in cpu_builds.items() if b == build]
@@ -145,6 +148,9 @@ def _builds(compiled: Compiled) -> dict[str, dict]:
             calls = compiled.backend.lower(compiled.qm, compiled.name, cpus[0])
             plan = plan_memory(compiled.graph, compiled.backend.scratch(calls, cpus[0]),
                                overlaps=compiled.backend.overlaps(calls))
+        for call in calls:
+            if call.node.name in by_name and build in dict(getattr(call, "scratch", {})):
+                by_name[call.node.name]["scratch_bytes_by_build"][build] = int(call.scratch[build])
         builds[build] = {
             "title": BUILD_TITLES[build], "cpus": cpus,
             "arena_bytes": plan.arena_size, "arena_lower_bound_bytes": plan.lower_bound,
@@ -239,7 +245,7 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
                             "lower_bound_bytes": c.lower_bound} for c in plan.candidates],
             "occupancy_bytes": _occupancy(plan),
         },
-        "builds": _builds(compiled),
+        "builds": _builds(compiled, layers),
         "buffers": _buffers(plan, graph),
         "layers": layers,
     }

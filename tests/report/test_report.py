@@ -144,9 +144,10 @@ def test_scratch_for_every_build(kws):
         assert cpu in r["builds"][build]["cpus"]
         scratch = [layer["scratch_bytes_by_build"][build] for layer in r["layers"]]
         assert r["builds"][build]["scratch_bytes"] == max(scratch)
-    # the depthwise layers' MVE buffers make the M55 arena larger; the pure-C build needs the least scratch
+    # the depthwise layers' MVE buffers make the M55 arena larger; on DSP cores the cost table picks kwscc's
+    # kernels, whose scratch (two im2col windows) is smaller than CMSIS-NN's pure-C buffers
     assert r["builds"]["mve"]["arena_bytes"] > r["builds"]["dsp"]["arena_bytes"]
-    assert r["builds"]["c"]["scratch_bytes"] <= r["builds"]["dsp"]["scratch_bytes"]
+    assert r["builds"]["dsp"]["scratch_bytes"] < r["builds"]["c"]["scratch_bytes"]
 
 
 def test_layers_are_consistent_with_the_plan(kws):
