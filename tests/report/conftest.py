@@ -37,24 +37,23 @@ def _apt_install(packages: str) -> None:
         pytest.fail(f"apt-get could not install {packages}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
 
+def _tool(tools: tuple[str, ...], packages: str) -> str:
+    """The path of tools[0], after installing `packages` with apt (as root) if any of `tools` is missing."""
+    if any(shutil.which(t) is None for t in tools):
+        if os.geteuid() != 0:
+            pytest.skip(f"{tools[0]} is not installed and the tests are not root (apt-get install {packages})")
+        _apt_install(packages)
+    path = shutil.which(tools[0])
+    assert path, f"apt-get reported success but {tools[0]} is not on PATH"
+    return path
+
+
 @pytest.fixture(scope="session")
 def arm_toolchain() -> str:
-    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("arm-none-eabi-size") is None:
-        if os.geteuid() != 0:
-            pytest.skip("arm-none-eabi-gcc is not installed and the tests are not root (apt-get install gcc-arm-none-eabi)")
-        _apt_install("gcc-arm-none-eabi libnewlib-arm-none-eabi")
-    gcc = shutil.which("arm-none-eabi-gcc")
-    assert gcc, "apt-get reported success but arm-none-eabi-gcc is not on PATH"
-    return gcc
+    return _tool(("arm-none-eabi-gcc", "arm-none-eabi-size"), "gcc-arm-none-eabi libnewlib-arm-none-eabi")
 
 
 @pytest.fixture(scope="session")
 def svg_renderer() -> str:
     """rsvg-convert (librsvg, a real SVG renderer that rejects invalid XML), installed with apt as root."""
-    if shutil.which("rsvg-convert") is None:
-        if os.geteuid() != 0:
-            pytest.skip("rsvg-convert is not installed and the tests are not root (apt-get install librsvg2-bin)")
-        _apt_install("--no-install-recommends librsvg2-bin")
-    tool = shutil.which("rsvg-convert")
-    assert tool, "apt-get reported success but rsvg-convert is not on PATH"
-    return tool
+    return _tool(("rsvg-convert",), "--no-install-recommends librsvg2-bin")
