@@ -7,6 +7,7 @@ import functools
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +89,10 @@ def test_cmake_regenerates_after_the_model_changes(cmake_project, tmp_path):
     build, models = cmake_project
     generated, program = build / "kwscc" / "dnn_s" / "dnn_s.c", build / "two_models"
     before = generated.stat().st_mtime_ns, program.stat().st_mtime_ns
-    later = max(before) / 1e9 + 5
-    os.utime(models / "dnn_s.onnx", (later, later))
+    # "now", strictly after the outputs: a model stamped in the future would stay newer than the files
+    # CMake regenerates from it, and every later build would configure again
+    time.sleep(max(0.0, max(before) / 1e9 + 1.1 - time.time()))
+    os.utime(models / "dnn_s.onnx")
     run(["cmake", "--build", build])
     after = generated.stat().st_mtime_ns, program.stat().st_mtime_ns
     assert after[0] > before[0] and after[1] > before[1], "touching the model did not regenerate and relink"
