@@ -4,6 +4,7 @@ from __future__ import annotations
 from kwscc.backends.base import check_constraints
 from kwscc.ir import Graph, Node
 from kwscc.ops.activation import TABLE_OPS
+from kwscc.ops.recurrent import LSTM_PROJECTION
 
 LOWERABLE = ("Conv", "Dense", "MaxPool", "AveragePool", "Softmax", "Reshape", "Add", "Sub", "Mul", "Max", "Min",
              "Concat", "Pad", "Transpose", "Crop", *sorted(TABLE_OPS))
@@ -91,8 +92,13 @@ def constraint_no_peepholes(graph: Graph, node: Node) -> bool:
     return _zero(graph, node.inputs[4])
 
 
+def constraint_no_projection(graph: Graph, node: Node) -> bool:
+    """arm_lstm_unidirectional_s8 has no projection layer"""
+    return len(node.inputs) <= LSTM_PROJECTION
+
+
 CONSTRAINTS = {
-    "LSTM": (constraint_batch_one, constraint_no_peepholes, constraint_zero_initial_state),
+    "LSTM": (constraint_batch_one, constraint_no_peepholes, constraint_zero_initial_state, constraint_no_projection),
     "GRU": (constraint_batch_one, constraint_zero_initial_hidden),
     "Conv": (constraint_batch_one, constraint_nhwc, constraint_conv_groups),
     "Dense": (constraint_batch_one,),

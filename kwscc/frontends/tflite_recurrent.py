@@ -3,7 +3,8 @@ where it takes the last step of its output sequence.
 
 The file's state tensors are variables that LiteRT carries from one invoke to the next; kwscc
 starts every NAME_run from the initial state (zero, or the constant the file gives), as LiteRT does
-after reset_all_variables(). cell_clip bounds the cell state; CIFG (no input gate), projection and
+after reset_all_variables(). cell_clip bounds the cell state; peepholes and a projection (with
+proj_clip; its bias must be zero or absent) map to the LSTM op's P and Wp; CIFG (no input gate) and
 layer normalisation are refused.
 """
 from __future__ import annotations
@@ -12,13 +13,14 @@ import numpy as np
 
 from kwscc.errors import UnsupportedError
 from kwscc.frontends.sequence import add_recurrent, last_step
+from kwscc.ops.recurrent import LSTM_INPUTS
 
 # input positions of the fused op (tensorflow/lite/kernels/lstm_shared.h)
 INPUT_WEIGHTS = {"i": 1, "f": 2, "c": 3, "o": 4}
 RECURRENT_WEIGHTS = {"i": 5, "f": 6, "c": 7, "o": 8}
 PEEPHOLES = {"i": 9, "f": 10, "o": 11}
 BIASES = {"i": 12, "f": 13, "c": 14, "o": 15}
-PROJECTION, OUTPUT_STATE, CELL_STATE, LAYER_NORM = 16, 18, 19, (20, 21, 22, 23)
+PROJECTION, PROJECTION_BIAS, OUTPUT_STATE, CELL_STATE, LAYER_NORM = 16, 17, 18, 19, (20, 21, 22, 23)
 GATE_ORDER = "iofc"  # kwscc's (ONNX's) block order
 TANH = 4
 
@@ -35,8 +37,8 @@ def _present(op, pos: int) -> bool:
 def _check(r, op) -> None:
     if not _present(op, INPUT_WEIGHTS["i"]):
         raise UnsupportedError(f"{op.where}: CIFG (no input gate weights) is not supported")
-    if _present(op, PROJECTION):
-        raise UnsupportedError(f"{op.where}: the projection layer (input {PROJECTION}) is not supported")
+    if _present(op, PROJECTION_BIAS) and np.any(r.const_value(op, PROJECTION_BIAS, "projection bias")):
+        raise UnsupportedError(f"{op.where}: a nonzero projection bias (input {PROJECTION_BIAS}) is not supported")
     if any(_present(op, pos) for pos in LAYER_NORM):
         raise UnsupportedError(f"{op.where}: layer normalisation (inputs 20-23) is not supported")
     act = int(op.options.get("FusedActivationFunction", TANH))
@@ -45,18 +47,18 @@ def _check(r, op) -> None:
                                "supported, only TANH")
 
 
-def _state(r, op, pos: int, hidden: int) -> np.ndarray:
+def _state(r, op, pos: int, size: int) -> np.ndarray:
     """The initial state: a variable (zero at reset) or a constant."""
     if not _present(op, pos) or not r.tensor(op.inputs[pos]).is_const:
-        return np.zeros(hidden, np.float32)
-    return r.const_value(op, pos, "initial state").reshape(hidden).astype(np.float32)
+        return np.zeros(size, np.float32)
+    return r.const_value(op, pos, "initial state").reshape(size).astype(np.float32)
 
 
 def _gates(r, op, positions: dict[str, int], what: str) -> np.ndarray:
     return np.concatenate([r.const_value(op, positions[g], f"{what} {g}") for g in GATE_ORDER]).astype(np.float32)
 
 
-def _constants(r, op, hidden: int) -> list[np.ndarray]:
+def _constants(r, op, hidden: int, out_size: int) -> list[np.ndarray]:
     w = _gates(r, op, INPUT_WEIGHTS, "input weights")
     rr = _gates(r, op, RECURRENT_WEIGHTS, "recurrent weights")
     b = _gates(r, op, BIASES, "bias")
@@ -64,7 +66,10 @@ def _constants(r, op, hidden: int) -> list[np.ndarray]:
         p = np.concatenate([r.const_value(op, PEEPHOLES[g], f"peephole {g}") for g in "iof"]).astype(np.float32)
     else:
         p = np.zeros(3 * hidden, np.float32)
-    return [w, rr, b, p, _state(r, op, OUTPUT_STATE, hidden), _state(r, op, CELL_STATE, hidden)]
+    consts = [w, rr, b, p, _state(r, op, OUTPUT_STATE, out_size), _state(r, op, CELL_STATE, hidden)]
+    if _present(op, PROJECTION):
+        consts.append(r.const_value(op, PROJECTION, "projection weights").astype(np.float32))
+    return consts
 
 
 def sequence_lstm(r, op) -> None:
@@ -77,19 +82,22 @@ def sequence_lstm(r, op) -> None:
     steps, batch, features = (shape[0], shape[1], shape[2]) if time_major else (shape[1], shape[0], shape[2])
     if batch != 1:
         raise UnsupportedError(f"{op.where}: batch size {batch} is not supported (only 1)")
-    hidden = r.tensor(op.inputs[RECURRENT_WEIGHTS["o"]]).shape[-1]
+    hidden = r.tensor(op.inputs[INPUT_WEIGHTS["o"]]).shape[0]
+    out_size = r.tensor(op.inputs[RECURRENT_WEIGHTS["o"]]).shape[-1]  # the projection's size if it has one
     if time_major:
         seq = r.internal(f"{x}_seq", op.inputs[0])
         x = r.emit(op, "Reshape", [x], {"shape": (1, steps, features)}, outputs=[seq], helper="batch_first")
     consts = [r.graph.add_const(f"{r.name(op.outputs[0])}_{what}", value).name
-              for what, value in zip(("W", "R", "B", "P", "h0", "c0"), _constants(r, op, hidden))]
-    clip = float(op.options.get("CellClip", 0.0))
+              for what, value in zip(LSTM_INPUTS[1:], _constants(r, op, hidden, out_size))]
+    clip, proj_clip = float(op.options.get("CellClip", 0.0)), float(op.options.get("ProjClip", 0.0))
     attrs = {"hidden_size": hidden, "cell_clip": clip if clip > 0 else None, "output": "sequence"}
+    if _present(op, PROJECTION):
+        attrs["proj_clip"] = proj_clip if proj_clip > 0 else None
     out = r.name(op.outputs[0])
     own = out if not time_major else r.internal(f"{out}_batch_first", op.outputs[0])
     add_recurrent(r.graph, f"{op.name.lower()}_{op.index}", "LSTM", [x, *consts], attrs, own)
     if time_major:
-        r.emit(op, "Reshape", [own], {"shape": (steps, 1, hidden)}, outputs=[out], helper="time_major")
+        r.emit(op, "Reshape", [own], {"shape": (steps, 1, out_size)}, outputs=[out], helper="time_major")
 
 
 def _bounds(r, op, shape: tuple[int, ...]) -> list[tuple[int, int, int, bool]] | None:

@@ -4,18 +4,20 @@ One node runs a whole sequence, so passes, calibration, the simulator and the ba
 recurrent layer, not T copies of its cell. Canonical form (frontends map to it):
 
   input 0: x [N, T, F], batch first; the initial state is a constant (zero unless given).
-  LSTM inputs: W [4H, F], R [4H, H], B [4H] (input and recurrent biases summed), P [3H] peepholes
-    (i, o, f; zeros when the model has none), h0 [H], c0 [H]. Gate blocks in ONNX order i, o, f, c:
+  LSTM inputs: W [4H, F], R [4H, O], B [4H] (input and recurrent biases summed), P [3H] peepholes
+    (i, o, f; zeros when the model has none), h0 [O], c0 [H], and optionally last, Wp [O, H]: the
+    projection (no bias). O = H without a projection. Gate blocks in ONNX order i, o, f, c:
       i = sigmoid(x W_i + h R_i + P_i * c + B_i)     f = sigmoid(x W_f + h R_f + P_f * c + B_f)
       g = tanh(x W_c + h R_c + B_c)                  c' = clip(f * c + i * g, cell_clip)
-      o = sigmoid(x W_o + h R_o + P_o * c' + B_o)    h' = o * tanh(c')
+      o = sigmoid(x W_o + h R_o + P_o * c' + B_o)    m = o * tanh(c')
+      h' = m without a projection, else clip(m Wp^T, proj_clip)     (h and the output have O values)
   GRU inputs: W [3H, F], R [3H, H], Wb [3H], Rb [3H], h0 [H]. Gate blocks in ONNX order z, r, h:
       z = sigmoid(x W_z + h R_z + Wb_z + Rb_z)       r = sigmoid(x W_r + h R_r + Wb_r + Rb_r)
       n = tanh(x W_h + (r * h) R_h + Rb_h + Wb_h)               (linear_before_reset = 0)
       n = tanh(x W_h + r * (h R_h + Rb_h) + Wb_h)               (linear_before_reset = 1)
       h' = (1 - z) * n + z * h
   attrs: hidden_size; output "sequence" (every h, [N, T, H]) or "last" (the final h, [N, H]);
-  LSTM also cell_clip (None or c's bound).
+  LSTM also cell_clip and proj_clip (None or the bound of c / of the projected h).
 """
 from __future__ import annotations
 
@@ -24,23 +26,33 @@ import numpy as np
 from kwscc.ops import register
 
 RECURRENT_OPS = ("LSTM", "GRU")
+LSTM_INPUTS = ("x", "W", "R", "B", "P", "h0", "c0", "Wp")  # Wp (the projection) is optional
+LSTM_PROJECTION = LSTM_INPUTS.index("Wp")
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def output_size(node, inputs) -> int:
+    """Values per step of a recurrent node's output: the projection's rows if it has one, else H."""
+    if node.op == "LSTM" and len(inputs) > LSTM_PROJECTION:
+        return inputs[LSTM_PROJECTION].shape[0]
+    return node.attrs["hidden_size"]
+
+
 def _infer(node, inputs):
     n, t, _ = inputs[0].shape
-    h = node.attrs["hidden_size"]
+    h = output_size(node, inputs)
     shape = (n, t, h) if node.attrs["output"] == "sequence" else (n, h)
     return [(shape, inputs[0].dtype)]
 
 
 def lstm_step(xw: np.ndarray, h: np.ndarray, c: np.ndarray, r: np.ndarray, p: np.ndarray,
-              cell_clip: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """One LSTM step from xw = x W^T + B (the input's part of the four gates), float64."""
-    hs = h.shape[-1]
+              cell_clip: float | None, proj: np.ndarray | None = None,
+              proj_clip: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One LSTM step from xw = x W^T + B (the input's part of the four gates), float64: (h', c')."""
+    hs = c.shape[-1]
     z = xw + h @ r.T
     i = sigmoid(z[:, :hs] + p[:hs] * c)
     f = sigmoid(z[:, 2 * hs:3 * hs] + p[2 * hs:] * c)
@@ -48,7 +60,12 @@ def lstm_step(xw: np.ndarray, h: np.ndarray, c: np.ndarray, r: np.ndarray, p: np
     if cell_clip:
         c = np.clip(c, -cell_clip, cell_clip)
     o = sigmoid(z[:, hs:2 * hs] + p[hs:2 * hs] * c)
-    return o * np.tanh(c), c
+    h = o * np.tanh(c)
+    if proj is not None:
+        h = h @ proj.T
+        if proj_clip:
+            h = np.clip(h, -proj_clip, proj_clip)
+    return h, c
 
 
 def gru_step(xw: np.ndarray, h: np.ndarray, r: np.ndarray, rb: np.ndarray,
@@ -66,13 +83,14 @@ def gru_step(xw: np.ndarray, h: np.ndarray, r: np.ndarray, rb: np.ndarray,
 
 
 def _run_lstm(node, xs):
-    x, w, r, b, p, h0, c0 = (np.asarray(v, np.float64) for v in xs)
+    x, w, r, b, p, h0, c0, *proj = (np.asarray(v, np.float64) for v in xs)
     xw = x @ w.T + b  # [N, T, 4H]: the input's share of every step at once
     h = np.broadcast_to(h0, (x.shape[0], h0.shape[-1]))
-    c = np.broadcast_to(c0, h.shape)
+    c = np.broadcast_to(c0, (x.shape[0], c0.shape[-1]))
     hs = []
     for t in range(x.shape[1]):
-        h, c = lstm_step(xw[:, t], h, c, r, p, node.attrs.get("cell_clip"))
+        h, c = lstm_step(xw[:, t], h, c, r, p, node.attrs.get("cell_clip"), proj[0] if proj else None,
+                         node.attrs.get("proj_clip"))
         hs.append(h)
     return [_output(node, hs)]
 

@@ -14,6 +14,7 @@ from kwscc.errors import UnsupportedError
 from kwscc.frontends import read_model
 from kwscc.ir.execute import run_float
 from kwscc.passes import run_pipeline
+from tests.frontends.tfl_lstm import lstm_tflite
 
 ROOT = Path(__file__).resolve().parents[2]
 RECURRENT = ROOT / "examples" / "kws" / "recurrent"
@@ -132,7 +133,8 @@ def _litert(path: Path, x: np.ndarray) -> np.ndarray:
     out = []
     for row in x:
         it.reset_all_variables()  # kwscc starts every run from the initial state
-        it.set_tensor(it.get_input_details()[0]["index"], row[None])
+        inp = it.get_input_details()[0]
+        it.set_tensor(inp["index"], row.reshape(inp["shape"]))
         it.invoke()
         out.append(it.get_tensor(it.get_output_details()[0]["index"]))
     return np.concatenate(out)
@@ -186,3 +188,23 @@ def test_batch_first_layout_reads_like_the_time_major_form(tmp_path, op):
         graph = run_pipeline(read_model(path))
         outs.append(run_float(graph, {"x": x})[graph.outputs[0]].reshape(-1))
     np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", [
+    dict(peepholes=True),
+    dict(projection=4, proj_clip=0.4),
+    dict(peepholes=True, projection=3, cell_clip=0.8, time_major=True),
+], ids=["peepholes", "projection-clip", "peep-proj-cellclip-time-major"])
+def test_tflite_sequence_lstm_peepholes_projection_match_litert(tmp_path, case):
+    """Peepholes, the projection and both clips (chosen small enough to bite) read into the LSTM op, whose
+    float reference matches LiteRT's kernel."""
+    path = lstm_tflite(tmp_path, steps=T, features=F, hidden=H, seed=11, **case)
+    graph = run_pipeline(read_model(path))
+    lstm = [n for n in graph.nodes() if n.op == "LSTM"]
+    assert len(lstm) == 1 and (len(lstm[0].inputs) == 8) == ("projection" in case)
+    x = np.random.default_rng(4).normal(0, 1.5, (3, T, F)).astype(np.float32)
+    ref = _litert(path, x)
+    got = np.concatenate([run_float(graph, {graph.inputs[0]: row.reshape(graph.tensors[graph.inputs[0]].shape)})
+                          [graph.outputs[0]] for row in x])
+    assert got.shape[-1] == case.get("projection", H)
+    assert np.abs(got.reshape(ref.shape) - ref).max() < 1e-5
