@@ -30,8 +30,10 @@ import numpy as np
 from kwscc.check.limits import check_shape
 from kwscc.check.tflite_model import check_model
 from kwscc.errors import ModelError, UnsupportedError
-from kwscc.frontends import tflite_recurrent
+from kwscc.frontends import tflite_loops, tflite_recurrent
+from kwscc.frontends.frames import Frames
 from kwscc.ir import Graph, Node, Tensor
+from kwscc.passes.rewrite import remove_dead_nodes
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,8 @@ OPTIONS = {
     "LEAKY_RELU": ("LeakyReluOptions", ("Alpha",)),
     "STRIDED_SLICE": tflite_recurrent.STRIDED_SLICE_OPTIONS,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": tflite_recurrent.LSTM_OPTIONS,
+    "UNPACK": tflite_loops.UNPACK_OPTIONS,
+    "GATHER": tflite_loops.GATHER_OPTIONS,
 }
 
 
@@ -355,6 +359,7 @@ class Reader:
         self.folded: dict[int, np.ndarray] = {}  # DEQUANTIZE of a constant -> its float value
         self.range_from: dict[str, int] = {}  # IR name -> tensor whose quantization gives its range
         self.const_names: dict[tuple[int, str], str] = {}
+        self.frames = Frames(graph)  # time frames of sequences (UNPACK, GATHER, unrolled loops)
 
     def tensor(self, idx: int) -> TflTensor:
         return self.m.tensors[idx]
@@ -724,6 +729,7 @@ TFLITE_OPS: dict[str, Callable[[Reader, TflOp], None]] = {
     "HARD_SWISH": _table_activation("HardSwish"), "LEAKY_RELU": _table_activation("LeakyRelu", "Alpha"),
     "PRELU": _prelu, "SPLIT": _split, "SPLIT_V": _split,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": tflite_recurrent.sequence_lstm, "STRIDED_SLICE": tflite_recurrent.strided_slice,
+    "UNPACK": tflite_loops.unpack, "GATHER": tflite_loops.gather,
 }
 
 
@@ -807,6 +813,7 @@ def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> 
     for name in r.graph.outputs:
         if name in r.graph.inputs:
             raise UnsupportedError(f"{path.name}: graph output '{name}' is the input itself")
+    remove_dead_nodes(r.graph)  # e.g. a time-major reshape whose frames are read batch-first (frames.py)
     r.graph.remove_unused_tensors()
     r.graph.recorded_ranges = _recorded_ranges(r)
     return r.graph

@@ -34,6 +34,13 @@ def _concat_infer(node, inputs):
     return [(tuple(shape), inputs[0].dtype)]
 
 
+def _concat_run(node, xs):
+    """Constants (batch 1) are repeated over the batch of the activations they join."""
+    batch = max(x.shape[0] for x in xs) if node.attrs["axis"] % xs[0].ndim else 1
+    return [np.concatenate([np.broadcast_to(x, (batch,) + x.shape[1:]) if x.shape[0] == 1 else x for x in xs],
+                           axis=node.attrs["axis"])]
+
+
 def _slice_run(node, xs):
     data, starts, ends = xs[0], xs[1], xs[2]
     axes = xs[3] if len(xs) > 3 else np.arange(len(starts))
@@ -52,7 +59,7 @@ def _slice_infer(node, inputs):
 
 register("Shape", _shape_infer, lambda node, xs: [np.array(_shape_slice(node, xs[0].shape), np.int64)])
 register("Gather", _gather_infer, _gather_run)
-register("Concat", _concat_infer, lambda node, xs: [np.concatenate(xs, axis=node.attrs["axis"])])
+register("Concat", _concat_infer, _concat_run)
 register("Cast", lambda node, inputs: [(inputs[0].shape, node.attrs["to"])],
          lambda node, xs: [xs[0].astype(node.attrs["to"])])
 register("Slice", _slice_infer, _slice_run)
