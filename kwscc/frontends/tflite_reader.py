@@ -13,6 +13,9 @@ pass leaves them alone.
   folds into it. The IR input is float even when the file's input is int8.
 - PAD / PADV2 become Pad nodes; zero pads before CONV_2D / DEPTHWISE_CONV_2D then fold into the
   convolution's pads (kwscc.passes.fold_pad).
+- The per-step int32 biases of an unrolled int8 recurrent cell are read as the one float bias they
+  were all quantized from (kwscc.frontends.tflite_int8), so the T steps repeat one cell as in the
+  float file; requantizing QUANTIZE ops (int8 -> int8) pass through like the others.
 - IR tensors keep the TFLite tensor names (made unique), so LiteRT's values of every tensor
   (kwscc.frontends.litert_runtime) match them for calibration and validation.
 """
@@ -30,7 +33,7 @@ import numpy as np
 from kwscc.check.limits import check_shape
 from kwscc.check.tflite_model import check_model
 from kwscc.errors import ModelError, UnsupportedError
-from kwscc.frontends import tflite_loops, tflite_recurrent
+from kwscc.frontends import tflite_int8, tflite_loops, tflite_recurrent
 from kwscc.frontends.frames import Frames
 from kwscc.ir import Graph, Node, Tensor
 from kwscc.passes.rewrite import remove_dead_nodes
@@ -356,10 +359,14 @@ class Reader:
         self.m = model
         self.graph = graph
         self.alias: dict[int, str] = {}  # QUANTIZE / DEQUANTIZE output -> IR name of its input
-        self.folded: dict[int, np.ndarray] = {}  # DEQUANTIZE of a constant -> its float value
+        self.folded: dict[int, np.ndarray] = {}  # DEQUANTIZE of a constant, a shared bias -> its float value
         self.range_from: dict[str, int] = {}  # IR name -> tensor whose quantization gives its range
         self.const_names: dict[tuple[int, str], str] = {}
         self.frames = Frames(graph)  # time frames of sequences (UNPACK, GATHER, unrolled loops)
+        self.same_as: dict[int, int] = {}  # a per-step int8 bias -> the first of its group (kwscc.frontends.tflite_int8)
+        for idx, (first, value) in tflite_int8.shared_biases(model).items():
+            self.same_as[idx] = first
+            self.folded[idx] = value
 
     def tensor(self, idx: int) -> TflTensor:
         return self.m.tensors[idx]
@@ -399,7 +406,8 @@ class Reader:
 
     def weights(self, op: TflOp, pos: int, what: str, transform: Callable | None = None, tag: str = "") -> str:
         """IR constant for a weight input, dequantized (and transformed); shared tensors are added once."""
-        key = (op.inputs[pos] if pos < len(op.inputs) else -1, tag)
+        idx = op.inputs[pos] if pos < len(op.inputs) else -1
+        key = (self.same_as.get(idx, idx), tag)
         if key not in self.const_names:
             value = self.const_value(op, pos, what)
             if transform is not None:

@@ -1,0 +1,65 @@
+"""int8 TFLite files of unrolled recurrent networks: one float bias for the T per-step copies of a bias.
+
+The full-int8 converter stores the weights of an unrolled cell once, but gives every step its own int32
+bias: the bias scale is input scale x weight scale, and each step's input has its own scale. Read
+one by one, the T biases dequantize to T slightly different float vectors (apart by up to half a
+quantization step), so the graph no longer repeats one cell T times.
+
+Every step's int32 bias is round(b / s_t) of the same float bias b, so b lies in the intersection of
+the intervals [(q_t - 1/2) s_t, (q_t + 1/2) s_t] over the steps. Its midpoint, per channel, is one float
+bias that quantizes back to every step's int32 bias at that step's scale: kwscc reads it for all T
+copies. Copies whose intervals do not meet come from different float biases and are read as they are.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# op -> (weights input, bias input): the layers whose unrolled copies share weights
+WEIGHTED_OPS = {"FULLY_CONNECTED": (1, 2), "CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2)}
+
+
+def _bias_interval(t) -> tuple[np.ndarray, np.ndarray]:
+    """The real interval [lo, hi] per channel from which `t`'s integer values were rounded."""
+    scale = np.asarray(t.scale, np.float64)
+    q = t.data.astype(np.float64) - np.asarray(t.zero_point, np.float64)
+    return (q - 0.5) * scale, (q + 0.5) * scale
+
+
+def _quantized_bias(t) -> bool:
+    return (t.is_const and t.data.dtype.kind == "i" and t.data.ndim == 1 and t.scale is not None
+            and t.scale.size in (1, t.data.size) and not t.sparse)
+
+
+def shared_biases(model) -> dict[int, tuple[int, np.ndarray]]:
+    """{bias tensor index: (index of the group's first bias, the group's float bias)} for every group of
+    two or more quantized biases read with one weight tensor whose intervals meet."""
+    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for op in model.ops:
+        positions = WEIGHTED_OPS.get(op.name)
+        if positions is None or max(positions) >= len(op.inputs) or min(op.inputs[p] for p in positions) < 0:
+            continue
+        weights, bias = (op.inputs[p] for p in positions)
+        if _quantized_bias(model.tensors[bias]) and bias not in groups[(op.name, weights)]:
+            groups[(op.name, weights)].append(bias)
+    shared: dict[int, tuple[int, np.ndarray]] = {}
+    for (_, weights), biases in groups.items():
+        tensors = [model.tensors[i] for i in biases]
+        if len(biases) < 2 or len({t.data.shape for t in tensors}) > 1:
+            continue
+        intervals = [_bias_interval(t) for t in tensors]
+        lo = np.max([i[0] for i in intervals], axis=0)
+        hi = np.min([i[1] for i in intervals], axis=0)
+        if np.any(lo > hi):
+            log.debug("the %d biases read with '%s' come from different float biases: kept apart",
+                      len(biases), model.tensors[weights].name)
+            continue
+        value = ((lo + hi) / 2).astype(np.float32)
+        for i in biases:
+            shared[i] = (biases[0], value)
+        log.debug("%d per-step biases read with '%s' are one float bias", len(biases), model.tensors[weights].name)
+    return shared

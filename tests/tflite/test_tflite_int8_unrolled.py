@@ -1,0 +1,77 @@
+"""int8 TFLite files of unrolled recurrent cells: the per-step int32 biases of one weight tensor are read
+as the one float bias they were quantized from (kwscc.frontends.tflite_int8), exactly enough that each
+step's int32 bias comes back at that step's scale; biases from different float values stay apart."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kwscc.frontends import read_model
+from kwscc.frontends.tflite_int8 import shared_biases
+from kwscc.frontends.tflite_reader import load
+from tfl_builder import ModelBuilder, fc_options, quantize_per_channel
+
+GRU_S_INT8 = Path(__file__).resolve().parents[2] / "examples" / "kws" / "recurrent" / "gru_s_int8.tflite"
+RNG = np.random.default_rng(15)
+
+
+def _requantized(value: np.ndarray, t) -> np.ndarray:
+    return np.round(value.astype(np.float64) / t.scale).astype(np.int64) + t.zero_point
+
+
+def _two_steps(tmp_path, second_bias_offset: float) -> Path:
+    """x -> FC(w, b0) -> FC(w, b1): one int8 weight tensor, two int32 biases at two input scales."""
+    w = RNG.standard_normal((4, 4)).astype(np.float32) * 0.5
+    b = RNG.standard_normal(4).astype(np.float32)
+    wq, ws = quantize_per_channel(w, 0)
+    mb = ModelBuilder()
+    scales = (0.031, 0.027)
+    x = mb.tensor("x", [1, 4], "INT8", scale=scales[0], zero_point=3)
+    wt = mb.const("w", wq, "INT8", scale=ws, zero_point=np.zeros(4, np.int64), qdim=0)
+    h = mb.tensor("h", [1, 4], "INT8", scale=scales[1], zero_point=-5)
+    y = mb.tensor("y", [1, 4], "INT8", scale=0.05, zero_point=0)
+    for step, (src, dst) in enumerate(((x, h), (h, y))):
+        bias_scale = scales[step] * ws
+        value = b + (second_bias_offset if step else 0.0)
+        bq = mb.const(f"b{step}", np.round(value / bias_scale).astype(np.int32), "INT32", scale=bias_scale,
+                      zero_point=np.zeros(4, np.int64))
+        mb.op("FULLY_CONNECTED", [src, wt, bq], [dst], fc_options())
+    return mb.save(tmp_path, [x], [y])
+
+
+def _bias_constants(path: Path) -> list[str]:
+    graph = read_model(path)
+    return sorted({node.inputs[2] for node in graph.nodes() if node.op == "Dense"})
+
+
+def test_per_step_biases_of_one_weight_tensor_are_one_constant(tmp_path):
+    path = _two_steps(tmp_path, 0.0)
+    biases = _bias_constants(path)
+    assert len(biases) == 1
+    model = load(path)
+    value = read_model(path).tensors[biases[0]].data
+    for t in model.tensors:
+        if t.name in ("b0", "b1"):
+            np.testing.assert_array_equal(_requantized(value, t), t.data)
+
+
+def test_biases_from_different_float_values_stay_apart(tmp_path):
+    path = _two_steps(tmp_path, 0.1)  # 0.1 is many quantization steps
+    assert len(_bias_constants(path)) == 2
+
+
+@pytest.mark.skipif(not GRU_S_INT8.is_file(), reason="examples/kws/recurrent/gru_s_int8.tflite is missing")
+def test_gru_s_int8_per_step_biases_requantize_exactly():
+    """ML-KWS GRU_S, full int8: 25 steps, each with its own int32 biases for the gates' and the
+    candidate's FULLY_CONNECTED; each group is one float bias that gives back every step's int32 values."""
+    model = load(GRU_S_INT8)
+    shared = shared_biases(model)
+    groups: dict[int, list[int]] = {}
+    for idx, (first, _) in shared.items():
+        groups.setdefault(first, []).append(idx)
+    assert sorted(len(g) for g in groups.values()) == [25, 25]
+    for idx, (_, value) in shared.items():
+        t = model.tensors[idx]
+        np.testing.assert_array_equal(_requantized(value, t), t.data)
