@@ -9,6 +9,11 @@ Every step's int32 bias is round(b / s_t) of the same float bias b, so b lies in
 the intervals [(q_t - 1/2) s_t, (q_t + 1/2) s_t] over the steps. Its midpoint, per channel, is one float
 bias that quantizes back to every step's int32 bias at that step's scale: kwscc reads it for all T
 copies. Copies whose intervals do not meet come from different float biases and are read as they are.
+
+Step 0 is often folded with the zero initial state: a recurrent product W h + b becomes the constant b,
+stored in int8 (for Keras's GRU, split into its three gates). Such an int8 constant that lies, element by
+element, within half a step of a slice of an int32 bias is read as that slice: a value the file's own
+int8 constant stands for, and the one the other steps use, so step 0 is the same cell again.
 """
 from __future__ import annotations
 
@@ -63,3 +68,41 @@ def shared_biases(model) -> dict[int, tuple[int, np.ndarray]]:
             shared[i] = (biases[0], value)
         log.debug("%d per-step biases read with '%s' are one float bias", len(biases), model.tensors[weights].name)
     return shared
+
+
+MIN_MATCHED = 8  # elements an int8 constant needs before it is matched to a bias slice
+
+
+def _int8_constant(t) -> bool:
+    return (t.is_const and t.type in ("INT8", "INT16") and t.scale is not None and t.scale.size == 1
+            and t.data.size >= MIN_MATCHED and not t.sparse)
+
+
+def bias_slices(model, shared: dict[int, tuple[int, np.ndarray]]) -> dict[int, np.ndarray]:
+    """{int8 constant index: the slice of an int32 bias it rounds} for constants that round one."""
+    biases = []
+    for op in model.ops:
+        positions = WEIGHTED_OPS.get(op.name)
+        if positions is None or positions[1] >= len(op.inputs) or op.inputs[positions[1]] < 0:
+            continue
+        idx = op.inputs[positions[1]]
+        t = model.tensors[idx]
+        if _quantized_bias(t):
+            value = shared[idx][1] if idx in shared else ((t.data.astype(np.float64) - t.zero_point) * t.scale)
+            biases.append(np.asarray(value, np.float32))
+    matched: dict[int, np.ndarray] = {}
+    if not biases:
+        return matched
+    for idx, t in enumerate(model.tensors):
+        if not _int8_constant(t):
+            continue
+        lo, hi = (v.reshape(-1) for v in _bias_interval(t))
+        for value in biases:
+            starts = range(0, value.size - lo.size + 1, lo.size)
+            found = next((value[s:s + lo.size] for s in starts
+                          if np.all((value[s:s + lo.size] >= lo) & (value[s:s + lo.size] <= hi))), None)
+            if found is not None:
+                matched[idx] = found.reshape(t.data.shape)
+                log.debug("int8 constant '%s' is read as the bias slice it rounds", t.name)
+                break
+    return matched

@@ -15,7 +15,9 @@ pass leaves them alone.
   convolution's pads (kwscc.passes.fold_pad).
 - The per-step int32 biases of an unrolled int8 recurrent cell are read as the one float bias they
   were all quantized from (kwscc.frontends.tflite_int8), so the T steps repeat one cell as in the
-  float file; requantizing QUANTIZE ops (int8 -> int8) pass through like the others.
+  float file, and an int8 constant that rounds part of such a bias (a step 0 the converter folded
+  with the zero initial state) is read as that part; requantizing QUANTIZE ops (int8 -> int8) pass
+  through like the others.
 - IR tensors keep the TFLite tensor names (made unique), so LiteRT's values of every tensor
   (kwscc.frontends.litert_runtime) match them for calibration and validation.
 """
@@ -364,9 +366,11 @@ class Reader:
         self.const_names: dict[tuple[int, str], str] = {}
         self.frames = Frames(graph)  # time frames of sequences (UNPACK, GATHER, unrolled loops)
         self.same_as: dict[int, int] = {}  # a per-step int8 bias -> the first of its group (kwscc.frontends.tflite_int8)
-        for idx, (first, value) in tflite_int8.shared_biases(model).items():
+        shared = tflite_int8.shared_biases(model)
+        for idx, (first, value) in shared.items():
             self.same_as[idx] = first
             self.folded[idx] = value
+        self.folded.update(tflite_int8.bias_slices(model, shared))  # a step 0 folded with the zero state
 
     def tensor(self, idx: int) -> TflTensor:
         return self.m.tensors[idx]

@@ -75,3 +75,42 @@ def test_gru_s_int8_per_step_biases_requantize_exactly():
     for idx, (_, value) in shared.items():
         t = model.tensors[idx]
         np.testing.assert_array_equal(_requantized(value, t), t.data)
+
+
+
+def _folded_step(tmp_path, offset_in_steps: float) -> Path:
+    """x -> FC(w1, b1) -> FC(w2, b2) -> ADD(., c): c is an int8 constant rounding b1[8:16] (+ an offset)."""
+    w1, w2 = RNG.standard_normal((16, 4)), RNG.standard_normal((8, 16))
+    b1, b2 = RNG.standard_normal(16), RNG.standard_normal(8)
+    mb = ModelBuilder()
+    x = mb.tensor("x", [1, 4], "INT8", scale=0.03, zero_point=0)
+    h1 = mb.tensor("h1", [1, 16], "INT8", scale=0.1, zero_point=0)
+    h2 = mb.tensor("h2", [1, 8], "INT8", scale=0.1, zero_point=0)
+    for i, (w, b, src, dst, in_scale) in enumerate(((w1, b1, x, h1, 0.03), (w2, b2, h1, h2, 0.1))):
+        wq, ws = quantize_per_channel(w.astype(np.float32), 0)
+        zeros = np.zeros(len(b), np.int64)
+        wt = mb.const(f"w{i}", wq, "INT8", scale=ws, zero_point=zeros, qdim=0)
+        bq = mb.const(f"b{i}", np.round(b / (in_scale * ws)).astype(np.int32), "INT32", scale=in_scale * ws,
+                      zero_point=zeros)
+        mb.op("FULLY_CONNECTED", [src, wt, bq], [dst], fc_options())
+    c = mb.const("c", np.round(b1[8:].reshape(1, 8) / 0.02 + offset_in_steps).astype(np.int8), "INT8", scale=0.02,
+                 zero_point=0)
+    y = mb.tensor("y", [1, 8], "INT8", scale=0.1, zero_point=0)
+    mb.op("ADD", [h2, c], [y])
+    return mb.save(tmp_path, [x], [y])
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0])
+def test_an_int8_constant_that_rounds_a_bias_slice_is_read_as_that_slice(tmp_path, offset):
+    """Step 0 folded with the zero state: an int8 constant that stands for part of an int32 bias is read
+    as that part; one three steps off is read as it is."""
+    path = _folded_step(tmp_path, offset)
+    graph = read_model(path)
+    nodes = {node.op: node for node in graph.nodes()}
+    added = graph.tensors[nodes["Add"].inputs[1]].data.reshape(-1)
+    first_bias = graph.tensors[next(n for n in graph.nodes() if n.op == "Dense").inputs[2]].data
+    c = next(t for t in load(path).tensors if t.name == "c")
+    if offset:
+        np.testing.assert_array_equal(added, c.data.reshape(-1) * np.float32(0.02))
+    else:
+        np.testing.assert_array_equal(added, first_bias[8:])
