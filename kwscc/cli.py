@@ -40,6 +40,16 @@ def _input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def _frames(text: str) -> int:
+    try:
+        frames = int(text)
+    except ValueError:
+        frames = 0
+    if frames <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of frames, got '{text}'")
+    return frames
+
+
 def _compile_options(p: argparse.ArgumentParser) -> None:
     from kwscc.backends.base import BACKENDS
     from kwscc.driver import CPUS
@@ -82,6 +92,12 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
                    help="cmsis-nn-legacy backend: kwscc's integer softmax (probabilities) or arm_softmax_q7")
     p.add_argument("--input-shape", action="append", type=_input_shape, default=[], metavar="NAME=D1,D2,...",
                    help="fix the shape of an input with dynamic dimensions")
+    p.add_argument("--streaming", type=_frames, metavar="FRAMES",
+                   help="recurrent (LSTM/GRU) models: NAME_run takes FRAMES time steps of a stream per call and "
+                        "keeps the recurrent state between calls (NAME_reset_state() restores it); the layers "
+                        "after the recurrent ones run on every call on its current state, so the last call of a "
+                        "clip gives the whole clip's output bit for bit; validate then feeds each clip in calls "
+                        "of FRAMES frames")
     _common_options(p)
 
 
@@ -176,7 +192,7 @@ def _options(args, argv):
                           bias_correction=args.bias_correction, unsigned_relu=args.unsigned_relu,
                           input_zero_point=args.input_zero_point, split_input=args.split_input,
                           search_formats=args.search_formats, optimize=args.optimize, kernels=args.kernels,
-                          input_shapes=dict(args.input_shape),
+                          input_shapes=dict(args.input_shape), streaming=args.streaming,
                           command=recorded_command(argv))
 
 

@@ -21,6 +21,7 @@ from kwscc.passes import run_pipeline
 from kwscc.quant.from_int8 import quantize_int8_model
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.refine import REFINABLE_BACKENDS
+from kwscc.streaming import check_streamable, streaming_model
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class CompileOptions:
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     command: str = "kwscc"
     provisional_formats: bool = False  # a float model without data gets placeholder formats (kwscc report)
+    streaming: int | None = None  # frames per NAME_run call, recurrent state kept between calls (kwscc.streaming)
 
 
 @dataclass(slots=True)
@@ -104,6 +106,8 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     with progress.step("optimising the graph"):
         graph = run_pipeline(source)
         backend.check(graph)
+        if options.streaming is not None:
+            check_streamable(graph, options.streaming)
     calibration = None
     if options.calib or options.ranges_file:  # calibration methods, --ranges JSON, data-driven steps
         from kwscc.quant.refine import calibrate_stage
@@ -124,6 +128,9 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
         qm = calibration.quantize(backend, options)
     else:
         raise DataError(f"{model.name} is a float model: give calibration data with --calib DATA")
+    if options.streaming is not None:  # the whole clip's formats, so frame by frame equals the whole clip
+        qm = streaming_model(qm, options.streaming)
+        graph = qm.graph
     name = model_name(model, options)
     calls = backend.lower(qm, name, options.cpu)
     overlaps = backend.overlaps(calls)

@@ -78,7 +78,8 @@ class CmsisNNBackend(Backend):
 
     def _view(self, qm, calls, plan, name, cpu, gen) -> dict:
         graph = qm.graph
-        views = [self._call_view(i, call, plan, name) for i, call in enumerate(calls)]
+        state_offsets = recurrent_state_offsets(calls)
+        views = [self._call_view(i, call, plan, name, state_offsets) for i, call in enumerate(calls)]
         per_channel = [int(c.params["channels"]) for c in calls if "channels" in c.params]
         in_fmt, out_fmt = qm.input_format, qm.output_format
         return {
@@ -95,10 +96,13 @@ class CmsisNNBackend(Backend):
             "pow2_multipliers": np.full(max(per_channel, default=0), POW2_MULTIPLIER, np.int64),
             "input_walk": input_walk(graph),
             "full_range_requantize": own_kernels.full_range(calls),
+            "streaming": qm.streaming, "state_size": state_size(calls),
+            "lstm_step": any(call.function == "arm_nn_lstm_step_s8" for call in calls),
         }
 
-    def _call_view(self, index: int, call: KernelCall, plan: MemoryPlan, name: str) -> dict:
+    def _call_view(self, index: int, call: KernelCall, plan: MemoryPlan, name: str, state_offsets: dict) -> dict:
         scratch = plan.scratch(call.node.name)
+        state = state_offsets.get(call.node.name)
         return {
             "index": index, "op": call.node.op, "comment": c_comment(f"'{call.node.name}'"),
             "function": call.function, "template": f"cmsis_nn/{call.template}", "p": call.params,
@@ -107,4 +111,20 @@ class CmsisNNBackend(Backend):
             "inputs": [tensor_pointer(plan, t) for t in call.activations],
             "scratch_ptr": f"(arena + {scratch.offset})" if scratch else "NULL",
             "scratch_size": scratch.size if scratch else 0, "name": name,
+            "state_ptr": f"((int8_t *){name}_state + {state})" if state is not None else "NULL",
         }
+
+
+def recurrent_state_offsets(calls: list[KernelCall]) -> dict[str, int]:
+    """Byte offset in NAME_state of each streaming recurrent layer's state (KernelCall.state, 4-byte multiples)."""
+    offsets, offset = {}, 0
+    for call in calls:
+        if call.state:
+            offsets[call.node.name] = offset
+            offset += call.state
+    return offsets
+
+
+def state_size(calls: list[KernelCall]) -> int:
+    """Bytes of NAME_state: the recurrent state a --streaming program keeps between calls (0 otherwise)."""
+    return sum(call.state for call in calls)

@@ -55,6 +55,7 @@ class KernelCall:
     kernels: tuple[str, ...] = ()  # kwscc's own C functions the call needs (templates/cmsis_nn/kernels/)
     estimated_instructions: int | None = None  # on the compiled-for core, from kernel_choice's cost table
     replaces: str | None = None  # kwscc's own kernel: the CMSIS-NN function it stands in for
+    state: int = 0  # bytes of recurrent state kept between calls (--streaming): in NAME_state, not the arena
 
     @property
     def activations(self) -> list[str]:
@@ -274,7 +275,9 @@ GRU_GATES = ("update", "reset", "new")  # the order of kwscc_gru_s8's gates
 
 def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     """arm_lstm_unidirectional_s8; its scratch holds the int16 cell state and two int16 gate buffers, then
-    (when only the last step is wanted) the hidden sequence, whose last row is copied to the output."""
+    (when only the last step is wanted) the hidden sequence, whose last row is copied to the output.
+    Streaming (kwscc.streaming): arm_nn_lstm_step_s8 per frame (the whole-sequence call clears the cell),
+    on the int16 cell and int8 hidden state kept in NAME_state; the scratch holds the two gate buffers."""
     layer = qm.layers[node.name]
     size, steps = layer.hidden_size, layer.steps
     features = qm.graph.tensors[node.inputs[0]].shape[2]
@@ -292,16 +295,20 @@ def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
               "forget_to_cell_shift": 1 - 15, "input_to_cell_shift": 1 - (30 - layer.cell_frac),
               "cell_clip": layer.cell_clip, "cell_scale_power": -layer.cell_frac,
               "output_shift": 1 - (30 - layer.hidden_frac), "gates": gates, "multiplier": POW2_MULTIPLIER,
-              "state_bytes": state, "last_only": layer.last_only}
-    scratch = 3 * state + (steps * size if layer.last_only else 0)
+              "state_bytes": state, "last_only": layer.last_only, "streaming": qm.streaming is not None}
     macs = steps * 4 * size * (features + size)
+    if qm.streaming:
+        scratch = 2 * state
+        return KernelCall(node, "arm_nn_lstm_step_s8", "ops/lstm.c.j2", params,
+                          {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays, state=state + align4(size))
+    scratch = 3 * state + (steps * size if layer.last_only else 0)
     return KernelCall(node, "arm_lstm_unidirectional_s8", "ops/lstm.c.j2", params,
                       {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays)
 
 
 def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     """kwscc_gru_s8 (CMSIS-NN has no GRU); scratch: the int16 state and four int16 gate buffers, two int8
-    buffers (the state as Q0.7 and r * h)."""
+    buffers (the state as Q0.7 and r * h). Streaming (kwscc.streaming): the int16 state is in NAME_state."""
     layer = qm.layers[node.name]
     size, steps = layer.hidden_size, layer.steps
     arrays, gates = [], []
@@ -313,11 +320,13 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
                    ConstArray(f"{prefix}_{gate}_bh", "int32_t", g.hidden_bias, "bias")]
         gates.append({"input_shift": g.input_shift, "hidden_shift": g.hidden_shift})
     params = {"steps": steps, "input_size": qm.graph.tensors[node.inputs[0]].shape[2], "hidden_size": size,
-              "gates": gates, "linear_before_reset": layer.linear_before_reset, "last_only": layer.last_only}
-    scratch = align4(5 * 2 * size + 2 * size)
+              "gates": gates, "linear_before_reset": layer.linear_before_reset, "last_only": layer.last_only,
+              "streaming": qm.streaming is not None}
+    state = align4(2 * size) if qm.streaming else 0
+    scratch = align4((4 if qm.streaming else 5) * 2 * size + 2 * size)
     macs = steps * 3 * size * (params["input_size"] + size)
     return KernelCall(node, "kwscc_gru_s8", "ops/gru.c.j2", params, {"c": scratch, "dsp": scratch, "mve": scratch},
-                      macs, arrays, kernels=("kwscc_gru_s8",))
+                      macs, arrays, kernels=("kwscc_gru_s8",), state=state)
 
 
 def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:

@@ -100,12 +100,14 @@ def _part(lhs: np.ndarray, weights: np.ndarray, bias: np.ndarray, k: int) -> np.
     return _sat16(divide_pow2(acc, k))
 
 
-def gru_s8(x: np.ndarray, layer: GruLayer) -> np.ndarray:
-    """kwscc_gru_s8 over x [N, T, F] int8 from a zero state: the hidden sequence [N, T, H] int8 Q0.7."""
+def gru_s8(x: np.ndarray, layer: GruLayer, state: dict | None = None) -> np.ndarray:
+    """kwscc_gru_s8 over x [N, T, F] int8: the hidden sequence [N, T, H] int8 Q0.7. state (streaming,
+    kwscc.streaming): {"hidden": int16 [N, H]} to start from, updated in place; empty or None: zero."""
     n, steps, _ = x.shape
     size = layer.hidden_size
-    h16 = np.zeros((n, size), np.int64)
-    h8 = np.zeros((n, size), np.int8)
+    state = {} if state is None else state
+    h16 = state.get("hidden", np.zeros((n, size), np.int16)).astype(np.int64)
+    h8 = np.clip(divide_pow2(h16, ACT_FRAC - HIDDEN_FRAC), -128, 127).astype(np.int8)
     out = np.empty((n, steps, size), np.int8)
     g = layer.gates
     for t in range(steps):
@@ -125,9 +127,10 @@ def gru_s8(x: np.ndarray, layer: GruLayer) -> np.ndarray:
         h16 = _sat16(new + divide_pow2(z * (h16 - new), ACT_FRAC)).astype(np.int64)
         h8 = np.clip(divide_pow2(h16, ACT_FRAC - HIDDEN_FRAC), -128, 127).astype(np.int8)
         out[:, t] = h8
+    state["hidden"] = h16.astype(np.int16)
     return out
 
 
-def simulate_gru(layer: GruLayer, x: np.ndarray) -> np.ndarray:
-    seq = gru_s8(np.asarray(x, np.int8), layer)
+def simulate_gru(layer: GruLayer, x: np.ndarray, state: dict | None = None) -> np.ndarray:
+    seq = gru_s8(np.asarray(x, np.int8), layer, state)
     return seq[:, -1] if layer.last_only else seq

@@ -181,12 +181,16 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a.astype(np.int32) * b.astype(np.int32)
 
 
-def lstm_s8(x: np.ndarray, layer: LstmLayer, rounding: str) -> np.ndarray:
-    """arm_lstm_unidirectional_s8 (batch-major) over x [N, T, F] int8: the hidden sequence [N, T, H] int8."""
+def lstm_s8(x: np.ndarray, layer: LstmLayer, rounding: str, state: dict | None = None) -> np.ndarray:
+    """arm_lstm_unidirectional_s8 (batch-major) over x [N, T, F] int8: the hidden sequence [N, T, H] int8.
+    state (streaming, kwscc.streaming): {"cell": int16 [N, H], "hidden": int8 [N, H]} to start from, updated
+    in place; empty or None: a zero state (the library's first step skips the hidden part, which adds
+    exactly 0 for a zero hidden state)."""
     n, steps, _ = x.shape
     size = layer.hidden_size
-    cell = np.zeros((n, size), np.int16)
-    hidden = None
+    state = {} if state is None else state
+    cell = state.get("cell", np.zeros((n, size), np.int16))
+    hidden = state.get("hidden")
     out = np.empty((n, steps, size), np.int8)
 
     def gate(name: str, x_t: np.ndarray) -> np.ndarray:
@@ -208,9 +212,10 @@ def lstm_s8(x: np.ndarray, layer: LstmLayer, rounding: str) -> np.ndarray:
         h = _pow2_requantize(_product(gate("output", x_t), squashed), 2 * ACT_FRAC - layer.hidden_frac, rounding)
         hidden = np.clip(h, -128, 127).astype(np.int8)
         out[:, t] = hidden
+    state.update(cell=cell, hidden=hidden)
     return out
 
 
-def simulate_lstm(layer: LstmLayer, x: np.ndarray, rounding: str) -> np.ndarray:
-    seq = lstm_s8(np.asarray(x, np.int8), layer, rounding)
+def simulate_lstm(layer: LstmLayer, x: np.ndarray, rounding: str, state: dict | None = None) -> np.ndarray:
+    seq = lstm_s8(np.asarray(x, np.int8), layer, rounding, state)
     return seq[:, -1] if layer.last_only else seq

@@ -56,6 +56,14 @@ class QLayer:
     table: np.ndarray | None = None  # int8 [rows, 256] lookup table of an activation (kwscc.quant.lut)
 
 
+@dataclass(frozen=True, slots=True)
+class Streaming:
+    """A --streaming program (kwscc.streaming): each call takes `frames` time steps of the model's `clip`."""
+
+    frames: int
+    clip: int
+
+
 @dataclass(slots=True)
 class QuantModel:
     graph: Graph
@@ -65,6 +73,7 @@ class QuantModel:
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     split: InputSplit | None = None  # the input as hi + lo int8 planes (kwscc.quant.split_input)
     steps: tuple[str, ...] = ()  # the data-driven steps applied (kwscc.quant.refine.STEPS)
+    streaming: Streaming | None = None  # the LSTM/GRU state kept between calls (kwscc.streaming)
 
     @property
     def input_format(self) -> Format:

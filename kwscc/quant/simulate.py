@@ -6,6 +6,7 @@ import numpy as np
 from kwscc.ir import Node
 from kwscc.ops.activation import TABLE_OPS
 from kwscc.ops.crop import crop
+from kwscc.ops.recurrent import RECURRENT_OPS
 from kwscc.ops.conv import conv_out_hw
 from kwscc.quant import kernels
 from kwscc.quant.formats import quantize_input
@@ -109,12 +110,12 @@ def _transpose(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(x, node.attrs["perm"]))
 
 
-def _lstm(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
-    return simulate_lstm(qm.layers[node.name], x, qm.rounding)
+def _lstm(qm: QuantModel, node: Node, x: np.ndarray, state: dict | None = None) -> np.ndarray:
+    return simulate_lstm(qm.layers[node.name], x, qm.rounding, state)
 
 
-def _gru(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
-    return simulate_gru(qm.layers[node.name], x)
+def _gru(qm: QuantModel, node: Node, x: np.ndarray, state: dict | None = None) -> np.ndarray:
+    return simulate_gru(qm.layers[node.name], x, state)
 
 
 SIMULATORS = {"Conv": _conv, "Dense": _dense, "MaxPool": _pool, "AveragePool": _pool,
@@ -125,18 +126,23 @@ MULTI_INPUT_SIMULATORS = {"Add": _binary, "Sub": _binary, "Mul": _binary, "Max":
                           "Concat": _concat}
 
 
-def simulate_node(qm: QuantModel, node: Node, values: dict[str, np.ndarray]) -> np.ndarray:
-    """The int8 output of one node, its inputs read from `values` (tensor name -> int8 batch)."""
+def simulate_node(qm: QuantModel, node: Node, values: dict[str, np.ndarray], state: dict | None = None) -> np.ndarray:
+    """The int8 output of one node, its inputs read from `values` (tensor name -> int8 batch). state: the
+    streaming program's recurrent state (see simulate)."""
     if node.op in MULTI_INPUT_SIMULATORS:
         return MULTI_INPUT_SIMULATORS[node.op](qm, node, *(values[t] for t in node.inputs))
+    if state is not None and node.op in RECURRENT_OPS:
+        return SIMULATORS[node.op](qm, node, values[node.inputs[0]], state.setdefault(node.name, {}))
     return SIMULATORS[node.op](qm, node, values[node.inputs[0]])
 
 
-def simulate(qm: QuantModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """int8 value of every activation tensor for a batch of int8 inputs."""
+def simulate(qm: QuantModel, inputs: dict[str, np.ndarray], state: dict | None = None) -> dict[str, np.ndarray]:
+    """int8 value of every activation tensor for a batch of int8 inputs. state: {} before a streaming
+    program's (kwscc.streaming) first call, then passed to every call: each LSTM/GRU continues from the
+    state the previous call left in it (per batch row, so each row is one stream); None: a zero state."""
     values = {name: np.asarray(x, np.int8) for name, x in inputs.items()}
     for node in qm.graph.nodes():
-        values[node.outputs[0]] = simulate_node(qm, node, values)
+        values[node.outputs[0]] = simulate_node(qm, node, values, state)
     return values
 
 

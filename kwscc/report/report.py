@@ -18,7 +18,7 @@ from kwscc.memory.planner import ALIAS_OPS, INPUT, OUTPUT, MemoryPlan, plan_memo
 from kwscc.naming import markdown_cell, printable
 from kwscc.report import flash as flash_size
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BUILDS = ("c", "dsp", "mve")
 BUILD_TITLES = {"c": "pure C", "dsp": "DSP", "mve": "MVE"}
 
@@ -195,6 +195,7 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
     in_bytes = sum(compiled.qm.stored_bytes(t) for t in graph.inputs)
     out_bytes = sum(graph.tensors[t].size for t in graph.outputs[:1])
     scratch_max = max((b.size for b in plan.buffers if b.is_scratch), default=0)
+    state = sum(getattr(call, "state", 0) for call in compiled.calls)  # --streaming: NAME_state
     return {
         "schema_version": SCHEMA_VERSION,
         "model": compiled.model_path.name,
@@ -214,7 +215,9 @@ def build_report(compiled: Compiled, measure_code: bool = True) -> dict:
         "output_bytes": int(out_bytes),
         "input_in_arena": False,
         "output_in_arena": any(plan.location(t)[0] == "arena" for t in graph.outputs[:1]),
-        "ram_bytes": plan.arena_size,  # the arena is the only static RAM the generated C declares
+        "state_bytes": state,
+        "streaming_frames": compiled.qm.streaming.frames if compiled.qm.streaming else None,
+        "ram_bytes": plan.arena_size + state,  # the static RAM the generated C declares: arena and recurrent state
         # flash
         "weights_bytes": weights + biases,
         "weights_only_bytes": weights,
@@ -313,8 +316,12 @@ def _summary_lines(r: dict) -> list[str]:
         + ("(split: hi + lo int8 per value) " if r["input_split_bits"] else "")
         + f"and output {r['output_bytes']:,} B in the caller's buffers" + (" (output in the arena)" if r["output_in_arena"] else ""),
         f"      arena per CMSIS-NN build: {builds}" if builds else None,
+        f"      state {r['state_bytes']:,} B: the LSTM/GRU state kept between calls (--streaming "
+        f"{r['streaming_frames']} frames per call), in {r['name']}_state beside the arena"
+        if r["state_bytes"] else None,
         flash,
-        f"MACs  {r['macs']:,} per inference   cpu {r['cpu']}{build}   rounding {r['rounding']}",
+        f"MACs  {r['macs']:,} per {'call' if r['streaming_frames'] else 'inference'}"
+        f"   cpu {r['cpu']}{build}   rounding {r['rounding']}",
         f"QUANT data-driven steps applied: {', '.join(r['quantization_steps'])}" if r["quantization_steps"] else None,
         f"NOTE  {PROVISIONAL_NOTE}" if r["formats_provisional"] else None,
         _speed_line(r),
@@ -367,6 +374,8 @@ def format_markdown(report: dict, svg_name: str | None = None) -> str:
         f"| arena lower bound | {r['arena_lower_bound_bytes']:,} B |",
         f"| plan efficiency (lower bound / arena) | {100 * r['arena_efficiency']:.1f} % |",
         f"| largest scratch buffer | {r['scratch_bytes']:,} B |",
+        *([f"| recurrent state kept between calls (--streaming {r['streaming_frames']}) | {r['state_bytes']:,} B |"]
+          if r["state_bytes"] else []),
         f"| input / output (caller's buffers) | {r['input_bytes']:,} B / {r['output_bytes']:,} B |",
         f"| weights (flash) | {r['weights_only_bytes']:,} B |",
         f"| biases (flash) | {r['bias_bytes']:,} B |",

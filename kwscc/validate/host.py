@@ -11,6 +11,7 @@ import numpy as np
 from kwscc.codegen import environment
 from kwscc.driver import Compiled, output_files, write_outputs
 from kwscc.errors import ToolError
+from kwscc.streaming import calls_per_clip
 
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
@@ -25,7 +26,8 @@ def compiler() -> str:
 
 def harness_source(compiled: Compiled) -> str:
     name = compiled.name
-    return environment().get_template("harness/validate_main.c.j2").render(name=name, NAME=name.upper())
+    return environment().get_template("harness/validate_main.c.j2").render(
+        name=name, NAME=name.upper(), reset_every=calls_per_clip(compiled.qm) if compiled.qm.streaming else 0)
 
 
 def build_host_program(compiled: Compiled, work: Path, sanitize: bool = False, opt: str = "-O2") -> Path:

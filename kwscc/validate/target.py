@@ -29,6 +29,7 @@ import numpy as np
 from kwscc.codegen import environment
 from kwscc.driver import Compiled, output_files, write_outputs
 from kwscc.errors import DataError, ToolError
+from kwscc.streaming import calls_per_clip
 from kwscc.validate.cmsis_nn import CmsisNN, compile_objects, needed_sources, object_name
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,8 @@ def build_image(compiled: Compiled, board: Board, work: Path, lib: CmsisNN | Non
     name = compiled.name
     view = {"name": name, "NAME": name.upper(), "board": board, "layers": len(compiled.calls),
             "guard_bytes": GUARD_BYTES, "stack_size": STACK_BYTES, "fault_status": FAULT_STATUS,
-            "input_file": INPUT_FILE, "output_file": OUTPUT_FILE}
+            "input_file": INPUT_FILE, "output_file": OUTPUT_FILE,
+            "reset_every": calls_per_clip(compiled.qm) if compiled.qm.streaming else 0}
     src = work / "src"
     write_outputs(output_files(compiled, lib is None, {}), src)
     runtime = {"kwscc_semihost.h": "semihost.h.j2", "kwscc_semihost.c": "semihost.c.j2",

@@ -18,6 +18,7 @@ from kwscc.naming import printable
 from kwscc.frontends import read_model, reference_label, reference_runner
 from kwscc.quant.formats import dequantize
 from kwscc.quant.simulate import simulate_float_inputs
+from kwscc.streaming import as_calls, calls_per_clip, simulate_stream
 from kwscc.validate.host import build_host_program, run_host_program
 
 log = logging.getLogger(__name__)
@@ -193,8 +194,9 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
     graph = compiled.graph
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise UnsupportedError("validate supports models with one input and one output")
-    feeds = load_inputs(data_spec, graph)
-    x = feeds[graph.inputs[0]]
+    streaming = compiled.qm.streaming is not None
+    feeds = load_inputs(data_spec, compiled.source if streaming else graph)  # streaming: whole clips
+    x = next(iter(feeds.values()))
     samples = x.shape[0]
     labels = _labels(labels_spec, data_spec, samples)
     split = _split_ids(split_spec, data_spec, samples) if split_spec is not None else None
@@ -205,9 +207,13 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
         raise DataError(f"--label-names: {len(label_names)} names for {max(int(labels.max()) + 1, outputs)} classes "
                         f"(the model's {outputs} outputs, labels up to {int(labels.max())})")
     with progress.step(f"building and running the C ({target})"):
-        c_out, measured = run_compiled(compiled, x.reshape(samples, -1), sanitize, target, cmsis_nn_dir)
-    sim_out, stats = _simulate_chunks(compiled, feeds)
-    sim_out = sim_out.reshape(samples, -1)
+        c_out, measured = run_compiled(compiled, as_calls(compiled.qm, x), sanitize, target, cmsis_nn_dir)
+    if streaming:  # every call's output against the simulator; each clip's last call against the float model
+        sim_out, stats = simulate_stream(compiled.qm, x), {}
+    else:
+        sim_out, stats = _simulate_chunks(compiled, feeds)
+    mismatches = int(np.count_nonzero(c_out != sim_out.reshape(c_out.shape)))
+    c_out = c_out.reshape(samples, calls_per_clip(compiled.qm), -1)[:, -1]
     with progress.step("running the float model"):
         f_out = _float_reference(compiled, feeds).reshape(samples, -1)
     q_float = dequantize(c_out, compiled.qm.output_format)
@@ -219,7 +225,8 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
         "samples": samples,
         # what top1_agreement / float_accuracy compare with: the model's own runtime on the model as given
         "compared_with": reference_label(compiled.model_path, bool(compiled.source.recorded_ranges)),
-        "c_vs_simulator_mismatches": int(np.count_nonzero(c_out != sim_out)),
+        "c_vs_simulator_mismatches": mismatches,
+        "calls_per_clip": calls_per_clip(compiled.qm),
         "top1_agreement": float(np.mean(np.argmax(c_out, 1) == np.argmax(f_out, 1))),
         "output_sqnr_db": _sqnr(f_out, q_float),
         "output_max_abs_diff": float(np.max(np.abs(f_out - q_float))),

@@ -70,6 +70,25 @@ def lstm_model(path: Path) -> Path:
                       [numpy_helper.from_array(w, "W"), numpy_helper.from_array(r, "R")])
 
 
+def rnn_model(path: Path, direction: str = "forward", every_step_to_dense: bool = False) -> Path:
+    """x [1, 6, 5] -> LSTM(3) batch first (layout 1) -> its final state, or its every step through a MatMul."""
+    seq, features, hidden, dirs = 6, 5, 3, 2 if direction == "bidirectional" else 1
+    rng = np.random.default_rng(3)
+    inits = [numpy_helper.from_array(rng.standard_normal((dirs, 4 * hidden, features)).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.standard_normal((dirs, 4 * hidden, hidden)).astype(np.float32), "R")]
+    nodes = [helper.make_node("LSTM", ["x", "W", "R"], ["seq", "last"], name="rnn", hidden_size=hidden, layout=1,
+                              direction=direction)]
+    out, shape = "last", [1, dirs, hidden]
+    if every_step_to_dense:
+        inits += [numpy_helper.from_array(np.array([1, seq * hidden], np.int64), "flat"),
+                  numpy_helper.from_array(rng.standard_normal((seq * hidden, CLASSES)).astype(np.float32), "w")]
+        nodes += [helper.make_node("Reshape", ["seq", "flat"], ["steps"], name="flatten"),
+                  helper.make_node("MatMul", ["steps", "w"], ["y"], name="classifier")]
+        out, shape = "y", [1, CLASSES]
+    return save_model(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, seq, features])],
+                      [helper.make_tensor_value_info(out, TensorProto.FLOAT, shape)], inits, opset=14)
+
+
 def custom_domain_model(path: Path) -> Path:
     nodes = [helper.make_node("Frobnicate", ["x"], ["y"], name="vendor_node", domain="com.example")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, FEATURES])],
@@ -109,6 +128,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "ok": dense_model(d / "ok.onnx"),
         "sin": dense_model(d / "sin.onnx", extra_op="Sin"),
         "lstm": lstm_model(d / "lstm.onnx"),
+        "rnn": rnn_model(d / "rnn.onnx"),
+        "bidirectional": rnn_model(d / "bidirectional.onnx", direction="bidirectional"),
+        "rnn_steps_to_dense": rnn_model(d / "rnn_steps_to_dense.onnx", every_step_to_dense=True),
         "vendor": custom_domain_model(d / "vendor.onnx"),
         "dynamic": dense_model(d / "dynamic.onnx", input_shape=(1, "features")),
         "dynamic_batch": dense_model(d / "dynamic_batch.onnx", input_shape=("batch", FEATURES)),
@@ -177,6 +199,15 @@ def compile_cases(f: dict[str, Path]) -> dict[str, tuple[list, tuple[str, ...]]]
         "unsupported_sin": ([f["sin"], "--calib", f"{npz}:x"], ("odd_node", "Sin")),
         "unsupported_lstm": ([f["lstm"], "--calib", f"{npz}:x"], ("recurrent_1", "LSTM")),
         "custom_domain_op": ([f["vendor"], "--calib", f"{npz}:x"], ("vendor_node", "Frobnicate")),
+        "bidirectional_lstm": ([f["bidirectional"], "--calib", f"{npz}:x"], ("node 'rnn'", "'bidirectional'")),
+        "streaming_no_recurrent_layer": ([f["ok"], "--calib", f"{npz}:x", "--streaming", "1"],
+                                         ("--streaming", "no recurrent layer")),
+        "streaming_frames_do_not_divide": ([f["rnn"], "--calib", f"{npz}:x", "--streaming", "4"],
+                                           ("--streaming", "4 frames", "6 frames", "'rnn")),
+        "streaming_every_step_to_dense": ([f["rnn_steps_to_dense"], "--calib", f"{npz}:x", "--streaming", "2"],
+                                          ("--streaming", "every-step output", "'rnn")),
+        "streaming_zero_frames": ([f["rnn"], "--calib", f"{npz}:x", "--streaming", "0"],
+                                  ("--streaming", "positive number of frames")),
         "dynamic_feature_dim": ([f["dynamic"], "--calib", f"{npz}:x"], ("--input-shape", "'x'")),
         "calib_wrong_shape_ds_cnn_s": ([DS_CNN_S, "--calib", f"{NPZ}:calib_x250"], ("250", "490")),
         "calib_wrong_shape": ([f["ok"], "--calib", f"{npz}:wrong"], ("13",)),

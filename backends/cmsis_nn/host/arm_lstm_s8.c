@@ -57,8 +57,10 @@ static void kw_gate(const int8_t *x, const int8_t *h, const cmsis_nn_lstm_gate *
     arm_nn_activation_s16(out, out, p->hidden_size, 0, gate->activation_type);
 }
 
-static void kw_lstm_step(const int8_t *x, const int8_t *h_in, int8_t *h_out, const cmsis_nn_lstm_params *p,
-                         cmsis_nn_lstm_context *buffers)
+/* One step of batch 1 (batch_offset unused); h_out may be h_in (it is written after every gate read h_in). */
+arm_cmsis_nn_status arm_nn_lstm_step_s8(const int8_t *x, const int8_t *h_in, int8_t *h_out,
+                                        const cmsis_nn_lstm_params *p, cmsis_nn_lstm_context *buffers,
+                                        const int32_t batch_offset)
 {
     int16_t *gate_a = (int16_t *)buffers->temp1;
     int16_t *gate_b = (int16_t *)buffers->temp2;
@@ -90,6 +92,8 @@ static void kw_lstm_step(const int8_t *x, const int8_t *h_in, int8_t *h_out, con
         v += p->output_offset;
         h_out[j] = (int8_t)(v < NN_Q7_MIN ? NN_Q7_MIN : (v > NN_Q7_MAX ? NN_Q7_MAX : v));
     }
+    (void)batch_offset;
+    return ARM_CMSIS_NN_SUCCESS;
 }
 
 arm_cmsis_nn_status arm_lstm_unidirectional_s8(const int8_t *input,
@@ -111,7 +115,7 @@ arm_cmsis_nn_status arm_lstm_unidirectional_s8(const int8_t *input,
     for (t = 0; t < params->time_steps; t++)
     {
         int8_t *h_out = output + t * params->hidden_size;
-        kw_lstm_step(input + t * params->input_size, h_in, h_out, params, buffers);
+        (void)arm_nn_lstm_step_s8(input + t * params->input_size, h_in, h_out, params, buffers, 1);
         h_in = h_out;
     }
     return ARM_CMSIS_NN_SUCCESS;

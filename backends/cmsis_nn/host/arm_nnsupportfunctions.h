@@ -328,6 +328,11 @@ static inline int32_t arm_nn_one_over_one_plus_x_for_x_in_0_1(const int32_t val)
     return arm_nn_mult_by_power_of_two(x, 1);
 }
 
+/* One LSTM step, s8 in and out, int16 gates and cell (arm_lstm_s8.c); --streaming programs call it per frame. */
+arm_cmsis_nn_status arm_nn_lstm_step_s8(const int8_t *data_in, const int8_t *hidden_in, int8_t *hidden_out,
+                                        const cmsis_nn_lstm_params *params, cmsis_nn_lstm_context *buffers,
+                                        const int32_t batch_offset);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,102 @@
+"""--streaming (kwscc.streaming): a recurrent keyword spotter fed a few frames per NAME_run call, its LSTM/GRU
+state kept between calls. The generated C (host build, harness calling NAME_reset_state between clips) equals
+the simulator on every call, and a clip's last call equals the whole-clip program bit for bit: for the LSTM
+(arm_nn_lstm_step_s8 per frame) and the GRU (kwscc_gru_s8)."""
+from __future__ import annotations
+
+import functools
+import shutil
+
+import numpy as np
+import pytest
+
+from kwscc.driver import CompileOptions, compile_model
+from kwscc.quant.simulate import simulate, simulate_float_inputs
+from kwscc.streaming import as_calls, calls_per_clip, simulate_stream
+from kwscc.validate.validate import run_compiled, validate
+from tests.e2e import kws_shared as kws
+
+RECURRENT = kws.KWS / "recurrent"
+# model: (file, features, calibrate?, frames per call)
+MODELS = {"lstm": ("keras_lstm_int8.tflite", "x490", False, 1), "gru": ("gru_s_rnnop.onnx", "x250", True, 5)}
+CLIPS = 6
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed to build the generated C")
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(model: str, streaming: int | None):
+    path, features, calibrate, _ = MODELS[model]
+    calib = f"{kws.NPZ}:calib_{features}" if calibrate else None
+    return compile_model(RECURRENT / path, CompileOptions(calib=calib, streaming=streaming))
+
+
+def clips(model: str) -> np.ndarray:
+    with np.load(kws.NPZ) as data:
+        return data[f"test_{MODELS[model][1]}"][:CLIPS]
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_stream_equals_whole_clip(model):
+    frames = MODELS[model][3]
+    whole, stream = compiled(model, None), compiled(model, frames)
+    x = clips(model)
+    calls = calls_per_clip(stream.qm)
+    assert calls == whole.graph.tensors[whole.graph.nodes()[1].inputs[0]].shape[1] // frames > 1
+    c_out, _ = run_compiled(stream, as_calls(stream.qm, x), False, "host", None)
+    assert np.array_equal(c_out, simulate_stream(stream.qm, x))  # every call, C = simulator
+    graph = whole.graph
+    name = graph.inputs[0]
+    whole_sim = simulate_float_inputs(whole.qm, {name: x.reshape((CLIPS,) + graph.tensors[name].shape[1:])})
+    whole_c, _ = run_compiled(whole, x, False, "host", None)
+    last = c_out.reshape(CLIPS, calls, -1)[:, -1]
+    assert np.array_equal(last, whole_sim[graph.outputs[0]].reshape(CLIPS, -1))
+    assert np.array_equal(last, whole_c)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_reset_state_makes_clips_independent(model):
+    """Two clips as one stream, without a reset between them, leave another recurrent state than the second
+    clip alone: the reset the harness makes between clips is what the equality above rests on."""
+    stream = compiled(model, MODELS[model][3])
+    qm = stream.qm
+    name = qm.graph.inputs[0]
+    chunks = as_calls(qm, clips(model)[:2]).reshape((2, calls_per_clip(qm), 1) + qm.graph.tensors[name].shape[1:])
+
+    def final_state(chunk_list) -> dict:
+        state: dict = {}
+        for chunk in chunk_list:
+            simulate_float_inputs(qm, {name: chunk}, lambda q, f: simulate(q, f, state))
+        return state
+
+    (layer,) = final_state(chunks[1])
+    alone, carried = final_state(chunks[1])[layer]["hidden"], final_state([*chunks[0], *chunks[1]])[layer]["hidden"]
+    assert not np.array_equal(alone, carried)
+
+
+def test_streaming_validates_with_sanitizers():
+    """kwscc validate feeds each clip in calls (ASan/UBSan clean) and compares the last with the float model:
+    the same agreement as the whole-clip program's, whose outputs are the same."""
+    data = f"{kws.NPZ}:test50_x490"
+    result = validate(compiled("lstm", 1), data, sanitize=True)
+    assert result["c_vs_simulator_mismatches"] == 0 and result["calls_per_clip"] == 49
+    assert result["top1_agreement"] == validate(compiled("lstm", None), data)["top1_agreement"]
+
+
+def test_streaming_header_and_state():
+    stream = compiled("gru", 5)
+    header = stream.files["gru_s_rnnop.h"]
+    assert "#define GRU_S_RNNOP_STREAM_FRAMES 5" in header and "#define GRU_S_RNNOP_CLIP_FRAMES 25" in header
+    assert "#define GRU_S_RNNOP_STATE_SIZE 308 " in header and "void gru_s_rnnop_reset_state(void);" in header
+    assert stream.graph.tensors[stream.graph.inputs[0]].shape == (1, 50)
+
+
+def test_streaming_lstm_matches_real_cmsis_nn():
+    """The real library's arm_nn_lstm_step_s8, fed one frame per call from the kept state, equals the simulator."""
+    from tests.e2e.test_recurrent_kws import cmsis_nn_checkout
+
+    root = cmsis_nn_checkout()
+    if root is None:
+        pytest.skip("no CMSIS-NN v7.0.0 checkout (KWSCC_CMSIS_NN or ../shared/third_party/CMSIS-NN-v7.0.0)")
+    result = validate(compiled("lstm", 1), f"{kws.NPZ}:test50_x490", cmsis_nn_dir=str(root))
+    assert "CMSIS-NN" in result["kernels"] and result["c_vs_simulator_mismatches"] == 0
