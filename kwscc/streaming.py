@@ -21,7 +21,7 @@ import numpy as np
 
 from kwscc.errors import UnsupportedError
 from kwscc.ir import Graph, Node
-from kwscc.ops.recurrent import RECURRENT_OPS
+from kwscc.ops.recurrent import LSTM_INPUTS, RECURRENT_OPS
 from kwscc.quant.quantize import QuantModel, Streaming
 from kwscc.quant.simulate import simulate, simulate_float_inputs
 
@@ -36,9 +36,12 @@ def _name(graph: Graph, node: Node) -> str:
     return f"'{node.name}' ({graph.node_sources.get(node.name, node.op)})"
 
 
+INITIAL_STATES = {"LSTM": (LSTM_INPUTS.index("h0"), LSTM_INPUTS.index("c0")), "GRU": (5,)}  # kwscc.ops.recurrent
+
+
 def _initial_state_is_zero(graph: Graph, node: Node) -> bool:
-    """The LSTM's h0, c0 or the GRU's h0 (inputs 5 on, see kwscc.ops.recurrent) are all zero."""
-    return all(not np.any(graph.tensors[name].data) for name in node.inputs[5:] if graph.tensors[name].is_const)
+    """The LSTM's h0 and c0, or the GRU's h0, are all zero."""
+    return not any(np.any(graph.tensors[node.inputs[i]].data) for i in INITIAL_STATES[node.op])
 
 
 def check_streamable(graph: Graph, frames: int) -> int:
