@@ -106,3 +106,46 @@ def bias_slices(model, shared: dict[int, tuple[int, np.ndarray]]) -> dict[int, n
                 log.debug("int8 constant '%s' is read as the bias slice it rounds", t.name)
                 break
     return matched
+
+
+# ops whose output holds values of their input (backwards: the input holds every value of the output)
+SAME_VALUES = ("Reshape", "Transpose")
+SUBSET_VALUES = (*SAME_VALUES, "Crop")
+
+
+def _union(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
+def widen_requantized(graph, ranges: dict[str, tuple[float, float]],
+                      requantized: dict[str, list[tuple[float, float]]]) -> dict[str, tuple[float, float]]:
+    """Ranges that also hold what the model's requantizing QUANTIZE ops (int8 -> int8) record.
+
+    The converter calibrates each requantized copy on its own: the frames of an unrolled sequence are
+    requantized from the input's scale to their own, and only the frame that is not (the last one)
+    fixes the input's scale; so the input is clipped to that frame's range (ML-KWS's LSTM and GRU:
+    [-60.5, 5.2], while the other frames reach 22.7). A requantized tensor's range here spans its
+    copies' ranges too, and the widening flows back to the tensors its values come from (Crop,
+    Reshape, Transpose: up to the model input) and forward through Reshape and Transpose.
+    """
+    ranges = dict(ranges)
+    for name, extra in requantized.items():
+        for rng in extra:
+            if name in ranges:
+                ranges[name] = _union(ranges[name], rng)
+    if not requantized:
+        return ranges
+    nodes = list(graph.nodes())
+    changed = True
+    while changed:
+        changed = False
+        for node in reversed(nodes):
+            src, out = node.inputs[0] if node.inputs else None, node.outputs[0]
+            if node.op not in SUBSET_VALUES or src not in ranges or out not in ranges:
+                continue
+            wider = _union(ranges[src], ranges[out])
+            if wider != ranges[src]:
+                ranges[src], changed = wider, True
+            if node.op in SAME_VALUES and wider != ranges[out]:
+                ranges[out], changed = wider, True
+    return ranges

@@ -16,8 +16,9 @@ pass leaves them alone.
 - The per-step int32 biases of an unrolled int8 recurrent cell are read as the one float bias they
   were all quantized from (kwscc.frontends.tflite_int8), so the T steps repeat one cell as in the
   float file, and an int8 constant that rounds part of such a bias (a step 0 the converter folded
-  with the zero initial state) is read as that part; requantizing QUANTIZE ops (int8 -> int8) pass
-  through like the others.
+  with the zero initial state) is read as that part. Requantizing QUANTIZE ops (int8 -> int8) pass
+  through like the others, and the range of their copy widens the range of the values they copy
+  (back to the model input: its int8 scale may clip what the other frames record).
 - IR tensors keep the TFLite tensor names (made unique), so LiteRT's values of every tensor
   (kwscc.frontends.litert_runtime) match them for calibration and validation.
 """
@@ -364,6 +365,7 @@ class Reader:
         self.folded: dict[int, np.ndarray] = {}  # DEQUANTIZE of a constant, a shared bias -> its float value
         self.range_from: dict[str, int] = {}  # IR name -> tensor whose quantization gives its range
         self.const_names: dict[tuple[int, str], str] = {}
+        self.requantized: dict[str, list[tuple[float, float]]] = {}  # IR name -> its QUANTIZE copies' ranges
         self.frames = Frames(graph)  # time frames of sequences (UNPACK, GATHER, unrolled loops)
         self.same_as: dict[int, int] = {}  # a per-step int8 bias -> the first of its group (kwscc.frontends.tflite_int8)
         shared = tflite_int8.shared_biases(model)
@@ -728,6 +730,8 @@ def _quantize(r: Reader, op: TflOp) -> None:
     r.alias[out] = name
     if activation_range(r.tensor(src)) is None and name not in r.range_from:
         r.range_from[name] = out  # a float input quantized by the model: its range is the int8 one
+    elif activation_range(r.tensor(out)) is not None:  # int8 -> int8: a copy in its own range
+        r.requantized.setdefault(name, []).append(activation_range(r.tensor(out)))
 
 
 TFLITE_OPS: dict[str, Callable[[Reader, TflOp], None]] = {
@@ -797,7 +801,7 @@ def _recorded_ranges(r: Reader) -> dict[str, tuple[float, float]]:
         log.warning("the model quantizes only some activations (not %s): its recorded ranges are not used",
                     ", ".join(missing[:3]))
         return {}
-    return ranges
+    return tflite_int8.widen_requantized(r.graph, ranges, r.requantized) if ranges else ranges
 
 
 def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:

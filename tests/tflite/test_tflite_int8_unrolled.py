@@ -114,3 +114,29 @@ def test_an_int8_constant_that_rounds_a_bias_slice_is_read_as_that_slice(tmp_pat
         np.testing.assert_array_equal(added, c.data.reshape(-1) * np.float32(0.02))
     else:
         np.testing.assert_array_equal(added, first_bias[8:])
+
+
+def test_requantized_copies_widen_the_range_of_the_values_they_copy(tmp_path):
+    """x [1, 8] int8 -> RESHAPE [2, 4] -> QUANTIZE (int8 -> int8, a wider range) -> FC: the input's recorded
+    range spans the copy's range, and so does the reshaped tensor's."""
+    mb = ModelBuilder()
+    x = mb.tensor("x", [1, 8], "INT8", scale=0.05, zero_point=100)  # [-11.4, 1.35]
+    r = mb.tensor("r", [2, 4], "INT8", scale=0.05, zero_point=100)
+    mb.op("RESHAPE", [x, mb.const("shape", np.array([2, 4]), "INT32")], [r])
+    q = mb.tensor("q", [2, 4], "INT8", scale=0.1, zero_point=0)  # [-12.8, 12.7]
+    mb.op("QUANTIZE", [r], [q])
+    wq, ws = quantize_per_channel(RNG.standard_normal((3, 4)).astype(np.float32), 0)
+    w = mb.const("w", wq, "INT8", scale=ws, zero_point=np.zeros(3, np.int64), qdim=0)
+    y = mb.tensor("y", [2, 3], "INT8", scale=0.1, zero_point=0)
+    mb.op("FULLY_CONNECTED", [q, w], [y], fc_options())
+    ranges = read_model(mb.save(tmp_path, [x], [y])).recorded_ranges
+    for name in ("x", "r"):
+        assert ranges[name] == pytest.approx((-12.8, 12.7))
+
+
+@pytest.mark.skipif(not GRU_S_INT8.is_file(), reason="examples/kws/recurrent/gru_s_int8.tflite is missing")
+def test_gru_s_int8_input_range_spans_every_frames_requantized_range():
+    """The file clips its input to the last frame's range [-60.5, 5.2]; the 24 requantized frames record
+    the calibrated input range up to 22.8, and kwscc's input range spans it."""
+    lo, hi = read_model(GRU_S_INT8).recorded_ranges["Reshape"]
+    assert lo == pytest.approx(-60.96, abs=0.01) and hi == pytest.approx(22.79, abs=0.01)
