@@ -9,7 +9,8 @@ import numpy as np
 from kwscc.check.graph import check_graph
 from kwscc.ir import Graph
 from kwscc.passes import (
-    fold_batchnorm, fold_constants, fold_pad, fuse_activation, remove_identity, simplify_layout, to_nhwc,
+    fold_batchnorm, fold_constants, fold_pad, fuse_activation, raise_recurrent, remove_identity, simplify_layout,
+    to_nhwc,
 )
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,7 @@ Pass = Callable[[Graph], bool]
 DEFAULT_PIPELINE: list[tuple[str, Pass]] = [
     ("fold_constants", fold_constants.run),
     ("remove_identity", remove_identity.run),
+    ("raise_recurrent", raise_recurrent.run),  # before fusion and layout passes change the cells' ops
     ("fold_batchnorm", fold_batchnorm.run),
     ("fuse_activation", fuse_activation.run),  # before the layout change: Relu then sits right after its producer
     ("to_nhwc", to_nhwc.run),
