@@ -407,7 +407,8 @@ def _inputs(view: _View, chain: Chain) -> dict[str, np.ndarray]:
     hidden = step.attrs["hidden_size"]
     state = p["Wp"].shape[0] if "Wp" in p else hidden
     if step.op == "GRU":
-        return {"W": p["W"], "R": p["R"], "Wb": p["Wb"], "Rb": p["Rb"], "h0": _initial(view, chain, step.h_prev, hidden)}
+        return {"W": p["W"], "R": p["R"], "Wb": p["Wb"], "Rb": p["Rb"],
+                "h0": _initial(view, chain, step.h_prev, hidden)}
     inputs = {"W": p["W"], "R": p["R"], "B": p["B"], "P": p["P"], "h0": _initial(view, chain, step.h_prev, state),
               "c0": _initial(view, chain, step.c_prev, hidden)}
     if "Wp" in p:

@@ -439,8 +439,8 @@ def test_simplify_layout_unit_axis_transpose_becomes_reshape(tmp_path):
 # ---------------------------------------------------------------------------------------------------
 def test_pipeline_order():
     assert [name for name, _ in DEFAULT_PIPELINE] == [
-        "fold_constants", "remove_identity", "fold_batchnorm", "fuse_activation", "to_nhwc", "simplify_layout",
-        "fold_pad", "fold_constants",
+        "fold_constants", "remove_identity", "raise_recurrent", "fold_batchnorm", "fuse_activation", "to_nhwc",
+        "simplify_layout", "fold_pad", "fold_constants",
     ]
 
 
