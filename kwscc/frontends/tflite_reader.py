@@ -96,10 +96,11 @@ class TflOp:
     inputs: list[int]  # tensor indices, -1 = optional input left out
     outputs: list[int]
     options: dict = field(default_factory=dict)
+    subgraph: int = 0  # 0: the main subgraph; others are WHILE loops' cond / body
 
     @property
     def where(self) -> str:
-        return f"op #{self.index} ({self.name})"
+        return f"op #{self.index} ({self.name})" + (f" of subgraph {self.subgraph}" if self.subgraph else "")
 
 
 @dataclass(slots=True)
@@ -109,6 +110,7 @@ class TflModel:
     inputs: list[int]
     outputs: list[int]
     version: int
+    subgraphs: dict[int, TflModel] = field(default_factory=dict)  # the main one's: WHILE cond / body by index
 
 
 def _builtin_tables():
@@ -143,6 +145,7 @@ OPTIONS = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM": tflite_recurrent.LSTM_OPTIONS,
     "UNPACK": tflite_loops.UNPACK_OPTIONS,
     "GATHER": tflite_loops.GATHER_OPTIONS,
+    "WHILE": tflite_loops.WHILE_OPTIONS,
 }
 
 
@@ -260,8 +263,47 @@ def _op(tflite, fb_model, sg, i: int, ops: dict, option_types: dict, n_tensors: 
     return op
 
 
+def _subgraph(tflite, fb_model, s: int, ops: dict, option_types: dict, buf: bytes, path: Path) -> TflModel:
+    sg = fb_model.Subgraphs(s)
+    names: set[str] = set()
+    tensors = [_tensor(fb_model, sg, i, names, buf, path) for i in range(sg.TensorsLength())]
+    n = len(tensors)
+    model_ops = [_op(tflite, fb_model, sg, i, ops, option_types, n) for i in range(sg.OperatorsLength())]
+    for op in model_ops:
+        op.subgraph = s
+    io = []
+    for kind, length, get in (("inputs", sg.InputsLength(), sg.Inputs), ("outputs", sg.OutputsLength(), sg.Outputs)):
+        indices = [int(get(j)) for j in range(length)]
+        bad = [k for k in indices if not 0 <= k < n]
+        if bad:
+            raise ModelError(f"{path.name}: subgraph {s} {kind} index {bad[0]} out of range ({n} tensors)")
+        io.append(indices)
+    return TflModel(tensors, model_ops, io[0], io[1], int(fb_model.Version()))
+
+
+def _check_loop_subgraphs(model: TflModel, count: int, path: Path) -> None:
+    """Subgraphs other than the first are accepted only as the cond / body of WHILE loops."""
+    used, todo = set(), [model]
+    while todo:
+        for op in todo.pop().ops:
+            if op.name != "WHILE":
+                continue
+            for field_name in ("CondSubgraphIndex", "BodySubgraphIndex"):
+                index = int(op.options.get(field_name, -1))
+                if not 0 < index < count:
+                    raise ModelError(f"{op.where}: {field_name} {index} is not a subgraph of the model "
+                                     f"(it has {count}; subgraph 0 is the main one)")
+                if index not in used:
+                    used.add(index)
+                    todo.append(model.subgraphs[index])
+    if len(used) != count - 1:
+        raise UnsupportedError(f"{path.name}: the model has {count} subgraphs (field subgraphs); only "
+                               "single-subgraph models and the cond / body subgraphs of WHILE loops are supported")
+
+
 def parse(buf: bytes, path: Path) -> TflModel:
-    """The model's single subgraph as plain records; ModelError for anything unreadable."""
+    """The model's main subgraph as plain records (with its WHILE loops' subgraphs); ModelError for
+    anything unreadable."""
     _check_container(buf, path)
     tflite, ops, option_types = _builtin_tables()
     try:
@@ -269,29 +311,17 @@ def parse(buf: bytes, path: Path) -> TflModel:
         count = fb_model.SubgraphsLength()
         if count == 0:
             raise ModelError(f"{path.name}: the model has no subgraph")
-        if count > 1:
-            raise UnsupportedError(f"{path.name}: the model has {count} subgraphs (field subgraphs); only "
-                                   "single-subgraph models are supported")
         for b in range(fb_model.BuffersLength()):  # every buffer must lie inside the file
             _buffer_bytes(fb_model, b, buf, path)
-        sg = fb_model.Subgraphs(0)
-        names: set[str] = set()
-        tensors = [_tensor(fb_model, sg, i, names, buf, path) for i in range(sg.TensorsLength())]
-        n = len(tensors)
-        model_ops = [_op(tflite, fb_model, sg, i, ops, option_types, n) for i in range(sg.OperatorsLength())]
-        io = []
-        for kind, length, get in (("inputs", sg.InputsLength(), sg.Inputs), ("outputs", sg.OutputsLength(), sg.Outputs)):
-            indices = [int(get(j)) for j in range(length)]
-            bad = [k for k in indices if not 0 <= k < n]
-            if bad:
-                raise ModelError(f"{path.name}: subgraph {kind} index {bad[0]} out of range ({n} tensors)")
-            io.append(indices)
-        version = int(fb_model.Version())
+        models = [_subgraph(tflite, fb_model, s, ops, option_types, buf, path) for s in range(count)]
     except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError, AttributeError,
             OverflowError, MemoryError) as exc:
         raise ModelError(f"{path.name}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: "
                          f"{str(exc)[:80]})") from None
-    return TflModel(tensors, model_ops, io[0], io[1], version)
+    main = models[0]
+    main.subgraphs = {s: m for s, m in enumerate(models) if s}
+    _check_loop_subgraphs(main, count, path)
+    return main
 
 
 def load(path: Path) -> TflModel:
@@ -373,6 +403,12 @@ class Reader:
             self.same_as[idx] = first
             self.folded[idx] = value
         self.folded.update(tflite_int8.bias_slices(model, shared))  # a step 0 folded with the zero state
+        # a WHILE body's reader (kwscc.frontends.tflite_loops) shares frames and weights with the
+        # outer one, prefixes its node names with the step, and treats the loop variables that hold
+        # a constant at this step (a zero initial state, the counter) as values, never cached
+        self.prefix = ""
+        self.step_values: set[int] = set()
+        self.check_shapes = True
 
     def tensor(self, idx: int) -> TflTensor:
         return self.m.tensors[idx]
@@ -388,6 +424,8 @@ class Reader:
         if idx in self.alias:
             return self.alias[idx]
         t = self.tensor(idx)
+        if idx in self.step_values:
+            return self.graph.add_const(f"{t.name}_value", np.asarray(self.folded[idx])).name
         if t.is_const or idx in self.folded:
             raise UnsupportedError(f"{reader}: input '{t.name}' is a constant; only activations are supported there")
         if t.name not in self.graph.tensors:
@@ -414,6 +452,8 @@ class Reader:
         """IR constant for a weight input, dequantized (and transformed); shared tensors are added once."""
         idx = op.inputs[pos] if pos < len(op.inputs) else -1
         key = (self.same_as.get(idx, idx), tag)
+        if idx in self.step_values:
+            self.const_names.pop(key, None)
         if key not in self.const_names:
             value = self.const_value(op, pos, what)
             if transform is not None:
@@ -436,10 +476,38 @@ class Reader:
     def ints(self, op: TflOp, pos: int, what: str) -> list[int]:
         if pos >= len(op.inputs) or op.inputs[pos] < 0:
             raise ModelError(f"{op.where}: {what} (input {pos}) is missing")
-        t = self.tensor(op.inputs[pos])
-        if not t.is_const or t.data.dtype.kind not in "iu":
-            raise UnsupportedError(f"{op.where}: {what} ('{t.name}') must be an integer constant")
-        return [int(v) for v in t.data.reshape(-1)]
+        value = self.known_value(op.inputs[pos])
+        if value is None or value.dtype.kind not in "iu":
+            raise UnsupportedError(f"{op.where}: {what} ('{self.name(op.inputs[pos])}') must be an integer constant")
+        return [int(v) for v in value.reshape(-1)]
+
+    def known_value(self, idx: int) -> np.ndarray | None:
+        """A tensor's value if known at compile time: a constant (integers as stored), a folded value
+        (a loop counter, a DEQUANTIZE of a constant) or an IR constant; None for an activation."""
+        if idx in self.folded:
+            return np.asarray(self.folded[idx])
+        t = self.tensor(idx)
+        if t.is_const:
+            return t.data if t.data.dtype.kind in "iub" and not t.quantized else dequantize_const(t)
+        ir = self.graph.tensors.get(self.alias.get(idx, t.name))
+        return ir.data if ir is not None and ir.is_const else None
+
+    def convert(self, op: TflOp) -> None:
+        """Map one operator to IR nodes (integer constant arithmetic folds instead)."""
+        if tflite_loops.fold(self, op):
+            return
+        if op.name == "CUSTOM":
+            raise UnsupportedError(f"{op.where}: custom op '{op.custom_code}' is not supported")
+        handler = TFLITE_OPS.get(op.name)
+        if handler is None:
+            raise UnsupportedError(f"{op.where}: TFLite operator {op.name} is not supported; supported: "
+                                   + ", ".join(supported_ops()))
+        try:
+            handler(self, op)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ModelError(f"{op.where}: malformed ({type(exc).__name__}: {exc})") from None
+        if self.check_shapes:
+            _check_shapes(self, op)
 
     def internal(self, base: str, like: int) -> str:
         """A name for a tensor kwscc adds; its recorded range is that of TFLite tensor `like`."""
@@ -450,7 +518,7 @@ class Reader:
     def emit(self, op: TflOp, kind: str, inputs: list[str], attrs: dict | None = None,
              outputs: list[str] | None = None, helper: str = "") -> str:
         """Add a node for `op` (named like "conv_2d_3"; a helper node kwscc adds gets a suffix)."""
-        name = f"{op.name.lower()}_{op.index}" + (f"_{helper}" if helper else "")
+        name = f"{self.prefix}{op.name.lower()}_{op.index}" + (f"_{helper}" if helper else "")
         node = Node(name, kind, list(inputs), list(outputs or [self.name(op.outputs[0])]), attrs or {})
         self.graph.add_node(node)
         self.graph.node_sources[node.name] = op.name
@@ -745,7 +813,7 @@ TFLITE_OPS: dict[str, Callable[[Reader, TflOp], None]] = {
     "HARD_SWISH": _table_activation("HardSwish"), "LEAKY_RELU": _table_activation("LeakyRelu", "Alpha"),
     "PRELU": _prelu, "SPLIT": _split, "SPLIT_V": _split,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": tflite_recurrent.sequence_lstm, "STRIDED_SLICE": tflite_recurrent.strided_slice,
-    "UNPACK": tflite_loops.unpack, "GATHER": tflite_loops.gather,
+    "UNPACK": tflite_loops.unpack, "GATHER": tflite_loops.gather, "WHILE": tflite_loops.while_loop,
 }
 
 
@@ -810,19 +878,9 @@ def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> 
     r = Reader(model, Graph(path.stem))
     overrides = dict(input_shapes or {})
     _add_inputs(r, overrides)
+    r.check_shapes = not overrides
     for op in model.ops:
-        if op.name == "CUSTOM":
-            raise UnsupportedError(f"{op.where}: custom op '{op.custom_code}' is not supported")
-        handler = TFLITE_OPS.get(op.name)
-        if handler is None:
-            raise UnsupportedError(f"{op.where}: TFLite operator {op.name} is not supported; supported: "
-                                   + ", ".join(supported_ops()))
-        try:
-            handler(r, op)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ModelError(f"{op.where}: malformed ({type(exc).__name__}: {exc})") from None
-        if not overrides:
-            _check_shapes(r, op)
+        r.convert(op)
     r.graph.outputs = [r.activation(None, idx) for idx in model.outputs]
     if not r.graph.outputs:
         raise ModelError(f"{path.name}: the subgraph has no outputs")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from kwscc.errors import UnsupportedError
+from kwscc.frontends import tflite_loops
 from kwscc.frontends.sequence import add_recurrent, last_step
 from kwscc.ops.recurrent import LSTM_INPUTS
 
@@ -119,7 +120,7 @@ def _bounds(r, op, shape: tuple[int, ...]) -> list[tuple[int, int, int, bool]] |
 
 
 def strided_slice(r, op) -> None:
-    """STRIDED_SLICE of an activation: only the last step of an LSTM's output sequence."""
+    """STRIDED_SLICE of an activation: the last step of an LSTM's output sequence, or plain Crops."""
     x = r.activation(op, op.inputs[0])
     shape = r.shape(x)
     bounds = _bounds(r, op, shape) if len(op.inputs) > 3 else None
@@ -132,5 +133,7 @@ def strided_slice(r, op) -> None:
         if last is not None:
             r.range_from[last] = op.inputs[0]
             return
-    raise UnsupportedError(f"{op.where}: only a STRIDED_SLICE that takes the last step of an LSTM output sequence "
-                           "is supported")
+    if bounds is not None and tflite_loops.strided_slice(r, op, x, bounds):
+        return
+    raise UnsupportedError(f"{op.where}: only a STRIDED_SLICE with unit strides, or one that takes the last step "
+                           "of an LSTM output sequence, is supported")
