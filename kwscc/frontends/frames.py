@@ -21,6 +21,10 @@ class Frames:
         self.sources = sources if sources is not None else graph.node_sources
         self._views: dict[str, tuple[str, int]] = {}  # (sequence, time axis) -> (view, its time axis)
 
+    @property
+    def made_views(self) -> bool:
+        return bool(self._views)
+
     def _add(self, name: str, op: str, inputs: list[str], output: str, attrs: dict, source: str) -> str:
         node = self.graph.add_node(Node(self.graph.unique_node_name(name), op, inputs, [output], attrs))
         self.sources[node.name] = source

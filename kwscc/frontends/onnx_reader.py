@@ -12,8 +12,11 @@ from onnx import helper, numpy_helper
 from kwscc.check.limits import check_shape
 from kwscc.check.onnx_model import check_model, check_node
 from kwscc.errors import ModelError, UnsupportedError
+from kwscc.frontends import onnx_loops
+from kwscc.frontends.frames import Frames
 from kwscc.frontends.onnx_recurrent import recurrent, slice_last_step
 from kwscc.ir import Graph, Node, Tensor
+from kwscc.passes.rewrite import remove_dead_nodes
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,35 @@ class Reader:
         self.opset = opset
         self.dynamic_first: set[str] = set()  # inputs whose first dimension the file leaves open
         self.cell_outputs: dict[str, object] = {}  # LSTM Y_c outputs (not supported) -> their node
+        self.frames = Frames(graph)  # time frames of sequences (unrolled Scan loops)
+        self.consumed: set[str] = set()  # every tensor name a node or graph output reads
+        self._derived: dict[tuple[str, str], str] = {}
+
+    def derived_const(self, source: str, tag: str, make: Callable[[], np.ndarray]) -> str:
+        """The IR constant `make()` computes from constant `source` (e.g. transposed weights), added
+        once per (source, tag): every step of an unrolled loop reads the same one."""
+        key = (source, tag)
+        if key not in self._derived:
+            value = np.ascontiguousarray(make(), np.float32)
+            self._derived[key] = self.graph.add_const(f"{source}_kwscc_{tag[:1]}", value).name
+        return self._derived[key]
+
+    def convert(self, onode) -> None:
+        """Map one ONNX node to IR nodes (graph nodes, and each step's copy of a Scan body's nodes)."""
+        if onode.domain not in ("", "ai.onnx"):
+            raise UnsupportedError(f"node '{onode.name}': op '{onode.domain}.{onode.op_type}' is not supported")
+        handler = ONNX_OPS.get(onode.op_type)
+        if handler is None:
+            raise UnsupportedError(
+                f"node '{onode.name}': op '{onode.op_type}' is not supported; supported ONNX ops: "
+                + ", ".join(supported_ops())
+            )
+        _refuse_cell_state(self, f"node '{onode.name}'", onode.input)
+        check_node(onode, self.graph.tensors)
+        try:
+            handler(self, onode)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ModelError(f"node '{onode.name}' ({onode.op_type}): malformed ({exc})") from None
 
     def tensor(self, name: str) -> Tensor:
         return self.graph.tensors[name]
@@ -105,14 +137,17 @@ def _gemm(r: Reader, onode) -> None:
     if a.get("transA", 0):
         raise UnsupportedError(f"node '{onode.name}' (Gemm): transA=1 is not supported")
     b = r.const(onode, 1, "weights").astype(np.float32)
-    weights = (b if a.get("transB", 0) else b.T) * np.float32(a.get("alpha", 1.0))
-    inputs = [onode.input[0], r.graph.add_const(onode.input[1] + "_kwscc_w", weights.astype(np.float32)).name]
+    alpha, trans = np.float32(a.get("alpha", 1.0)), a.get("transB", 0)
+    weights = r.derived_const(onode.input[1], f"w{trans}/{alpha!r}", lambda: (b if trans else b.T) * alpha)
+    rows = r.tensor(weights).shape[0]
+    inputs = [onode.input[0], weights]
     c = r.optional_const(onode, 2, "bias")
     if c is not None:
-        if c.size not in (1, weights.shape[0]):
+        if c.size not in (1, rows):
             raise UnsupportedError(f"node '{onode.name}' (Gemm): a bias of shape {list(c.shape)} (one per row) is not supported")
-        bias = np.broadcast_to(c.reshape(-1).astype(np.float32) * np.float32(a.get("beta", 1.0)), (weights.shape[0],))
-        inputs.append(r.graph.add_const(onode.input[2] + "_kwscc_b", np.ascontiguousarray(bias)).name)
+        beta = np.float32(a.get("beta", 1.0))
+        inputs.append(r.derived_const(onode.input[2], f"b{rows}/{beta!r}",
+                                      lambda: np.broadcast_to(c.reshape(-1).astype(np.float32) * beta, (rows,))))
     _dense(r, onode, inputs)
 
 
@@ -120,8 +155,8 @@ def _matmul(r: Reader, onode) -> None:
     b = r.const(onode, 1, "weights")
     if b.ndim != 2:
         raise UnsupportedError(f"node '{onode.name}' (MatMul): only 2-D constant weights are supported")
-    w = r.graph.add_const(onode.input[1] + "_kwscc_w", np.ascontiguousarray(b.T.astype(np.float32)))
-    _dense(r, onode, [onode.input[0], w.name])
+    w = r.derived_const(onode.input[1], "wT", lambda: b.T.astype(np.float32))
+    _dense(r, onode, [onode.input[0], w])
 
 
 def _dense(r: Reader, onode, inputs: list[str]) -> None:
@@ -385,7 +420,7 @@ ONNX_OPS: dict[str, Callable[[Reader, object], None]] = {
     "Pad": _pad, "PRelu": _prelu, "Split": _split, "Sigmoid": _table_activation("Sigmoid", {}), "Tanh": _table_activation("Tanh", {}),
     "HardSigmoid": _table_activation("HardSigmoid", {"alpha": 0.2, "beta": 0.5}),
     "HardSwish": _table_activation("HardSwish", {}), "LeakyRelu": _table_activation("LeakyRelu", {"alpha": 0.01}),
-    "LSTM": recurrent, "GRU": recurrent,
+    "LSTM": recurrent, "GRU": recurrent, "Scan": onnx_loops.scan,
 }
 
 
@@ -478,6 +513,17 @@ def _refuse_cell_state(r: Reader, reader: str, names) -> None:
                                    f"by {reader}; only Y and Y_h are supported")
 
 
+def _consumed(graph) -> set[str]:
+    """Names read by the graph's nodes (those of loop bodies included) and outputs."""
+    names = {o.name for o in graph.output}
+    for onode in graph.node:
+        names.update(onode.input)
+        for a in onode.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                names |= _consumed(a.g)
+    return names
+
+
 def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     model = _upgraded(_load(path), path)
     if model.functions:  # exporters (torch dynamo) may wrap parts of the graph in local functions
@@ -496,26 +542,17 @@ def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> 
         dims = vi.type.tensor_type.shape.dim
         if vi.name not in (input_shapes or {}) and dims and not dims[0].dim_value > 0:
             r.dynamic_first.add(vi.name)
+    r.consumed = _consumed(model.graph)
     for i, onode in enumerate(model.graph.node):
         if not onode.name:
             onode.name = f"{onode.op_type}_{i}"
-        if onode.domain not in ("", "ai.onnx"):
-            raise UnsupportedError(f"node '{onode.name}': op '{onode.domain}.{onode.op_type}' is not supported")
-        handler = ONNX_OPS.get(onode.op_type)
-        if handler is None:
-            raise UnsupportedError(
-                f"node '{onode.name}': op '{onode.op_type}' is not supported; supported ONNX ops: "
-                + ", ".join(supported_ops())
-            )
-        _refuse_cell_state(r, f"node '{onode.name}'", onode.input)
-        check_node(onode, r.graph.tensors)
-        try:
-            handler(r, onode)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ModelError(f"node '{onode.name}' ({onode.op_type}): malformed ({exc})") from None
+        r.convert(onode)
     r.graph.outputs = [o.name for o in model.graph.output]
     _refuse_cell_state(r, "graph output", r.graph.outputs)
     for name in r.graph.outputs:
         if name not in r.graph.tensors:
             raise ModelError(f"{path.name}: graph output '{name}' is not produced by any node")
+    if r.frames.made_views:  # a time-major reshape whose frames are read batch-first is left unused
+        remove_dead_nodes(r.graph)
+        r.graph.remove_unused_tensors()
     return r.graph

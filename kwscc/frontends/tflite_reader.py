@@ -887,7 +887,8 @@ def read(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> 
     for name in r.graph.outputs:
         if name in r.graph.inputs:
             raise UnsupportedError(f"{path.name}: graph output '{name}' is the input itself")
-    remove_dead_nodes(r.graph)  # e.g. a time-major reshape whose frames are read batch-first (frames.py)
+    if r.frames.made_views:  # a time-major reshape whose frames are read batch-first is left unused
+        remove_dead_nodes(r.graph)
     r.graph.remove_unused_tensors()
     r.graph.recorded_ranges = _recorded_ranges(r)
     return r.graph

@@ -10,7 +10,8 @@ from ai_edge_litert import schema_py_generated as S
 
 TYPES = {"FLOAT32": (S.TensorType.FLOAT32, np.float32), "INT32": (S.TensorType.INT32, np.int32),
          "INT8": (S.TensorType.INT8, np.int8), "UINT8": (S.TensorType.UINT8, np.uint8),
-         "INT64": (S.TensorType.INT64, np.int64), "FLOAT16": (S.TensorType.FLOAT16, np.float16)}
+         "INT64": (S.TensorType.INT64, np.int64), "FLOAT16": (S.TensorType.FLOAT16, np.float16),
+         "BOOL": (S.TensorType.BOOL, np.bool_)}
 ACT = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3, "TANH": 4}
 SAME, VALID = 0, 1
 
@@ -52,6 +53,7 @@ class ModelBuilder:
         self.ops: list = []
         self.opcodes: list = []
         self.names: list[str] = []
+        self.finished: list = []  # subgraphs completed by finish_subgraph (the first is the main one)
 
     def buffer(self, data: np.ndarray) -> int:
         b = S.BufferT()
@@ -100,6 +102,15 @@ class ModelBuilder:
         sg.tensors, sg.operators, sg.inputs, sg.outputs, sg.name = self.tensors, self.ops, list(inputs), list(outputs), "main"
         return sg
 
+    def finish_subgraph(self, inputs, outputs, name: str) -> int:
+        """Close the subgraph built so far (buffers and opcodes stay shared) and start the next one;
+        returns the closed one's index. build() writes the finished subgraphs, then the current one."""
+        sg = self.subgraph(inputs, outputs)
+        sg.name = name
+        self.finished.append(sg)
+        self.tensors, self.ops, self.names = [], [], []
+        return len(self.finished) - 1
+
     def build(self, inputs, outputs, metadata: bool = True, signature: bool = True, subgraphs: int = 1) -> bytes:
         m = S.ModelT()
         m.version = 3
@@ -112,7 +123,7 @@ class ModelBuilder:
                 c.customCode = custom
             codes.append(c)
         m.operatorCodes = codes
-        m.subgraphs = [self.subgraph(inputs, outputs) for _ in range(subgraphs)]
+        m.subgraphs = self.finished + [self.subgraph(inputs, outputs) for _ in range(subgraphs)]
         m.buffers = list(self.buffers)
         if metadata:  # as the converter writes: a runtime version string in its own buffer
             meta = S.MetadataT()
