@@ -112,7 +112,7 @@ def test_sigmoid_table_is_the_librarys(cmsis_nn):
     assert tuple(values) == SIGMOID_TABLE
 
 
-@pytest.mark.parametrize("model", ["keras_lstm_tflite", "basic_lstm_s", "gru_s"])
+@pytest.mark.parametrize("model", list(MODELS))
 def test_recurrent_matches_real_cmsis_nn(model, cmsis_nn):
     result = validate(compiled(model), f"{kws.NPZ}:test50_{MODELS[model][1]}", cmsis_nn_dir=str(cmsis_nn))
     assert "CMSIS-NN" in result["kernels"]
