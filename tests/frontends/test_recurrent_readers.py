@@ -96,6 +96,10 @@ def test_last_step_slice_runs_the_layer_once(tmp_path):
     (dict(op="GRU", attrs={"direction": "reverse"}), "direction 'reverse' is not supported"),
     (dict(op="LSTM", batch=2), "batch size 2 is not supported"),
     (dict(op="GRU", attrs={"activations": ["Sigmoid", "Relu"]}), "activations ['Sigmoid', 'Relu'] are not supported"),
+    (dict(op="LSTM", attrs={"activations": ["Sigmoid", "Tanh", "Relu"]}),
+     "activations ['Sigmoid', 'Tanh', 'Relu'] are not supported"),
+    (dict(op="LSTM", attrs={"activations": ["HardSigmoid", "Tanh", "Tanh"], "activation_alpha": [0.2]}),
+     "are not supported"),
     (dict(op="LSTM", attrs={"clip": 3.0}), "the clip attribute"),
     (dict(op="LSTM", outputs=("Y_c",)), "final cell state output Y_c"),
 ])
@@ -208,3 +212,15 @@ def test_tflite_sequence_lstm_peepholes_projection_match_litert(tmp_path, case):
                           [graph.outputs[0]] for row in x])
     assert got.shape[-1] == case.get("projection", H)
     assert np.abs(got.reshape(ref.shape) - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("case, message", [
+    (dict(activation=1), "activation code 1 (field fused_activation_function) is not supported, only TANH"),
+    (dict(batch=2), "batch size 2 is not supported (only 1)"),
+    (dict(batch=2, time_major=True), "batch size 2 is not supported (only 1)"),
+], ids=["relu", "batch-2", "time-major-batch-2"])
+def test_bad_tflite_sequence_lstm_refused(tmp_path, case, message):
+    with pytest.raises(UnsupportedError) as err:
+        read_model(lstm_tflite(tmp_path, steps=T, features=F, hidden=H, **case))
+    text = str(err.value)
+    assert message in text and "UNIDIRECTIONAL_SEQUENCE_LSTM" in text and "\n" not in text

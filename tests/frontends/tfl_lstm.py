@@ -15,11 +15,12 @@ INPUT_COUNT = 24
 
 def lstm_tflite(directory: Path, *, steps: int, features: int, hidden: int, projection: int = 0,
                 peepholes: bool = False, cell_clip: float = 0.0, proj_clip: float = 0.0, seed: int = 0,
-                time_major: bool = False, name: str = "lstm.tflite") -> Path:
+                time_major: bool = False, name: str = "lstm.tflite", activation: int = 4, batch: int = 1) -> Path:
+    """activation: the fused_activation_function code (4 = TANH, the only one kwscc reads)."""
     rng = np.random.default_rng(seed)
     out_size = projection or hidden
     b = ModelBuilder()
-    x_shape = [steps, 1, features] if time_major else [1, steps, features]
+    x_shape = [steps, batch, features] if time_major else [batch, steps, features]
     x = b.tensor("x", x_shape)
     inputs = [x]
     inputs += [b.const(f"w_{g}", rng.normal(0, 0.5, (hidden, features)).astype(np.float32)) for g in "ifco"]
@@ -30,11 +31,11 @@ def lstm_tflite(directory: Path, *, steps: int, features: int, hidden: int, proj
     inputs += ([b.const("proj", rng.normal(0, 0.5, (out_size, hidden)).astype(np.float32)), -1] if projection
                else [-1, -1])
     for state, size in (("h_state", out_size), ("c_state", hidden)):
-        inputs.append(b.tensor(state, [1, size]))
+        inputs.append(b.tensor(state, [batch, size]))
         b.tensors[-1].isVariable = True
     inputs += [-1] * (INPUT_COUNT - len(inputs))
-    y = b.tensor("y", [steps, 1, out_size] if time_major else [1, steps, out_size])
+    y = b.tensor("y", [steps, batch, out_size] if time_major else [batch, steps, out_size])
     b.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [y],
-         options("UnidirectionalSequenceLSTM", fusedActivationFunction=4, cellClip=cell_clip, projClip=proj_clip,
+         options("UnidirectionalSequenceLSTM", fusedActivationFunction=activation, cellClip=cell_clip, projClip=proj_clip,
                  timeMajor=time_major))
     return b.save(directory, [x], [y], name=name)
