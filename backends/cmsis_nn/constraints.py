@@ -4,7 +4,6 @@ from __future__ import annotations
 from kwscc.backends.base import check_constraints
 from kwscc.ir import Graph, Node
 from kwscc.ops.activation import TABLE_OPS
-from kwscc.ops.recurrent import LSTM_PROJECTION
 
 LOWERABLE = ("Conv", "Dense", "MaxPool", "AveragePool", "Softmax", "Reshape", "Add", "Sub", "Mul", "Max", "Min",
              "Concat", "Pad", "Transpose", "Crop", *sorted(TABLE_OPS))
@@ -77,28 +76,13 @@ def _zero(graph: Graph, tensor: str) -> bool:
     return not graph.tensors[tensor].data.any()
 
 
-def constraint_zero_initial_state(graph: Graph, node: Node) -> bool:
-    """arm_lstm_unidirectional_s8 starts from a zero hidden and cell state (no initial_h / initial_c)"""
-    return _zero(graph, node.inputs[5]) and _zero(graph, node.inputs[6])
-
-
 def constraint_zero_initial_hidden(graph: Graph, node: Node) -> bool:
     """kwscc_gru_s8 starts from a zero hidden state (no initial_h)"""
     return _zero(graph, node.inputs[5])
 
 
-def constraint_no_peepholes(graph: Graph, node: Node) -> bool:
-    """arm_lstm_unidirectional_s8 has no peephole connections"""
-    return _zero(graph, node.inputs[4])
-
-
-def constraint_no_projection(graph: Graph, node: Node) -> bool:
-    """arm_lstm_unidirectional_s8 has no projection layer"""
-    return len(node.inputs) <= LSTM_PROJECTION
-
-
 CONSTRAINTS = {
-    "LSTM": (constraint_batch_one, constraint_no_peepholes, constraint_zero_initial_state, constraint_no_projection),
+    "LSTM": (constraint_batch_one,),
     "GRU": (constraint_batch_one, constraint_zero_initial_hidden),
     "Conv": (constraint_batch_one, constraint_nhwc, constraint_conv_groups),
     "Dense": (constraint_batch_one,),
@@ -137,7 +121,9 @@ KERNELS = {
     "Transpose": "kwscc_transpose_s8; nothing at the model input (quantize_input writes NHWC from NCHW)",
     "Crop": "kwscc_crop_s8 (each output of a Split / SPLIT / SPLIT_V: a copy of its slice)",
     **{op: f"kwscc_table_s8: an exact 256-entry int8 lookup table, {TABLE_COST[op]}" for op in TABLE_OPS},
-    "LSTM": "arm_lstm_unidirectional_s8 (int16 gates and cell state; scratch: 3 x 2H bytes, + T x H for the last step)",
+    "LSTM": "arm_lstm_unidirectional_s8 (int16 gates and cell state; scratch: 3 x 2H bytes, + T x H for the last step); "
+            "with peepholes, a projection (O values) or a nonzero initial state kwscc_lstm_s8 with "
+            "arm_nn_activation_s16 (scratch: 11H + O bytes)",
     "GRU": "kwscc_gru_s8 with arm_nn_activation_s16 (int16 gates and state; scratch: 12H bytes)",
 }
 

@@ -13,6 +13,8 @@ import numpy as np
 from kwscc.ir import Node
 from kwscc.ir.layout import input_transpose, transpose_walk
 from kwscc.ops.activation import TABLE_OPS
+from kwscc.quant.lstm import GATES as LSTM_IR_GATES  # the order of kwscc_lstm_s8's gates
+from kwscc.quant.lstm import KWSCC_KERNEL as KWSCC_LSTM
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.simulate import depthwise_weights, is_depthwise
 from kwscc.quant.split_input import split_shape
@@ -21,7 +23,7 @@ POW2_MULTIPLIER = 1 << 30  # scale 2^-k is (2^30, 1 - k): TFLite's QuantizeMulti
 MULTI_INPUT_OPS = ("Add", "Sub", "Mul", "Max", "Min", "Concat")
 # kwscc's C kernels in the order model.c defines them (a kernel after the ones it calls)
 KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8", "kwscc_table_s8", "kwscc_pad_s8",
-                 "kwscc_transpose_s8", "kwscc_gru_s8", "kwscc_crop_s8",
+                 "kwscc_transpose_s8", "kwscc_rnn_s16", "kwscc_gru_s8", "kwscc_lstm_s8", "kwscc_crop_s8",
                  # the faster kernels of backends/cmsis_nn/own_kernels.py and the helpers they share
                  "kwscc_simd", "kwscc_requantize", "kwscc_sxtab16_ror8", "kwscc_sxtb16_ror8", "kwscc_dot_row",
                  "kwscc_dot_rows", "kwscc_dense_s8", "kwscc_pointwise_s8", "kwscc_im2col_s8", "kwscc_conv_s8",
@@ -279,6 +281,8 @@ def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     Streaming (kwscc.streaming): arm_nn_lstm_step_s8 per frame (the whole-sequence call clears the cell),
     on the int16 cell and int8 hidden state kept in NAME_state; the scratch holds the two gate buffers."""
     layer = qm.layers[node.name]
+    if layer.kernel == KWSCC_LSTM:
+        return lower_kwscc_lstm(qm, node, prefix)
     size, steps = layer.hidden_size, layer.steps
     features = qm.graph.tensors[node.inputs[0]].shape[2]
     state = align4(2 * size)
@@ -306,6 +310,47 @@ def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
                       {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays)
 
 
+def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
+    """kwscc_lstm_s8, for the peepholes, projection or initial state that arm_lstm_unidirectional_s8 lacks;
+    scratch: the int16 cell state, three int16 gate buffers and a temporary, the int8 hidden state and
+    o * tanh(c) as int8."""
+    layer = qm.layers[node.name]
+    size, out_size, steps = layer.hidden_size, layer.output_size, layer.steps
+    features = qm.graph.tensors[node.inputs[0]].shape[2]
+    arrays, gates = [], []
+
+    def add(suffix: str, ctype: str, values: np.ndarray, role: str) -> int:
+        arrays.append(ConstArray(f"{prefix}_{suffix}", ctype, values.reshape(-1), role))
+        return len(arrays) - 1
+
+    for gate in LSTM_IR_GATES:
+        g = layer.gates[gate]
+        first = add(f"{gate}_wx", "int8_t", g.input_weights, "weights")
+        add(f"{gate}_wh", "int8_t", g.hidden_weights, "weights")
+        add(f"{gate}_bias", "int32_t", g.input_bias, "bias")
+        peephole = layer.peepholes.get(gate) if layer.peepholes else None
+        gates.append({"weights": first, "input_shift": g.input_shift, "hidden_shift": g.hidden_shift,
+                      "peephole": None if peephole is None else add(f"{gate}_peephole", "int16_t", peephole[0],
+                                                                     "weights"),
+                      "peephole_shift": 0 if peephole is None else peephole[1]})
+    params = {"steps": steps, "input_size": features, "hidden_size": size, "output_size": out_size,
+              "cell_frac": layer.cell_frac, "cell_clip": layer.cell_clip,
+              "hidden_shift": 30 - layer.hidden_frac, "hidden_clip": layer.hidden_clip or 128, "gates": gates,
+              "projection": None if layer.projection is None else add("projection", "int8_t", layer.projection,
+                                                                      "weights"),
+              "projection_shift": layer.projection_shift,
+              "initial_hidden": None if layer.initial_hidden is None else add("h0", "int8_t", layer.initial_hidden,
+                                                                              "state"),
+              "initial_cell": None if layer.initial_cell is None else add("c0", "int16_t", layer.initial_cell,
+                                                                          "state"),
+              "last_only": layer.last_only}
+    scratch = align4(5 * 2 * size + out_size + size)
+    macs = steps * (4 * size * (features + out_size) + (0 if layer.projection is None else size * out_size))
+    return KernelCall(node, KWSCC_LSTM, "ops/kwscc_lstm.c.j2", params,
+                      {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays,
+                      kernels=("kwscc_rnn_s16", KWSCC_LSTM))
+
+
 def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     """kwscc_gru_s8 (CMSIS-NN has no GRU); scratch: the int16 state and four int16 gate buffers, two int8
     buffers (the state as Q0.7 and r * h). Streaming (kwscc.streaming): the int16 state is in NAME_state."""
@@ -326,7 +371,7 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     scratch = align4((4 if qm.streaming else 5) * 2 * size + 2 * size)
     macs = steps * 3 * size * (params["input_size"] + size)
     return KernelCall(node, "kwscc_gru_s8", "ops/gru.c.j2", params, {"c": scratch, "dsp": scratch, "mve": scratch},
-                      macs, arrays, kernels=("kwscc_gru_s8",), state=state)
+                      macs, arrays, kernels=("kwscc_rnn_s16", "kwscc_gru_s8"), state=state)
 
 
 def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:

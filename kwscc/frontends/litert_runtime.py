@@ -80,6 +80,7 @@ def reference_runner(model_path: Path, wanted: list[str]):
         count = next(iter(feeds.values())).shape[0]
         rows: dict[str, list[np.ndarray]] = {t.name: [] for t in kept}
         for i in range(count):
+            interpreter.reset_all_variables()  # each sample starts from the initial state, as NAME_run does
             for t in inputs:
                 interpreter.set_tensor(t.index, feed(t, feeds[t.name][i]))
             interpreter.invoke()

@@ -21,6 +21,8 @@ recurrent layer, not T copies of its cell. Canonical form (frontends map to it):
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from kwscc.ops import register
@@ -104,6 +106,18 @@ def _run_gru(node, xs):
         h = gru_step(xw[:, t], h, r, rb, node.attrs.get("linear_before_reset", False))
         hs.append(h)
     return [_output(node, hs)]
+
+
+def states_span_steps(node) -> bool:
+    """Whether the node's output format is calibrated (an LSTM's projected state) while the node keeps
+    only the last step: calibration must then see every step's state, which shares that format."""
+    return node.op == "LSTM" and len(node.inputs) > LSTM_PROJECTION and node.attrs["output"] == "last"
+
+
+def every_step(node, xs: list[np.ndarray]) -> np.ndarray:
+    """The float output of every time step [N, T, O], whatever the node's output mode."""
+    run = _run_lstm if node.op == "LSTM" else _run_gru
+    return run(replace(node, attrs={**node.attrs, "output": "sequence"}), xs)[0]
 
 
 def _output(node, hs: list[np.ndarray]) -> np.ndarray:

@@ -20,6 +20,7 @@ from kwscc.data import DataSource
 from kwscc.errors import DataError
 from kwscc.frontends import reference_runner
 from kwscc.ir import Graph
+from kwscc.ops.recurrent import every_step, states_span_steps
 from kwscc.quant.methods import DEFAULT_METHOD, METHODS, TensorStats, apply_method, summary
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,13 @@ def collect_stats(graph: Graph, feeds: Feeds, model_path: Path | None = None,
     observe(start, inputs, values), when given, sees every batch (to keep some samples' values)."""
     wanted = activation_names(graph)
     stats = {name: TensorStats(histogram) for name in wanted}
+    stepped = [node for node in graph.nodes() if states_span_steps(node)]
     for start, chunk, values in float_batches(graph, feeds, model_path, wanted):
         for name in wanted:
             stats[name].add(values[name])
+        for node in stepped:  # the state's format holds every step's state, not only the last one
+            stats[node.outputs[0]].add(every_step(node, [values[n] if n in values else graph.tensors[n].data
+                                                         for n in node.inputs]))
         if observe is not None:
             observe(start, chunk, values)
     log.info("calibrated %d tensors on %d samples", len(stats), sample_count(feeds))

@@ -91,13 +91,13 @@ def divide_pow2(v: np.ndarray, k: int) -> np.ndarray:
     return np.where(v >= 0, (v + half) >> k, -((-v + half) >> k))
 
 
-def _sat16(v: np.ndarray) -> np.ndarray:
+def sat16(v: np.ndarray) -> np.ndarray:
     return np.clip(v, Q15_MIN, Q15_MAX).astype(np.int16)
 
 
-def _part(lhs: np.ndarray, weights: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
+def matvec_part(lhs: np.ndarray, weights: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
     acc = lhs.astype(np.int64) @ weights.astype(np.int64).T + bias
-    return _sat16(divide_pow2(acc, k))
+    return sat16(divide_pow2(acc, k))
 
 
 def gru_s8(x: np.ndarray, layer: GruLayer, state: dict | None = None) -> np.ndarray:
@@ -111,20 +111,20 @@ def gru_s8(x: np.ndarray, layer: GruLayer, state: dict | None = None) -> np.ndar
     out = np.empty((n, steps, size), np.int8)
     g = layer.gates
     for t in range(steps):
-        xw = {name: _part(x[:, t], g[name].input_weights, g[name].input_bias, g[name].input_shift) for name in GATES}
-        hr = {name: _part(h8, g[name].hidden_weights, g[name].hidden_bias, g[name].hidden_shift)
+        xw = {name: matvec_part(x[:, t], g[name].input_weights, g[name].input_bias, g[name].input_shift) for name in GATES}
+        hr = {name: matvec_part(h8, g[name].hidden_weights, g[name].hidden_bias, g[name].hidden_shift)
               for name in ("update", "reset")}
-        z = activation_s16(_sat16(xw["update"].astype(np.int64) + hr["update"]), 0, "sigmoid").astype(np.int64)
-        r = activation_s16(_sat16(xw["reset"].astype(np.int64) + hr["reset"]), 0, "sigmoid").astype(np.int64)
+        z = activation_s16(sat16(xw["update"].astype(np.int64) + hr["update"]), 0, "sigmoid").astype(np.int64)
+        r = activation_s16(sat16(xw["reset"].astype(np.int64) + hr["reset"]), 0, "sigmoid").astype(np.int64)
         if layer.linear_before_reset:
-            hn = _part(h8, g["new"].hidden_weights, g["new"].hidden_bias, g["new"].hidden_shift)
+            hn = matvec_part(h8, g["new"].hidden_weights, g["new"].hidden_bias, g["new"].hidden_shift)
             pre = xw["new"].astype(np.int64) + divide_pow2(r * hn, ACT_FRAC)
         else:
             rh8 = np.clip(divide_pow2(r * h16, 2 * ACT_FRAC - HIDDEN_FRAC), -128, 127)
-            pre = xw["new"].astype(np.int64) + _part(rh8, g["new"].hidden_weights, g["new"].hidden_bias,
+            pre = xw["new"].astype(np.int64) + matvec_part(rh8, g["new"].hidden_weights, g["new"].hidden_bias,
                                                      g["new"].hidden_shift)
-        new = activation_s16(_sat16(pre), 0, "tanh").astype(np.int64)
-        h16 = _sat16(new + divide_pow2(z * (h16 - new), ACT_FRAC)).astype(np.int64)
+        new = activation_s16(sat16(pre), 0, "tanh").astype(np.int64)
+        h16 = sat16(new + divide_pow2(z * (h16 - new), ACT_FRAC)).astype(np.int64)
         h8 = np.clip(divide_pow2(h16, ACT_FRAC - HIDDEN_FRAC), -128, 127).astype(np.int8)
         out[:, t] = h8
     state["hidden"] = h16.astype(np.int16)

@@ -10,6 +10,13 @@ Formats (x in Format(n_x, z_x); every scale a power of two, so every multiplier 
   f * c -> cell by 2^-15, i * g -> cell by 2^-(30 - n_c), tanh(c) reads c shifted by 12 - n_c;
   hidden int8 Q0.7 (|h| < 1): o * tanh(c) -> h by 2^-(30 - 7).
 The kernel starts from a zero state (it clears the cell and skips the hidden part at t = 0).
+
+What it lacks (peepholes, a projection, a nonzero initial state) runs on kwscc's own kernel,
+kwscc_lstm_s8 (kwscc.quant.lstm_own has its arithmetic), with the same gate formats plus:
+  peephole weights int16, frac n_p[g] = 15 - ceil(log2 max|P_g|), added in Q3.12 (shift n_p + n_c - 12);
+  the hidden state int8 in frac n_h: 7 without a projection, else from its range over all time steps
+  (calibration, bounded by proj_clip); projection weights int8 (one max-rule format) reading o * tanh(c)
+  as int8 Q0.7; the initial states quantized in the hidden's and the cell's formats.
 """
 from __future__ import annotations
 
@@ -19,13 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwscc.ir import Graph, Node
-from kwscc.quant.formats import Format, frac_bits_for, quantize_bias, quantize_weights
+from kwscc.ops.recurrent import LSTM_PROJECTION
+from kwscc.quant.formats import Format, frac_bits_for, quantize_bias, quantize_weights, round_half_up
 from kwscc.quant.kernels import pow2_multiplier_shift, requantize
 
 GATE_FRAC, ACT_FRAC, HIDDEN_FRAC = 12, 15, 7
 Q15_MIN, Q15_MAX = -32768, 32767
 GATES = ("input", "output", "forget", "cell")  # the IR's block order (kwscc.ops.recurrent)
 ACTIVATIONS = {"input": "sigmoid", "output": "sigmoid", "forget": "sigmoid", "cell": "tanh"}
+PEEPHOLE_GATES = ("input", "output", "forget")  # the IR's P blocks
+CMSIS_KERNEL, KWSCC_KERNEL = "arm_lstm_unidirectional_s8", "kwscc_lstm_s8"
 
 
 @dataclass(slots=True)
@@ -52,17 +62,30 @@ class LstmLayer:
     steps: int
     last_only: bool
     weight_frac: None = None  # the report's per-layer weight formats are for Conv/Dense
+    kernel: str = CMSIS_KERNEL
+    # kwscc_lstm_s8 only: gate -> (int16 weights [H], shift into Q3.12); None without peepholes
+    peepholes: dict[str, tuple[np.ndarray, int]] | None = None
+    projection: np.ndarray | None = None  # int8 [O, H]
+    projection_shift: int = 0  # (o * tanh(c) as Q0.7) . projection -> hidden: divided by 2^shift
+    hidden_clip: int | None = None  # bound of the int8 hidden state (proj_clip); None: -128..127
+    initial_hidden: np.ndarray | None = None  # int8 [O]; None: zero
+    initial_cell: np.ndarray | None = None  # int16 [H]; None: zero
 
     @property
     def hidden_size(self) -> int:
         return self.gates["input"].hidden_weights.shape[0]
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size if self.projection is None else self.projection.shape[0]
 
 
 def cell_frac_for(bound: float) -> int:
     return min(ACT_FRAC, 15 - math.ceil(math.log2(max(bound, 2.0**-15))))
 
 
-def quantize_gate_weights(wg: np.ndarray, rg: np.ndarray, x_bias: np.ndarray, fmt: Format):
+def quantize_gate_weights(wg: np.ndarray, rg: np.ndarray, x_bias: np.ndarray, fmt: Format,
+                          hidden_frac: int = HIDDEN_FRAC):
     """One gate of an LSTM or GRU: int8 W_g and R_g (one max-rule format each: the kernels have one
     multiplier per gate and operand), the input part's int32 bias with the input zero point's share,
     and the fracs of the two accumulators, n_x + n_wx and n_h + n_wh."""
@@ -71,24 +94,81 @@ def quantize_gate_weights(wg: np.ndarray, rg: np.ndarray, x_bias: np.ndarray, fm
     qw, qr = quantize_weights(wg, np.full(hidden, n_wx)), quantize_weights(rg, np.full(hidden, n_wh))
     bias = quantize_bias(x_bias, np.full(hidden, fmt.frac + n_wx)).astype(np.int64)
     bias -= fmt.zero_point * qw.astype(np.int64).sum(axis=1)
-    return qw, qr, np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32), fmt.frac + n_wx, HIDDEN_FRAC + n_wh
+    return qw, qr, np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32), fmt.frac + n_wx, hidden_frac + n_wh
 
 
-def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format]) -> LstmLayer:
+def needs_own_kernel(graph: Graph, node: Node) -> bool:
+    """Whether the LSTM has what arm_lstm_unidirectional_s8 lacks: peepholes, a projection, a nonzero
+    initial state."""
+    p, h0, c0 = (graph.tensors[name].data for name in node.inputs[4:7])
+    return len(node.inputs) > LSTM_PROJECTION or any(np.any(v) for v in (p, h0, c0))
+
+
+def _hidden_frac(node: Node, h0: np.ndarray, proj: np.ndarray | None, ranges) -> int:
+    """n_h: Q0.7 for o * tanh(c); a projection's output by its range over every step (calibration, which
+    sees all steps, else its bound sum_j |Wp_ij|), bounded by proj_clip; the initial state must fit."""
+    if proj is None:
+        bound = 1.0
+    else:
+        lo, hi = ranges.get(node.outputs[0], (0.0, float(np.abs(proj).sum(axis=1).max())))
+        bound = max(abs(lo), abs(hi))
+        if node.attrs.get("proj_clip"):
+            bound = min(bound, node.attrs["proj_clip"])
+    return frac_bits_for(max(bound, float(np.abs(h0).max(initial=0.0))))
+
+
+def _fixed(values: np.ndarray, frac: int, bits: int) -> np.ndarray:
+    bound = 2 ** (bits - 1)
+    q = np.clip(round_half_up(np.asarray(values, np.float64) * 2.0**frac), -bound, bound - 1)
+    return q.astype(np.int8 if bits == 8 else np.int16)
+
+
+def _peepholes(p: np.ndarray, hidden: int, cell_frac: int) -> dict[str, tuple[np.ndarray, int]]:
+    out = {}
+    for index, gate in enumerate(PEEPHOLE_GATES):
+        pg = p[index * hidden:(index + 1) * hidden]
+        absmax = float(np.abs(pg).max())
+        frac = 15 - math.ceil(math.log2(absmax)) if absmax > 0 else 15
+        out[gate] = (_fixed(pg, frac, 16), frac + cell_frac - GATE_FRAC)
+    return out
+
+
+def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format],
+                  ranges: dict[str, tuple[float, float]] | None = None) -> LstmLayer:
+    """The LSTM's integer parameters for arm_lstm_unidirectional_s8, or for kwscc_lstm_s8 when it needs
+    what the library lacks. `ranges`: calibrated (min, max) per tensor (the output's spans every step)."""
     x, w, r, b = (graph.tensors[name] for name in node.inputs[:4])
+    p, h0, c0 = (graph.tensors[name].data.astype(np.float64) for name in node.inputs[4:7])
+    proj = graph.tensors[node.inputs[LSTM_PROJECTION]].data if len(node.inputs) > LSTM_PROJECTION else None
+    own = needs_own_kernel(graph, node)
     fmt = formats[node.inputs[0]]
     hidden, steps = node.attrs["hidden_size"], x.shape[1]
+    hidden_frac = _hidden_frac(node, h0, proj, ranges or {}) if own else HIDDEN_FRAC
     gates = {}
     for index, gate in enumerate(GATES):
         rows = slice(index * hidden, (index + 1) * hidden)
-        qw, qr, bias, x_frac, h_frac = quantize_gate_weights(w.data[rows], r.data[rows], b.data[rows], fmt)
+        qw, qr, bias, x_frac, h_frac = quantize_gate_weights(w.data[rows], r.data[rows], b.data[rows], fmt,
+                                                             hidden_frac)
         gates[gate] = LstmGate(qw, qr, bias, x_frac - GATE_FRAC, h_frac - GATE_FRAC, ACTIVATIONS[gate], x_frac)
     clip = node.attrs.get("cell_clip")
-    cell_frac = cell_frac_for(clip if clip else float(steps))
+    # |c_t| <= |c_0| + t: f and i are in (0, 1) and |g| < 1
+    cell_frac = cell_frac_for(max(clip, float(np.abs(c0).max())) if clip else steps + float(np.abs(c0).max()))
     cell_clip = min(Q15_MAX, math.floor(clip * 2.0**cell_frac)) if clip else Q15_MAX
-    formats[node.outputs[0]] = Format(HIDDEN_FRAC)
-    return LstmLayer(node.name, gates, cell_frac, cell_clip, HIDDEN_FRAC, -fmt.zero_point, steps,
-                     node.attrs["output"] == "last")
+    formats[node.outputs[0]] = Format(hidden_frac)
+    layer = LstmLayer(node.name, gates, cell_frac, cell_clip, hidden_frac, -fmt.zero_point, steps,
+                      node.attrs["output"] == "last")
+    if own:
+        layer.kernel = KWSCC_KERNEL
+        layer.peepholes = _peepholes(p, hidden, cell_frac) if np.any(p) else None
+        layer.initial_hidden = _fixed(h0, hidden_frac, 8) if np.any(h0) else None
+        layer.initial_cell = _fixed(c0, cell_frac, 16) if np.any(c0) else None
+    if proj is not None:
+        n_wp = frac_bits_for(float(np.abs(proj).max()))
+        layer.projection = quantize_weights(proj, np.full(proj.shape[0], n_wp))
+        layer.projection_shift = HIDDEN_FRAC + n_wp - hidden_frac
+        if node.attrs.get("proj_clip"):
+            layer.hidden_clip = min(127, math.floor(node.attrs["proj_clip"] * 2.0**hidden_frac))
+    return layer
 
 
 def correct_input_biases(parts, x_q: np.ndarray, x_float: np.ndarray) -> bool:

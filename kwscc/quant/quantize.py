@@ -212,7 +212,7 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
             qm.layers[node.name] = QLayer(node.name, (-128, 127),
                                           table=lut.table(graph, node, formats[node.inputs[0]], out_fmt))
         elif node.op == "LSTM":
-            qm.layers[node.name] = quantize_lstm(graph, node, formats)
+            qm.layers[node.name] = quantize_lstm(graph, node, formats, ranges)
         elif node.op == "GRU":
             qm.layers[node.name] = quantize_gru(graph, node, formats)
         else:  # pools, pads, transposes and reshapes move values without rescaling them

@@ -11,7 +11,7 @@ from kwscc.ops.conv import conv_out_hw
 from kwscc.quant import kernels
 from kwscc.quant.formats import quantize_input
 from kwscc.quant.gru import simulate_gru
-from kwscc.quant.lstm import simulate_lstm
+from kwscc.quant.lstm_own import simulate_lstm
 from kwscc.quant.lut import lookup
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.split_input import quantize_split, split_shape

@@ -8,60 +8,17 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from kwscc.errors import UnsupportedError
 from kwscc.frontends import read_model
 from kwscc.ir.execute import run_float
 from kwscc.passes import run_pipeline
-from tests.frontends.tfl_lstm import lstm_tflite
+from tests.frontends.recurrent_models import F, H, T, lstm_tflite, onnx_rnn
 
 ROOT = Path(__file__).resolve().parents[2]
 RECURRENT = ROOT / "examples" / "kws" / "recurrent"
 NPZ = ROOT / "examples" / "kws" / "kws_synth.npz"
-T, F, H = 6, 3, 5
-
-
-def _rnn_model(tmp_path: Path, op: str, *, attrs=None, peepholes=False, initial=False, batch=1, seq=T,
-               outputs=("Y_h",), last_slice=False) -> Path:
-    """x [batch, T, F] -> time-major -> op; outputs Y_h, or Y's last step through Squeeze/Slice/Squeeze."""
-    rng = np.random.default_rng(7)
-    gates = 4 if op == "LSTM" else 3
-    inits = [numpy_helper.from_array(rng.normal(0, 0.6, (1, gates * H, F)).astype(np.float32), "W"),
-             numpy_helper.from_array(rng.normal(0, 0.6, (1, gates * H, H)).astype(np.float32), "R"),
-             numpy_helper.from_array(rng.normal(0, 0.3, (1, 2 * gates * H)).astype(np.float32), "B")]
-    inputs = ["xt", "W", "R", "B", ""]
-    if initial:
-        inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (1, batch, H)).astype(np.float32), "h0"))
-        inputs.append("h0")
-        if op == "LSTM":
-            inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (1, batch, H)).astype(np.float32), "c0"))
-            inputs.append("c0")
-    if peepholes:
-        inputs += [""] * (7 - len(inputs))
-        inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (1, 3 * H)).astype(np.float32), "P"))
-        inputs.append("P")
-    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2])]
-    nodes += [helper.make_node(op, inputs, ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else []), name="rnn",
-                              hidden_size=H, **(attrs or {}))]
-    out = "Y_h"
-    if last_slice:
-        consts = {"ax1": [1], "start": [-1], "end": [2**31 - 1], "ax0": [0]}
-        inits += [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items()]
-        nodes += [helper.make_node("Squeeze", ["Y", "ax1"], ["Ys"]),
-                  helper.make_node("Slice", ["Ys", "start", "end", "ax0"], ["Ylast"]),
-                  helper.make_node("Squeeze", ["Ylast", "ax0"], ["last"])]
-        out = "last"
-    for o in outputs:
-        if o != "Y_h":
-            out = o
-    graph = helper.make_graph(nodes, "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, seq, F])],
-                              [helper.make_tensor_value_info(out, TensorProto.FLOAT,
-                                                             [batch, H] if last_slice else [1, batch, H])],
-                              inits)
-    path = tmp_path / f"{op.lower()}.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
-    return path
 
 
 def _agree_with_ort(path: Path) -> float:
@@ -82,11 +39,11 @@ def _agree_with_ort(path: Path) -> float:
     dict(op="GRU", last_slice=True, attrs={"linear_before_reset": 1}),
 ], ids=["lstm", "lstm-peep-init", "lstm-last-slice", "gru", "gru-lbr-init", "gru-last-slice"])
 def test_onnx_recurrent_matches_onnxruntime(tmp_path, case):
-    assert _agree_with_ort(_rnn_model(tmp_path, **case)) < 1e-5
+    assert _agree_with_ort(onnx_rnn(tmp_path, **case)) < 1e-5
 
 
 def test_last_step_slice_runs_the_layer_once(tmp_path):
-    graph = run_pipeline(read_model(_rnn_model(tmp_path, "LSTM", last_slice=True)))
+    graph = run_pipeline(read_model(onnx_rnn(tmp_path, "LSTM", last_slice=True)))
     lstm = [n for n in graph.nodes() if n.op == "LSTM"]
     assert len(lstm) == 1 and lstm[0].attrs["output"] == "last"
 
@@ -105,7 +62,7 @@ def test_last_step_slice_runs_the_layer_once(tmp_path):
 ])
 def test_bad_recurrent_input_refused(tmp_path, case, message):
     with pytest.raises(UnsupportedError, match=None) as err:
-        read_model(_rnn_model(tmp_path, **case))
+        read_model(onnx_rnn(tmp_path, **case))
     text = str(err.value)
     assert message in text and "node 'rnn'" in text and "\n" not in text
 
@@ -114,7 +71,7 @@ def test_bad_recurrent_input_refused(tmp_path, case, message):
 def test_sequence_length_must_be_known(tmp_path, seq, message):
     """A sequence length left open in the file is refused; a time-major model input too (its first axis
     would be read as the batch)."""
-    path = _rnn_model(tmp_path, "GRU", seq=seq)
+    path = onnx_rnn(tmp_path, "GRU", seq=seq)
     if message is None:  # the same layer fed straight from a time-major input
         model = onnx.load(path)
         model.graph.node[1].input[0] = "x"
@@ -175,7 +132,7 @@ def test_exported_rnn_ops_match_onnxruntime(model):
 def test_batch_first_layout_reads_like_the_time_major_form(tmp_path, op):
     """ONNX layout=1 ([batch, T, F] in, Y [batch, T, 1, H]) fed straight from the model input gives
     what the time-major form (checked against onnxruntime above) gives."""
-    time_major = _rnn_model(tmp_path, op, initial=True)
+    time_major = onnx_rnn(tmp_path, op, initial=True)
     model = onnx.load(time_major)
     rnn = model.graph.node[1]
     rnn.input[0] = "x"

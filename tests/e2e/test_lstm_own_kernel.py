@@ -1,0 +1,62 @@
+"""kwscc_lstm_s8, kwscc's LSTM kernel for what arm_lstm_unidirectional_s8 lacks (peepholes, a projection,
+nonzero initial states), end to end on small models built in code: the C is bit-exact with the simulator
+(kwscc's host kernels, under ASan/UBSan, and the real CMSIS-NN v7's arm_nn_activation_s16) and close to
+the float model, whose LiteRT / onnxruntime run validate compares with."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from kwscc.driver import CompileOptions, compile_model
+from kwscc.validate.validate import validate
+from tests.e2e.test_recurrent_kws import cmsis_nn_checkout
+from tests.frontends.recurrent_models import lstm_tflite, onnx_rnn
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed to build the generated C")
+
+# (builder, its arguments, steps, features, minimum output SQNR in dB against the float model)
+MODELS = {
+    "tflite-peep-proj-clips": (lstm_tflite, dict(steps=7, features=5, hidden=9, projection=4, peepholes=True,
+                                                 cell_clip=1.5, proj_clip=0.6, seed=3), 7, 5, 25.0),
+    "tflite-proj-last": (lstm_tflite, dict(steps=11, features=4, hidden=6, projection=8, last=True, seed=5),
+                         11, 4, 25.0),
+    "onnx-peep-initial": (onnx_rnn, dict(op="LSTM", peepholes=True, initial=True, seq=9, features=6, hidden=7,
+                                         seed=9), 9, 6, 25.0),
+}
+
+
+def _compile(tmp_path, model: str):
+    build, args, steps, features, _ = MODELS[model]
+    rng = np.random.default_rng(1)
+    calib, test = tmp_path / "calib.npy", tmp_path / "test.npy"
+    np.save(calib, rng.normal(0, 1, (48, steps, features)).astype(np.float32))
+    np.save(test, rng.normal(0, 1, (24, steps, features)).astype(np.float32))
+    path = build(tmp_path, **args)
+    return compile_model(path, CompileOptions(calib=str(calib))), str(test)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_kwscc_lstm_matches_simulator_and_float(tmp_path, model):
+    compiled, test = _compile(tmp_path, model)
+    lstm = next(call for call in compiled.calls if call.node.op == "LSTM")
+    assert lstm.function == "kwscc_lstm_s8"
+    assert compiled.plan.scratch(lstm.node.name).size == lstm.scratch["dsp"]
+    result = validate(compiled, test)
+    assert result["c_vs_simulator_mismatches"] == 0
+    assert result["output_sqnr_db"] >= MODELS[model][4]
+
+
+def test_kwscc_lstm_is_sanitizer_clean(tmp_path):
+    compiled, test = _compile(tmp_path, "tflite-peep-proj-clips")
+    assert validate(compiled, test, sanitize=True)["c_vs_simulator_mismatches"] == 0
+
+
+def test_kwscc_lstm_matches_real_cmsis_nn(tmp_path):
+    root = cmsis_nn_checkout()
+    if root is None:
+        pytest.skip("no CMSIS-NN v7.0.0 checkout (KWSCC_CMSIS_NN or ../shared/third_party/CMSIS-NN-v7.0.0)")
+    compiled, test = _compile(tmp_path, "onnx-peep-initial")
+    result = validate(compiled, test, cmsis_nn_dir=str(root))
+    assert "CMSIS-NN" in result["kernels"] and result["c_vs_simulator_mismatches"] == 0
