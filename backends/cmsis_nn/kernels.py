@@ -312,8 +312,8 @@ def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
 
 def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     """kwscc_lstm_s8, for the peepholes, projection or initial state that arm_lstm_unidirectional_s8 lacks;
-    scratch: the int16 cell state, three int16 gate buffers and a temporary, the int8 hidden state and
-    o * tanh(c) as int8."""
+    scratch: four int16 gate buffers and o * tanh(c) as int8, then the state (int16 cell, int8 hidden),
+    which streaming (kwscc.streaming) keeps in NAME_state instead."""
     layer = qm.layers[node.name]
     size, out_size, steps = layer.hidden_size, layer.output_size, layer.steps
     features = qm.graph.tensors[node.inputs[0]].shape[2]
@@ -343,12 +343,15 @@ def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
                                                                               "state"),
               "initial_cell": None if layer.initial_cell is None else add("c0", "int16_t", layer.initial_cell,
                                                                           "state"),
-              "last_only": layer.last_only}
-    scratch = align4(5 * 2 * size + out_size + size)
+              "last_only": layer.last_only, "streaming": qm.streaming is not None,
+              "gate_values": 4 * size + (size + 1) // 2, "cell_bytes": align4(2 * size)}
+    state = align4(2 * size) + align4(out_size)
+    work = 2 * params["gate_values"]  # four int16 buffers, then o * tanh(c) as int8 (size bytes, rounded up)
+    scratch = work if qm.streaming else align4(work + 2 * size + out_size)
     macs = steps * (4 * size * (features + out_size) + (0 if layer.projection is None else size * out_size))
     return KernelCall(node, KWSCC_LSTM, "ops/kwscc_lstm.c.j2", params,
                       {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays,
-                      kernels=("kwscc_rnn_s16", KWSCC_LSTM))
+                      kernels=("kwscc_rnn_s16", KWSCC_LSTM), state=state if qm.streaming else 0)
 
 
 def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:

@@ -96,6 +96,7 @@ def sat16(v: np.ndarray) -> np.ndarray:
 
 
 def matvec_part(lhs: np.ndarray, weights: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
+    """sat16(div(bias + lhs . each weights row, k)): one part of a gate's pre-activation, Q3.12."""
     acc = lhs.astype(np.int64) @ weights.astype(np.int64).T + bias
     return sat16(divide_pow2(acc, k))
 
@@ -111,7 +112,8 @@ def gru_s8(x: np.ndarray, layer: GruLayer, state: dict | None = None) -> np.ndar
     out = np.empty((n, steps, size), np.int8)
     g = layer.gates
     for t in range(steps):
-        xw = {name: matvec_part(x[:, t], g[name].input_weights, g[name].input_bias, g[name].input_shift) for name in GATES}
+        xw = {name: matvec_part(x[:, t], g[name].input_weights, g[name].input_bias, g[name].input_shift)
+              for name in GATES}
         hr = {name: matvec_part(h8, g[name].hidden_weights, g[name].hidden_bias, g[name].hidden_shift)
               for name in ("update", "reset")}
         z = activation_s16(sat16(xw["update"].astype(np.int64) + hr["update"]), 0, "sigmoid").astype(np.int64)

@@ -21,16 +21,19 @@ from kwscc.quant.lstm import ACT_FRAC, GATE_FRAC, GATES, HIDDEN_FRAC, KWSCC_KERN
 from kwscc.quant.lstm import simulate_lstm as simulate_cmsis_lstm
 
 
-def _state(initial: np.ndarray | None, n: int, size: int) -> np.ndarray:
-    return np.zeros((n, size), np.int64) if initial is None else np.tile(initial.astype(np.int64), (n, 1))
+def _initial(values: np.ndarray | None, n: int, size: int, dtype) -> np.ndarray:
+    return np.zeros((n, size), dtype) if values is None else np.tile(values.astype(dtype), (n, 1))
 
 
-def kwscc_lstm_s8(x: np.ndarray, layer: LstmLayer) -> np.ndarray:
-    """kwscc_lstm_s8 over x [N, T, F] int8 from the layer's initial state: the hidden sequence [N, T, O]."""
+def kwscc_lstm_s8(x: np.ndarray, layer: LstmLayer, state: dict | None = None) -> np.ndarray:
+    """kwscc_lstm_s8 over x [N, T, F] int8: the hidden sequence [N, T, O]. state (streaming,
+    kwscc.streaming): {"cell": int16 [N, H], "hidden": int8 [N, O]} to start from, updated in place;
+    empty or None: the layer's initial state."""
     n, steps, _ = x.shape
     g = layer.gates
-    h8 = _state(layer.initial_hidden, n, layer.output_size).astype(np.int8)
-    c = _state(layer.initial_cell, n, layer.hidden_size)
+    state = {} if state is None else state
+    h8 = state.get("hidden", _initial(layer.initial_hidden, n, layer.output_size, np.int8))
+    c = state.get("cell", _initial(layer.initial_cell, n, layer.hidden_size, np.int16)).astype(np.int64)
     out = np.empty((n, steps, layer.output_size), np.int8)
 
     def gate(name: str, pre: dict, cell: np.ndarray) -> np.ndarray:
@@ -57,12 +60,13 @@ def kwscc_lstm_s8(x: np.ndarray, layer: LstmLayer) -> np.ndarray:
         bound = layer.hidden_clip
         h8 = np.clip(h, -128 if bound is None else -bound, 127 if bound is None else bound).astype(np.int8)
         out[:, t] = h8
+    state.update(cell=c.astype(np.int16), hidden=h8)
     return out
 
 
-def simulate_lstm(layer: LstmLayer, x: np.ndarray, rounding: str) -> np.ndarray:
-    """The int8 output of an LSTM node on whichever kernel runs it."""
+def simulate_lstm(layer: LstmLayer, x: np.ndarray, rounding: str, state: dict | None = None) -> np.ndarray:
+    """The int8 output of an LSTM node on whichever kernel runs it (state: see kwscc_lstm_s8)."""
     if layer.kernel != KWSCC_KERNEL:
-        return simulate_cmsis_lstm(layer, x, rounding)
-    seq = kwscc_lstm_s8(np.asarray(x, np.int8), layer)
+        return simulate_cmsis_lstm(layer, x, rounding, state)
+    seq = kwscc_lstm_s8(np.asarray(x, np.int8), layer, state)
     return seq[:, -1] if layer.last_only else seq

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from kwscc.driver import CompileOptions, compile_model
-from kwscc.validate.validate import validate
+from kwscc.streaming import as_calls, calls_per_clip, simulate_stream
+from kwscc.validate.validate import run_compiled, validate
 from tests.e2e.test_recurrent_kws import cmsis_nn_checkout
 from tests.frontends.recurrent_models import lstm_tflite, onnx_rnn
 
@@ -20,21 +21,21 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is need
 MODELS = {
     "tflite-peep-proj-clips": (lstm_tflite, dict(steps=7, features=5, hidden=9, projection=4, peepholes=True,
                                                  cell_clip=1.5, proj_clip=0.6, seed=3), 7, 5, 25.0),
-    "tflite-proj-last": (lstm_tflite, dict(steps=11, features=4, hidden=6, projection=8, last=True, seed=5),
-                         11, 4, 25.0),
+    "tflite-peep-proj-last": (lstm_tflite, dict(steps=12, features=4, hidden=6, projection=8, peepholes=True,
+                                                last=True, seed=5), 12, 4, 25.0),
     "onnx-peep-initial": (onnx_rnn, dict(op="LSTM", peepholes=True, initial=True, seq=9, features=6, hidden=7,
                                          seed=9), 9, 6, 25.0),
 }
 
 
-def _compile(tmp_path, model: str):
+def _compile(tmp_path, model: str, streaming: int | None = None):
     build, args, steps, features, _ = MODELS[model]
     rng = np.random.default_rng(1)
     calib, test = tmp_path / "calib.npy", tmp_path / "test.npy"
     np.save(calib, rng.normal(0, 1, (48, steps, features)).astype(np.float32))
     np.save(test, rng.normal(0, 1, (24, steps, features)).astype(np.float32))
     path = build(tmp_path, **args)
-    return compile_model(path, CompileOptions(calib=str(calib))), str(test)
+    return compile_model(path, CompileOptions(calib=str(calib), streaming=streaming)), str(test)
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -60,3 +61,17 @@ def test_kwscc_lstm_matches_real_cmsis_nn(tmp_path):
     compiled, test = _compile(tmp_path, "onnx-peep-initial")
     result = validate(compiled, test, cmsis_nn_dir=str(root))
     assert "CMSIS-NN" in result["kernels"] and result["c_vs_simulator_mismatches"] == 0
+
+
+def test_kwscc_lstm_streams(tmp_path):
+    """--streaming 3: the cell and hidden state stay in NAME_state between calls; every call's C equals the
+    simulator, and a clip's last call equals the whole-clip program."""
+    stream, test = _compile(tmp_path, "tflite-peep-proj-last", streaming=3)
+    whole, _ = _compile(tmp_path, "tflite-peep-proj-last")
+    lstm = next(call for call in stream.calls if call.node.op == "LSTM")
+    assert lstm.function == "kwscc_lstm_s8" and lstm.state == 2 * 6 + 8
+    x = np.load(test)[:5]
+    c_out, _ = run_compiled(stream, as_calls(stream.qm, x), False, "host", None)
+    assert np.array_equal(c_out, simulate_stream(stream.qm, x))
+    whole_c, _ = run_compiled(whole, x, False, "host", None)
+    assert np.array_equal(c_out.reshape(5, calls_per_clip(stream.qm), -1)[:, -1], whole_c)
