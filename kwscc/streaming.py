@@ -6,7 +6,7 @@ the very same formats and weights, so a clip fed FRAMES frames at a time ends in
 the output, of the whole clip at once. What changes: the time axis of the model input, of the reshapes
 leading to the first recurrent layer, of the recurrent layers' inputs and of their "sequence" outputs
 shrinks from the clip's T frames to FRAMES, and every LSTM/GRU continues from the state the previous call
-left (NAME_reset_state() restores the initial state). Layers after the last recurrent layer run on every
+left (NAME_reset_state() restores the initial state, zero or the model's). Layers after the last recurrent layer run on every
 call, on its state after the call's last frame.
 
 The form this supports: model input -> reshapes only -> LSTM/GRU layers (stacked: a layer's every-step
@@ -21,7 +21,7 @@ import numpy as np
 
 from kwscc.errors import UnsupportedError
 from kwscc.ir import Graph, Node
-from kwscc.ops.recurrent import LSTM_INPUTS, RECURRENT_OPS
+from kwscc.ops.recurrent import RECURRENT_OPS
 from kwscc.quant.quantize import QuantModel, Streaming
 from kwscc.quant.simulate import simulate, simulate_float_inputs
 
@@ -34,14 +34,6 @@ def _refuse(reason: str) -> UnsupportedError:
 
 def _name(graph: Graph, node: Node) -> str:
     return f"'{node.name}' ({graph.node_sources.get(node.name, node.op)})"
-
-
-INITIAL_STATES = {"LSTM": (LSTM_INPUTS.index("h0"), LSTM_INPUTS.index("c0")), "GRU": (5,)}  # kwscc.ops.recurrent
-
-
-def _initial_state_is_zero(graph: Graph, node: Node) -> bool:
-    """The LSTM's h0 and c0, or the GRU's h0, are all zero."""
-    return not any(np.any(graph.tensors[node.inputs[i]].data) for i in INITIAL_STATES[node.op])
 
 
 def check_streamable(graph: Graph, frames: int) -> int:
@@ -66,10 +58,6 @@ def check_streamable(graph: Graph, frames: int) -> int:
                 raise _refuse(f"node {_name(graph, node)} reads {what}, which is cut into calls of {frames} "
                               "frames; only reshapes may lie between the model input and the first LSTM/GRU, "
                               "and a layer's every-step output may only feed another LSTM/GRU")
-    for node in recurrent:
-        if not _initial_state_is_zero(graph, node):
-            raise _refuse(f"layer {_name(graph, node)} has a nonzero initial state, which NAME_reset_state "
-                          "does not restore yet")
     return clip
 
 

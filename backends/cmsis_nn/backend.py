@@ -97,6 +97,9 @@ class CmsisNNBackend(Backend):
             "input_walk": input_walk(graph),
             "full_range_requantize": own_kernels.full_range(calls),
             "streaming": qm.streaming, "state_size": state_size(calls),
+            "initial_states": [{"offset": state_offsets[view["node"]] + offset, **view["arrays"][index],
+                                "layer": view["index"], "comment": view["comment"]}
+                               for view, call in zip(views, calls) for offset, index in call.state_initial],
             "lstm_step": any(call.function == "arm_nn_lstm_step_s8" for call in calls),
         }
 
@@ -112,6 +115,7 @@ class CmsisNNBackend(Backend):
             "scratch_ptr": f"(arena + {scratch.offset})" if scratch else "NULL",
             "scratch_size": scratch.size if scratch else 0, "name": name,
             "state_ptr": f"((int8_t *){name}_state + {state})" if state is not None else "NULL",
+            "node": call.node.name,
         }
 
 

@@ -58,6 +58,8 @@ class KernelCall:
     estimated_instructions: int | None = None  # on the compiled-for core, from kernel_choice's cost table
     replaces: str | None = None  # kwscc's own kernel: the CMSIS-NN function it stands in for
     state: int = 0  # bytes of recurrent state kept between calls (--streaming): in NAME_state, not the arena
+    # (byte offset in the state, index in arrays) of each nonzero initial state NAME_reset_state copies; rest zero
+    state_initial: tuple[tuple[int, int], ...] = ()
 
     @property
     def activations(self) -> list[str]:
@@ -349,9 +351,12 @@ def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     work = 2 * params["gate_values"]  # four int16 buffers, then o * tanh(c) as int8 (size bytes, rounded up)
     scratch = work if qm.streaming else align4(work + 2 * size + out_size)
     macs = steps * (4 * size * (features + out_size) + (0 if layer.projection is None else size * out_size))
+    initial = tuple((offset, params[key]) for offset, key in ((0, "initial_cell"), (params["cell_bytes"], "initial_hidden"))
+                    if params[key] is not None)
     return KernelCall(node, KWSCC_LSTM, "ops/kwscc_lstm.c.j2", params,
                       {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays,
-                      kernels=("kwscc_rnn_s16", KWSCC_LSTM), state=state if qm.streaming else 0)
+                      kernels=("kwscc_rnn_s16", KWSCC_LSTM), state=state if qm.streaming else 0,
+                      state_initial=initial if qm.streaming else ())
 
 
 def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:

@@ -100,3 +100,21 @@ def test_streaming_lstm_matches_real_cmsis_nn():
         pytest.skip("no CMSIS-NN v7.0.0 checkout (KWSCC_CMSIS_NN or ../shared/third_party/CMSIS-NN-v7.0.0)")
     result = validate(compiled("lstm", 1), f"{kws.NPZ}:test50_x490", cmsis_nn_dir=str(root))
     assert "CMSIS-NN" in result["kernels"] and result["c_vs_simulator_mismatches"] == 0
+
+
+def test_reset_state_restores_a_nonzero_initial_state(tmp_path):
+    """An LSTM with a constant nonzero initial state (and peepholes: kwscc_lstm_s8): the state starts from it,
+    NAME_reset_state copies it back between clips, and a clip's last call equals the whole-clip program."""
+    from tests.frontends.recurrent_models import onnx_rnn
+
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "calib.npy", rng.normal(0, 1, (32, 9, 6)).astype(np.float32))
+    x = rng.normal(0, 1, (4, 9, 6)).astype(np.float32)
+    path = onnx_rnn(tmp_path, op="LSTM", peepholes=True, initial=True, seq=9, features=6, hidden=7, seed=9)
+    whole, stream = (compile_model(path, CompileOptions(calib=str(tmp_path / "calib.npy"), streaming=frames))
+                     for frames in (None, 3))
+    assert "_state_ready" in stream.files[f"{stream.name}.c"]  # the first call sets the initial state
+    c_out, _ = run_compiled(stream, as_calls(stream.qm, x), False, "host", None)
+    assert np.array_equal(c_out, simulate_stream(stream.qm, x))
+    whole_c, _ = run_compiled(whole, x, False, "host", None)
+    assert np.array_equal(c_out.reshape(4, 3, -1)[:, -1], whole_c)
