@@ -358,8 +358,11 @@ def _frames(view: _View, steps: list[Step]) -> Chain | None:
     total = view.graph.tensors[seq].shape[axis]
     if frames != [(seq, axis, first + t) for t in range(len(steps))] or first + len(steps) != total:
         return None
-    if first > 1 or total < 2 or any(not _same(steps[0].params, s.params) or s.attrs != steps[0].attrs
-                                     for s in steps):
+    # a step reading a constant state had its state terms folded (e.g. peepholes on a zero cell): the
+    # cell's parameters come from the last step, and the numeric check covers the first
+    compared = steps[1:] if first == 0 else steps
+    if first > 1 or total < 2 or any(not _same(steps[-1].params, s.params) or s.attrs != steps[-1].attrs
+                                     for s in compared):
         return None
     initial = [steps[0].h_prev, steps[0].c_prev] if steps[0].op == "LSTM" else [steps[0].h_prev]
     if (first == 0) != all(view.const(name) is not None for name in initial):
@@ -403,7 +406,7 @@ def _initial(view: _View, chain: Chain, name: str | None, size: int) -> np.ndarr
 def _inputs(view: _View, chain: Chain) -> dict[str, np.ndarray]:
     """The new node's constant inputs, float32, in the op's order."""
     step = chain.steps[0]
-    p = {k: v.astype(np.float32) for k, v in step.params.items()}
+    p = {k: v.astype(np.float32) for k, v in chain.steps[-1].params.items()}
     hidden = step.attrs["hidden_size"]
     state = p["Wp"].shape[0] if "Wp" in p else hidden
     if step.op == "GRU":
@@ -447,7 +450,7 @@ def _raise(view: _View, chain: Chain) -> bool:
     if region is None:
         return False
     nodes, leaving = region
-    step = chain.steps[0]
+    step = chain.steps[-1]
     consts = _inputs(view, chain)
     last = leaving == [chain.states[-1]]
     probe = Node("probe", step.op, [], [], {**step.attrs, "output": "sequence"})

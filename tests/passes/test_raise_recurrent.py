@@ -42,24 +42,27 @@ class Unrolled:
         return outs
 
     def model(self, out: str, path):
-        self.node("Gemm", [out, self.weights("fc_w", H, CLASSES), self.weights("fc_b", CLASSES)], "y")
+        width = self.inits["proj"].shape[1] if "proj" in self.inits else H
+        self.node("Gemm", [out, self.weights("fc_w", width, CLASSES), self.weights("fc_b", CLASSES)], "y")
         return save(make_model(self.nodes, {"x": [1, T, F]}, {"y": [1, CLASSES]}, self.inits), path.parent, path.name)
 
 
 def lstm_layer(u: Unrolled, frames: list[str], *, features=F, folded_step0=False, forget_bias=1.0,
-               cell_act="Tanh", shared=True, initial=False, peepholes=False) -> tuple[list[str], list[str]]:
+               cell_act="Tanh", shared=True, initial=False, peepholes=False,
+               projection=0) -> tuple[list[str], list[str]]:
     """TF BasicLSTMCell: [i, j, f, o] = split(Gemm(concat(x, h))); f gets forget_bias. TF LSTMCell's
-    peepholes: i and f also read w * c_prev, o reads w * c."""
-    u.weights("lstm_w", features + H, 4 * H)
+    peepholes: i and f also read w * c_prev, o reads w * c; its projection: h = (o * tanh(c)) Wp."""
+    state = projection or H
+    u.weights("lstm_w", features + state, 4 * H)
     u.weights("lstm_b", 4 * H, scale=0.3)
     u.const("fb", [forget_bias])
     if peepholes:
         w_i, w_f, w_o = (u.weights(name, H) for name in ("w_i", "w_f", "w_o"))
-    h = u.const("h_init", u.rng.normal(0, 0.5, (1, H)) if initial else np.zeros((1, H)))
+    h = u.const("h_init", u.rng.normal(0, 0.5, (1, state)) if initial else np.zeros((1, state)))
     c = u.const("c_init", u.rng.normal(0, 0.5, (1, H)) if initial else np.zeros((1, H)))
     hs, cs = [], []
     for t, x in enumerate(frames):
-        w = "lstm_w" if shared else u.weights(f"lstm_w{t}", features + H, 4 * H)
+        w = "lstm_w" if shared else u.weights(f"lstm_w{t}", features + state, 4 * H)
         s = f"l{t}_"
         if folded_step0 and t == 0:  # the converter's step 0: zero state folded away
             z = u.node("Gemm", [x, u.const("w_x", u.inits["lstm_w"][:features]), "lstm_b"], s + "z")
@@ -78,6 +81,8 @@ def lstm_layer(u: Unrolled, frames: list[str], *, features=F, folded_step0=False
         if peepholes:
             o = u.node("Add", [u.node("Mul", [c, w_o], s + "po"), o], s + "opre")
         h = u.node("Mul", [u.node(cell_act, [c], s + "tc"), u.node("Sigmoid", [o], s + "o")], s + "h")
+        if projection:
+            h = u.node("MatMul", [h, u.weights("proj", H, projection) if t == 0 else "proj"], s + "hp")
         hs.append(h)
         cs.append(c)
     return hs, cs
@@ -159,14 +164,19 @@ def test_unrolled_gru_becomes_one_node(tmp_path, reset_after, folded_step0):
     assert_matches_onnxruntime(path, graph)
 
 
-def test_lstm_peepholes_are_read(tmp_path):
+@pytest.mark.parametrize("folded_step0, initial", [(True, False), (False, False), (False, True)])
+def test_lstm_peepholes_and_projection_are_read(tmp_path, folded_step0, initial):
+    """With a constant initial state, step 0's peephole products are folded into constants: the cell
+    is read from the other steps."""
     u = Unrolled()
-    hs, _ = lstm_layer(u, [f"x{t}" for t in range(T)], folded_step0=True, peepholes=True)
+    hs, _ = lstm_layer(u, [f"x{t}" for t in range(T)], folded_step0=folded_step0, initial=initial,
+                       peepholes=True, projection=3)
     path = u.model(hs[-1], tmp_path / "peepholes.onnx")
     graph = compiled_graph(path)
     (lstm,) = recurrent_nodes(graph)
-    p = graph.tensors[lstm.inputs[4]].data  # i, o, f
+    p, wp = (graph.tensors[lstm.inputs[i]].data for i in (4, 7))  # P: i, o, f
     np.testing.assert_array_equal(p, np.concatenate([u.inits["w_i"], u.inits["w_o"], u.inits["w_f"]]))
+    np.testing.assert_array_equal(wp, u.inits["proj"].T)
     assert_matches_onnxruntime(path, graph)
 
 
