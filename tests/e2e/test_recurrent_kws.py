@@ -23,7 +23,9 @@ RECURRENT = kws.KWS / "recurrent"
 MODELS = {"keras_lstm": ("keras_lstm.onnx", "x490", True), "keras_lstm_tflite": ("keras_lstm.tflite", "x490", True),
           "keras_lstm_int8": ("keras_lstm_int8.tflite", "x490", False),
           "basic_lstm_s": ("basic_lstm_s_rnnop.onnx", "x490", True),
-          "keras_gru": ("keras_gru.onnx", "x490", True), "gru_s": ("gru_s_rnnop.onnx", "x250", True)}
+          "keras_gru": ("keras_gru.onnx", "x490", True), "gru_s": ("gru_s_rnnop.onnx", "x250", True),
+          "basic_lstm_s_unrolled": ("basic_lstm_s_unrolled.tflite", "x490", True),
+          "crnn_s_unrolled": ("crnn_s_unrolled.tflite", "x490", True)}
 MIN_AGREEMENT = 0.93  # the issue's floor; the measured numbers are in the README
 CLIPS = 200
 
@@ -61,7 +63,18 @@ def test_recurrent_model_validates(model, clips):
     result = validate(compiled(model), clips[MODELS[model][1]])
     assert result["c_vs_simulator_mismatches"] == 0
     assert result["top1_agreement"] >= MIN_AGREEMENT
-    assert [layer["op"] for layer in result["layers"]][0] in ("LSTM", "GRU")
+    assert {layer["op"] for layer in result["layers"]} & {"LSTM", "GRU"}
+
+
+@pytest.mark.parametrize("model, layers", [("basic_lstm_s_unrolled", [("LSTM", "last")]),
+                                           ("crnn_s_unrolled", [("GRU", "sequence"), ("GRU", "last")])])
+def test_unrolled_cells_run_as_recurrent_layers(model, layers):
+    """TensorFlow's unrolled steps (49 and 2 x 20 cells) compile to one kernel call per layer."""
+    c = compiled(model)
+    assert [(n.op, n.attrs["output"]) for n in c.graph.nodes() if n.op in ("LSTM", "GRU")] == layers
+    assert not {"Sigmoid", "Tanh", "Concat", "Mul"} & set(c.graph.ops())
+    kernels = {"LSTM": "arm_lstm_unidirectional_s8", "GRU": "kwscc_gru_s8"}
+    assert [call.function for call in c.calls if call.node.op in kernels] == [kernels[op] for op, _ in layers]
 
 
 @pytest.mark.parametrize("model", ["keras_lstm_tflite", "gru_s"])
