@@ -118,3 +118,42 @@ def test_reset_state_restores_a_nonzero_initial_state(tmp_path):
     assert np.array_equal(c_out, simulate_stream(stream.qm, x))
     whole_c, _ = run_compiled(whole, x, False, "host", None)
     assert np.array_equal(c_out.reshape(4, 3, -1)[:, -1], whole_c)
+
+
+def stacked_model(path, steps: int = 8, features: int = 4, hidden: int = 6):
+    """x [1, T, F] -> time-major -> LSTM (every step) -> GRU (last state)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+
+    def weights(name, rows, cols):
+        return numpy_helper.from_array(rng.normal(0, 0.5, (1, rows, cols)).astype(np.float32), name)
+
+    inits = [weights("W1", 4 * hidden, features), weights("R1", 4 * hidden, hidden), weights("W2", 3 * hidden, hidden),
+             weights("R2", 3 * hidden, hidden), numpy_helper.from_array(np.array([steps, 1, hidden], np.int64), "seq")]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["xt", "W1", "R1"], ["y1"], name="lstm", hidden_size=hidden),
+             helper.make_node("Reshape", ["y1", "seq"], ["h1"], name="squeeze_direction"),
+             helper.make_node("GRU", ["h1", "W2", "R2"], ["", "y"], name="gru", hidden_size=hidden)]
+    graph = helper.make_graph(nodes, "stacked", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                               [1, steps, features])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, hidden])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
+    return path
+
+
+def test_stacked_layers_stream(tmp_path):
+    """A layer's every-step output feeding the next recurrent layer: both keep their state, the first writes each
+    call's frames (arm_nn_lstm_step_s8 per frame), and a clip's last call equals the whole clip."""
+    rng = np.random.default_rng(6)
+    np.save(tmp_path / "calib.npy", rng.normal(0, 1, (32, 8, 4)).astype(np.float32))
+    x = rng.normal(0, 1, (3, 8, 4)).astype(np.float32)
+    path = stacked_model(tmp_path / "stacked.onnx")
+    whole, stream = (compile_model(path, CompileOptions(calib=str(tmp_path / "calib.npy"), streaming=frames))
+                     for frames in (None, 2))
+    assert [call.function for call in stream.calls][:2] == ["arm_nn_lstm_step_s8", "kwscc_gru_s8"]
+    c_out, _ = run_compiled(stream, as_calls(stream.qm, x), False, "host", None)
+    assert np.array_equal(c_out, simulate_stream(stream.qm, x))
+    whole_c, _ = run_compiled(whole, x, False, "host", None)
+    assert np.array_equal(c_out.reshape(3, 4, -1)[:, -1], whole_c)
