@@ -351,8 +351,8 @@ def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     work = 2 * params["gate_values"]  # four int16 buffers, then o * tanh(c) as int8 (size bytes, rounded up)
     scratch = work if qm.streaming else align4(work + 2 * size + out_size)
     macs = steps * (4 * size * (features + out_size) + (0 if layer.projection is None else size * out_size))
-    initial = tuple((offset, params[key]) for offset, key in ((0, "initial_cell"), (params["cell_bytes"], "initial_hidden"))
-                    if params[key] is not None)
+    slots = ((0, "initial_cell"), (params["cell_bytes"], "initial_hidden"))  # the cell, then the hidden state
+    initial = tuple((offset, params[key]) for offset, key in slots if params[key] is not None)
     return KernelCall(node, KWSCC_LSTM, "ops/kwscc_lstm.c.j2", params,
                       {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays,
                       kernels=("kwscc_rnn_s16", KWSCC_LSTM), state=state if qm.streaming else 0,
