@@ -21,6 +21,7 @@ from kwscc.errors import DataError
 from kwscc.frontends import reference_runner
 from kwscc.ir import Graph
 from kwscc.ops.recurrent import every_step, states_span_steps
+from kwscc.quant.from_int8 import own_recurrence
 from kwscc.quant.methods import DEFAULT_METHOD, METHODS, TensorStats, apply_method, summary
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,12 @@ def activation_names(graph: Graph) -> list[str]:
 
 def _origins(graph: Graph, wanted: list[str]) -> dict[str, tuple[str, np.ndarray | None]]:
     """The model-file tensor (and element order) of every wanted tensor that has one; the others are
-    computed by kwscc's float execution, never matched by shape."""
+    computed by kwscc's float execution, never matched by shape, as are the tensors an int8 file
+    computes through its own integer recurrence (kwscc.quant.from_int8.own_recurrence)."""
     plan = {}
+    own = own_recurrence(graph) if graph.recorded_ranges else set()  # an int8 file's own recurrence
     for name in wanted:
-        if name in graph.origins:
+        if name in graph.origins and name not in own:
             plan[name] = graph.origins[name]
         else:
             log.debug("tensor '%s' has no counterpart in the model file: computed by kwscc", name)
