@@ -1,6 +1,8 @@
-"""int8 TFLite files of unrolled recurrent cells: the per-step int32 biases of one weight tensor are read
-as the one float bias they were quantized from (kwscc.frontends.tflite_int8), exactly enough that each
-step's int32 bias comes back at that step's scale; biases from different float values stay apart."""
+"""int8 TFLite files of unrolled recurrent cells (kwscc.frontends.tflite_int8): the per-step int32 biases of
+one weight tensor are read as the one float bias they were quantized from, exactly enough that each
+step's int32 bias comes back at that step's scale, and biases from different float values stay apart;
+an int8 constant that rounds a bias slice (a folded step 0) is read as the slice; requantized copies
+widen the recorded range of what they copy; calibration takes the recurrence from kwscc's execution."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kwscc.frontends import read_model
+from kwscc.frontends import read_model, reference_runner
 from kwscc.frontends.tflite_int8 import shared_biases
 from kwscc.frontends.tflite_reader import load
+from kwscc.ir.execute import run_float
+from kwscc.passes import run_pipeline
+from kwscc.quant.calibrate import activation_names, float_batches
+from tests.e2e.kws_shared import NPZ
 from tfl_builder import ModelBuilder, fc_options, quantize_per_channel
 
 GRU_S_INT8 = Path(__file__).resolve().parents[2] / "examples" / "kws" / "recurrent" / "gru_s_int8.tflite"
@@ -140,3 +146,19 @@ def test_gru_s_int8_input_range_spans_every_frames_requantized_range():
     the calibrated input range up to 22.8, and kwscc's input range spans it."""
     lo, hi = read_model(GRU_S_INT8).recorded_ranges["Reshape"]
     assert lo == pytest.approx(-60.96, abs=0.01) and hi == pytest.approx(22.79, abs=0.01)
+
+
+@pytest.mark.skipif(not GRU_S_INT8.is_file(), reason="examples/kws/recurrent/gru_s_int8.tflite is missing")
+def test_calibrating_an_int8_file_takes_its_recurrence_from_kwscc():
+    """The GRU raised from gru_s_int8 and the layers after it are calibrated on kwscc's float execution
+    (LiteRT's values there come from TF's int8 recurrence, which kwscc's kernel does not share)."""
+    graph = run_pipeline(read_model(GRU_S_INT8))
+    gru = next(node for node in graph.nodes() if node.op == "GRU")
+    with np.load(NPZ) as data:
+        feeds = {graph.inputs[0]: data["test_x250"][:8].astype(np.float32)}
+    _, _, values = next(float_batches(graph, feeds, GRU_S_INT8, activation_names(graph)))
+    own = run_float(graph, feeds)
+    for name in (gru.outputs[0], graph.outputs[0]):
+        np.testing.assert_array_equal(values[name], own[name])
+    litert = reference_runner(GRU_S_INT8, [gru.outputs[0]])(feeds)[gru.outputs[0]]
+    assert not np.allclose(litert, own[gru.outputs[0]], atol=1e-3)  # so the test can tell them apart
