@@ -8,10 +8,8 @@ chains and replaces them by one node in the canonical form, so calibration, the 
 backends see a cell and run one kernel.
 
 How a chain is found:
-  1. every full step is matched structurally: each gate's pre-activation is reduced to a linear form
-     (rows of the weights applied to each operand, a bias, and the terms that are not linear: the
-     peepholes, GRU's reset-after product); which activation and which product a gate block feeds
-     names it (LSTM: i, f, g, o; GRU: z, r, n, with r * h before or after the recurrent matmul);
+  1. every full step is matched structurally (kwscc.passes.recurrent_steps: gate blocks named by the
+     activation and the product they feed, their weights, biases and peepholes in canonical form);
   2. steps are chained through their state (step t's h and c are step t+1's inputs) and their frames
      must be Crops t = k..T-1 of one sequence tensor. A chain starting at frame 1 follows a step 0 the
      converter folded with the zero initial state; a chain starting at frame 0 reads its initial state
@@ -25,7 +23,7 @@ How a chain is found:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
@@ -33,282 +31,13 @@ import numpy as np
 from kwscc.ir import Graph, Node, Tensor
 from kwscc.ir.execute import run_float
 from kwscc.ops import REGISTRY
+from kwscc.passes.recurrent_steps import CellView, Step, match_steps
 from kwscc.passes.rewrite import remove_dead_nodes
 
 log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-5  # relative: float32 IR arithmetic against the float64 reference, over every step
 TRIALS = 3  # random input sequences each candidate is checked on
-
-
-@dataclass
-class Linear:
-    """A tensor as sum_k operand_k @ weights[operand_k].T + bias + sum(others) (rows: its columns)."""
-
-    weights: dict[str, np.ndarray]
-    bias: np.ndarray
-    others: list[str] = field(default_factory=list)
-
-    def add(self, other: Linear) -> None:
-        for name, w in other.weights.items():
-            self.weights[name] = self.weights[name] + w if name in self.weights else w
-        self.bias = self.bias + other.bias
-        self.others += other.others
-
-
-@dataclass
-class Step:
-    """One matched step: its frame, state in and out, and its cell's parameters (canonical form)."""
-
-    op: str
-    x: str
-    h_prev: str
-    h: str
-    params: dict[str, np.ndarray]
-    attrs: dict
-    c_prev: str | None = None
-    c: str | None = None
-    unprojected: str | None = None  # an LSTM with a projection: h before it (o * tanh(c))
-
-
-class _View:
-    """Read-only lookups on the graph, built once per scan (graph.producer is linear per call)."""
-
-    def __init__(self, graph: Graph) -> None:
-        self.graph = graph
-        self.producers = {out: node for node in graph.nodes() for out in node.outputs}
-
-    def node(self, tensor: str, op: str | tuple[str, ...]) -> Node | None:
-        node = self.producers.get(tensor)
-        ops = (op,) if isinstance(op, str) else op
-        if node is None or node.op not in ops or node.attrs.get("act") is not None:
-            return None
-        return node
-
-    def const(self, tensor: str) -> np.ndarray | None:
-        t = self.graph.tensors[tensor]
-        return np.asarray(t.data, np.float64) if t.is_const else None
-
-    def width(self, tensor: str) -> int:
-        shape = self.graph.tensors[tensor].shape
-        return shape[-1] if shape and int(np.prod(shape[:-1])) == 1 else -1
-
-    def last_axis(self, node: Node, tensor: str) -> bool:
-        return node.attrs["axis"] % len(self.graph.tensors[tensor].shape) == len(self.graph.tensors[tensor].shape) - 1
-
-    # ---- gates ------------------------------------------------------------------------------
-    def activated(self, tensor: str, op: str) -> tuple[str, int, int] | None:
-        """(pre-activation, columns lo, hi) when `tensor` is op(pre)[lo:hi] or op(pre[lo:hi])."""
-        node = self.node(tensor, op)
-        if node is not None:
-            return node.inputs[0], 0, self.width(node.inputs[0])
-        crop = self.node(tensor, "Crop")
-        if crop is not None and self.last_axis(crop, crop.inputs[0]):
-            inner = self.node(crop.inputs[0], op)
-            if inner is not None:
-                return inner.inputs[0], crop.attrs["start"], crop.attrs["end"]
-        return None
-
-    def linear(self, tensor: str, lo: int, hi: int, width: int) -> Linear | None:
-        """Columns [lo, hi) of `tensor` (broadcast to `width` columns) as a Linear, or None."""
-        rows = hi - lo
-        value = self.const(tensor)
-        if value is not None:
-            flat = value.reshape(-1)
-            if flat.size == 1:
-                return Linear({}, np.full(rows, flat[0]))
-            if flat.size == width and value.shape[-1] == width:
-                return Linear({}, flat[lo:hi].copy())
-            return None
-        if self.width(tensor) != width:
-            return None
-        node = self.producers.get(tensor)
-        if node is None or node.attrs.get("act") is not None:
-            return Linear({}, np.zeros(rows), [tensor]) if (lo, hi) == (0, width) else None
-        if node.op == "Crop" and self.last_axis(node, node.inputs[0]):
-            start = node.attrs["start"]
-            return self.linear(node.inputs[0], start + lo, start + hi, self.width(node.inputs[0]))
-        if node.op == "Add":
-            parts = [self.linear(name, lo, hi, width) for name in node.inputs]
-            if None in parts:
-                return None
-            parts[0].add(parts[1])
-            return parts[0]
-        if node.op == "Dense" and self.const(node.inputs[1]) is not None:
-            return self._dense(node, lo, hi)
-        return Linear({}, np.zeros(rows), [tensor]) if (lo, hi) == (0, width) else None
-
-    def _dense(self, node: Node, lo: int, hi: int) -> Linear | None:
-        w = self.const(node.inputs[1])[lo:hi]
-        bias = np.zeros(hi - lo)
-        if len(node.inputs) > 2:
-            b = self.const(node.inputs[2])
-            if b is None:
-                return None
-            bias = b.reshape(-1)[lo:hi].copy()
-        operands = [node.inputs[0]]
-        concat = self.node(node.inputs[0], "Concat")
-        if concat is not None and self.last_axis(concat, node.inputs[0]):
-            operands = list(concat.inputs)
-        widths = [self.width(name) for name in operands]
-        if min(widths) < 1 or sum(widths) != w.shape[1] or len(set(operands)) != len(operands):
-            return None
-        offsets = np.cumsum([0] + widths)
-        return Linear({name: w[:, a:b] for name, a, b in zip(operands, offsets, offsets[1:])}, bias)
-
-    def gate(self, tensor: str, op: str) -> Linear | None:
-        """The Linear pre-activation of a gate op(...) (Sigmoid, Tanh)."""
-        found = self.activated(tensor, op)
-        if found is None:
-            return None
-        pre, lo, hi = found
-        return self.linear(pre, lo, hi, self.width(pre))
-
-    def products(self, tensor: str) -> list[tuple[str, str]]:
-        """Both orders of a Mul's inputs (no fused clamp), or none."""
-        node = self.node(tensor, "Mul")
-        return [] if node is None else [tuple(node.inputs), tuple(reversed(node.inputs))]
-
-    def frame(self, tensor: str) -> tuple[str, int, int] | None:
-        """(sequence, axis, t) when `tensor` is the Crop [t, t+1) of one axis (through Reshapes)."""
-        size = self.graph.tensors[tensor].size
-        while (node := self.node(tensor, "Reshape")) is not None:
-            tensor = node.inputs[0]
-        crop = self.node(tensor, "Crop")
-        if crop is None or crop.attrs["end"] - crop.attrs["start"] != 1:
-            return None
-        seq = self.graph.tensors[crop.inputs[0]]
-        axis = crop.attrs["axis"] % len(seq.shape)
-        if seq.is_const or int(np.prod(seq.shape[:axis])) != 1 or int(np.prod(seq.shape[axis + 1:])) != size:
-            return None
-        return seq.name, axis, crop.attrs["start"]
-
-
-def _split_operands(view: _View, lins: list[Linear]) -> tuple[str, str] | None:
-    """(frame, previous state): the two operands every gate reads, told apart by which is a frame."""
-    names = set(lins[0].weights)
-    if len(names) != 2 or any(set(lin.weights) != names for lin in lins):
-        return None
-    frames = [name for name in names if view.frame(name) is not None]
-    if len(frames) != 1:
-        return None
-    return frames[0], next(iter(names - set(frames)))
-
-
-def _peephole(view: _View, lin: Linear, cell: str, hidden: int) -> np.ndarray | None:
-    """The diagonal weights of `lin`'s only non-linear term Mul(cell, P); zeros without one."""
-    if not lin.others:
-        return np.zeros(hidden)
-    if len(lin.others) != 1:
-        return None
-    for a, b in view.products(lin.others[0]):
-        p = view.const(b)
-        if a == cell and p is not None and p.size in (1, hidden):
-            return np.broadcast_to(p.reshape(-1), (hidden,)).copy()
-    return None
-
-
-def _match_lstm(view: _View, h: str) -> Step | None:
-    """h = o * tanh(c) (or its projection through a bias-free Dense), c = f * c_prev + i * tanh(g)."""
-    m, proj = h, None
-    dense = view.node(h, "Dense")
-    if dense is not None and len(dense.inputs) == 2 and view.const(dense.inputs[1]) is not None:
-        m, proj = dense.inputs[0], view.const(dense.inputs[1])
-    for o_out, tanh_c in view.products(m):
-        tanh = view.node(tanh_c, "Tanh")
-        lin_o = view.gate(o_out, "Sigmoid")
-        if tanh is None or lin_o is None:
-            continue
-        c = tanh.inputs[0]
-        add = view.node(c, "Add")
-        if add is None:
-            continue
-        for forget, inp in (add.inputs, add.inputs[::-1]):
-            for f_out, c_prev in view.products(forget):
-                for i_out, g_out in view.products(inp):
-                    step = _lstm_step(view, h, c, c_prev, [view.gate(i_out, "Sigmoid"), lin_o,
-                                                         view.gate(f_out, "Sigmoid"), view.gate(g_out, "Tanh")], proj)
-                    if step is not None:
-                        step.unprojected = m if proj is not None else None
-                        return step
-    return None
-
-
-def _lstm_step(view: _View, h: str, c: str, c_prev: str, lins: list[Linear | None],
-               proj: np.ndarray | None) -> Step | None:
-    """Gate forms in ONNX order i, o, f, g -> the canonical LSTM's parameters."""
-    if None in lins:
-        return None
-    operands = _split_operands(view, lins)
-    if operands is None:
-        return None
-    x, h_prev = operands
-    hidden = lins[0].bias.size
-    peepholes = [_peephole(view, lins[0], c_prev, hidden), _peephole(view, lins[1], c, hidden),
-                 _peephole(view, lins[2], c_prev, hidden)]
-    if any(p is None for p in peepholes) or lins[3].others or view.width(c) != hidden:
-        return None
-    params = {"W": np.concatenate([lin.weights[x] for lin in lins]),
-              "R": np.concatenate([lin.weights[h_prev] for lin in lins]),
-              "B": np.concatenate([lin.bias for lin in lins]), "P": np.concatenate(peepholes)}
-    if proj is not None:
-        params["Wp"] = proj
-    return Step("LSTM", x, h_prev, h, params, {"hidden_size": hidden}, c_prev, c)
-
-
-def _match_gru(view: _View, h: str) -> Step | None:
-    """h = z * h_prev + (1 - z) * n, n = tanh(x W_n + (r * h_prev) R_n) or tanh(x W_n + r * (h_prev R_n))."""
-    add = view.node(h, "Add")
-    if add is None:
-        return None
-    for keep, update in (add.inputs, add.inputs[::-1]):
-        for z, h_prev in view.products(keep):
-            for one_minus_z, n in view.products(update):
-                sub = view.node(one_minus_z, "Sub")
-                one = None if sub is None else view.const(sub.inputs[0])
-                if one is None or sub.inputs[1] != z or not np.all(one == 1.0):
-                    continue
-                step = _gru_step(view, h, h_prev, view.gate(z, "Sigmoid"), n)
-                if step is not None:
-                    return step
-    return None
-
-
-def _gru_step(view: _View, h: str, h_prev: str, lin_z: Linear | None, n: str) -> Step | None:
-    lin_n = view.gate(n, "Tanh")
-    if lin_z is None or lin_n is None or lin_z.others:
-        return None
-    hidden = lin_z.bias.size
-    reset_after = len(lin_n.others) == 1 and len(lin_n.weights) == 1
-    candidates = lin_n.others if reset_after else [name for name in lin_n.weights if view.frame(name) is None]
-    if len(candidates) != 1:
-        return None
-    for r, rest in view.products(candidates[0]):
-        lin_r = view.gate(r, "Sigmoid")
-        if lin_r is None or lin_r.others:
-            continue
-        operands = _split_operands(view, [lin_z, lin_r])
-        if operands is None or operands[1] != h_prev:
-            continue
-        x = operands[0]
-        if reset_after:
-            lin_hr = view.linear(rest, 0, hidden, hidden)
-            if lin_hr is None or lin_hr.others or set(lin_hr.weights) != {h_prev} or set(lin_n.weights) != {x}:
-                continue
-            r_n, rb_n = lin_hr.weights[h_prev], lin_hr.bias
-        else:
-            if rest != h_prev or set(lin_n.weights) != {x, candidates[0]} or lin_n.others:
-                continue
-            r_n, rb_n = lin_n.weights[candidates[0]], np.zeros(hidden)
-        params = {"W": np.concatenate([lin_z.weights[x], lin_r.weights[x], lin_n.weights[x]]),
-                  "R": np.concatenate([lin_z.weights[h_prev], lin_r.weights[h_prev], r_n]),
-                  "Wb": np.concatenate([lin_z.bias, lin_r.bias, lin_n.bias]),
-                  "Rb": np.concatenate([np.zeros(2 * hidden), rb_n])}
-        return Step("GRU", x, h_prev, h, params, {"hidden_size": hidden, "linear_before_reset": reset_after})
-    return None
-
-
-MATCHERS = {"Mul": _match_lstm, "Dense": _match_lstm, "Add": _match_gru}
 
 
 @dataclass
@@ -324,15 +53,8 @@ class Chain:
         return ([self.steps[0].h_prev] if self.first else []) + [s.h for s in self.steps]
 
 
-def _chains(view: _View) -> list[Chain]:
-    steps = []
-    for node in view.graph.nodes():
-        match = MATCHERS.get(node.op)
-        step = match(view, node.outputs[0]) if match else None
-        if step is not None:
-            steps.append(step)
-    inner = {step.unprojected for step in steps}
-    steps = [step for step in steps if step.h not in inner]  # o * tanh(c) is a step only without a projection
+def _chains(view: CellView) -> list[Chain]:
+    steps = match_steps(view)
     by_input: dict[str, list[Step]] = {}
     for step in steps:
         by_input.setdefault(step.h_prev, []).append(step)
@@ -350,7 +72,7 @@ def _chains(view: _View) -> list[Chain]:
     return chains
 
 
-def _frames(view: _View, steps: list[Step]) -> Chain | None:
+def _frames(view: CellView, steps: list[Step]) -> Chain | None:
     frames = [view.frame(step.x) for step in steps]
     if None in frames:
         return None
@@ -375,7 +97,7 @@ def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
                                         for k in a)
 
 
-def _region(view: _View, chain: Chain) -> tuple[list[Node], list[str]] | None:
+def _region(view: CellView, chain: Chain) -> tuple[list[Node], list[str]] | None:
     """The nodes the chain replaces and the hidden states the rest of the graph reads, or None."""
     graph = view.graph
     g = graph.nx
@@ -397,13 +119,13 @@ def _region(view: _View, chain: Chain) -> tuple[list[Node], list[str]] | None:
     return nodes, leaving
 
 
-def _initial(view: _View, chain: Chain, name: str | None, size: int) -> np.ndarray:
+def _initial(view: CellView, chain: Chain, name: str | None, size: int) -> np.ndarray:
     if chain.first:
         return np.zeros(size, np.float32)
     return np.broadcast_to(view.const(name).reshape(-1), (size,)).astype(np.float32)
 
 
-def _inputs(view: _View, chain: Chain) -> dict[str, np.ndarray]:
+def _inputs(view: CellView, chain: Chain) -> dict[str, np.ndarray]:
     """The new node's constant inputs, float32, in the op's order."""
     step = chain.steps[0]
     p = {k: v.astype(np.float32) for k, v in chain.steps[-1].params.items()}
@@ -444,7 +166,7 @@ def _verify(graph: Graph, chain: Chain, nodes: list[Node], node: Node, consts: d
     return True
 
 
-def _raise(view: _View, chain: Chain) -> bool:
+def _raise(view: CellView, chain: Chain) -> bool:
     graph = view.graph
     region = _region(view, chain)
     if region is None:
@@ -491,7 +213,7 @@ def run(graph: Graph) -> bool:
     changed = remove_dead_nodes(graph)
     rejected: set[str] = set()
     while True:
-        view = _View(graph)
+        view = CellView(graph)
         chains = [c for c in _chains(view) if c.steps[-1].h not in rejected]
         for chain in chains:
             if _raise(view, chain):

@@ -88,8 +88,10 @@ def lstm_layer(u: Unrolled, frames: list[str], *, features=F, folded_step0=False
     return hs, cs
 
 
-def gru_layer(u: Unrolled, frames: list[str], *, reset_after: bool, folded_step0=False) -> list[str]:
-    """TF1 GRUCell (r * h before the candidate's matmul) or Keras reset_after (r * (h R + b) after it)."""
+def gru_layer(u: Unrolled, frames: list[str], *, reset_after: bool, folded_step0=False,
+              difference=False) -> list[str]:
+    """TF1 GRUCell (r * h before the candidate's matmul) or Keras reset_after (r * (h R + b) after it);
+    h = z * h + (1 - z) * n, or with `difference` n + z * (h - n)."""
     features = F
     h = u.const(f"gru_h0_{reset_after}", np.zeros((1, H)))
     one = u.const("one", [1.0])
@@ -117,6 +119,8 @@ def gru_layer(u: Unrolled, frames: list[str], *, reset_after: bool, folded_step0
         update = u.node("Mul", [u.node("Sub", [one, z], s + "1mz"), n], s + "upd")
         if folded_step0 and t == 0:
             h = update
+        elif difference:
+            h = u.node("Add", [n, u.node("Mul", [z, u.node("Sub", [h, n], s + "hmn")], s + "zd")], s + "hnew")
         else:
             h = u.node("Add", [u.node("Mul", [z, h], s + "keep"), update], s + "hnew")
         hs.append(h)
@@ -152,10 +156,11 @@ def test_unrolled_lstm_becomes_one_node(tmp_path, folded_step0, initial):
 
 
 @pytest.mark.parametrize("reset_after", [False, True])
-@pytest.mark.parametrize("folded_step0", [False, True])
-def test_unrolled_gru_becomes_one_node(tmp_path, reset_after, folded_step0):
+@pytest.mark.parametrize("folded_step0, difference", [(False, False), (True, False), (True, True)])
+def test_unrolled_gru_becomes_one_node(tmp_path, reset_after, folded_step0, difference):
     u = Unrolled()
-    hs = gru_layer(u, [f"x{t}" for t in range(T)], reset_after=reset_after, folded_step0=folded_step0)
+    hs = gru_layer(u, [f"x{t}" for t in range(T)], reset_after=reset_after, folded_step0=folded_step0,
+                   difference=difference)
     path = u.model(hs[-1], tmp_path / "gru.onnx")
     graph = compiled_graph(path)
     (gru,) = recurrent_nodes(graph)
