@@ -227,6 +227,7 @@ def validate(compiled: Compiled, data_spec: str, labels_spec: str | None = None,
         "compared_with": reference_label(compiled.model_path, bool(compiled.source.recorded_ranges)),
         "c_vs_simulator_mismatches": mismatches,
         "calls_per_clip": calls_per_clip(compiled.qm),
+        "streaming_frames": compiled.qm.streaming.frames if streaming else None,
         "top1_agreement": float(np.mean(np.argmax(c_out, 1) == np.argmax(f_out, 1))),
         "output_sqnr_db": _sqnr(f_out, q_float),
         "output_max_abs_diff": float(np.max(np.abs(f_out - q_float))),
@@ -262,6 +263,9 @@ def format_summary(result: dict) -> str:
     for layer in result["layers"]:
         lines.append(f"{layer['index']:3d} {layer['name'][:40]:40s} {layer['op']:12s} {db(layer['sqnr_db']):>10s} "
                      f"{layer['cosine']:8.5f} {layer['saturated']:>10d}")
+    if result.get("streaming_frames"):  # no per-layer statistics
+        lines = [f"streaming: {result['calls_per_clip']} calls per clip, the state reset between clips; every call "
+                 "compared with the simulator, each clip's last call with the model"]
     lines += [
         "",
         f"samples                     {result['samples']}",

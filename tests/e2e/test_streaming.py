@@ -13,7 +13,7 @@ import pytest
 from kwscc.driver import CompileOptions, compile_model
 from kwscc.quant.simulate import simulate, simulate_float_inputs
 from kwscc.streaming import as_calls, calls_per_clip, simulate_stream
-from kwscc.validate.validate import run_compiled, validate
+from kwscc.validate.validate import format_summary, run_compiled, validate
 from tests.e2e import kws_shared as kws
 
 RECURRENT = kws.KWS / "recurrent"
@@ -80,6 +80,7 @@ def test_streaming_validates_with_sanitizers():
     data = f"{kws.NPZ}:test50_x490"
     result = validate(compiled("lstm", 1), data, sanitize=True)
     assert result["c_vs_simulator_mismatches"] == 0 and result["calls_per_clip"] == 49
+    assert "streaming: 49 calls per clip" in format_summary(result)
     assert result["top1_agreement"] == validate(compiled("lstm", None), data)["top1_agreement"]
 
 
