@@ -158,3 +158,25 @@ def test_stacked_layers_stream(tmp_path):
     assert np.array_equal(c_out, simulate_stream(stream.qm, x))
     whole_c, _ = run_compiled(whole, x, False, "host", None)
     assert np.array_equal(c_out.reshape(3, 4, -1)[:, -1], whole_c)
+
+
+def test_unrolled_cells_raised_then_streamed(tmp_path):
+    """An unrolled model (the clip split into frames, a GRU cell then an LSTM cell per frame) raised into two
+    stacked layers streams like a model with LSTM/GRU ops: the general path, not only the exported ops."""
+    from tests.passes.test_raise_recurrent import F, H, T, Unrolled, gru_layer, lstm_layer
+
+    u = Unrolled(seed=3)
+    first = gru_layer(u, [f"x{t}" for t in range(T)], reset_after=False, folded_step0=True)
+    second, _ = lstm_layer(u, first, features=H, folded_step0=True)
+    path = u.model(second[-1], tmp_path / "unrolled.onnx")
+    rng = np.random.default_rng(8)
+    np.save(tmp_path / "calib.npy", rng.normal(0, 1, (32, T, F)).astype(np.float32))
+    x = rng.normal(0, 1, (3, T, F)).astype(np.float32)
+    whole, stream = (compile_model(path, CompileOptions(calib=str(tmp_path / "calib.npy"), streaming=frames))
+                     for frames in (None, 1))
+    assert [call.node.op for call in stream.calls][:2] == ["GRU", "LSTM"]
+    assert sum(call.state > 0 for call in stream.calls) == 2
+    c_out, _ = run_compiled(stream, as_calls(stream.qm, x), False, "host", None)
+    assert np.array_equal(c_out, simulate_stream(stream.qm, x))
+    whole_c, _ = run_compiled(whole, x, False, "host", None)
+    assert np.array_equal(c_out.reshape(3, T, -1)[:, -1], whole_c)
