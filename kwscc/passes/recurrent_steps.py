@@ -87,6 +87,8 @@ class CellView:
 
     def linear(self, tensor: str, lo: int, hi: int, width: int) -> Linear | None:
         """Columns [lo, hi) of `tensor` (broadcast to `width` columns) as a Linear, or None."""
+        if not 0 <= lo < hi <= width:
+            return None  # also a tensor that is not one row of features (width -1): not a gate
         rows = hi - lo
         value = self.const(tensor)
         if value is not None:

@@ -224,6 +224,16 @@ def test_lookalikes_stay_plain_ops(tmp_path, lookalike):
     assert_matches_onnxruntime(path, graph)
 
 
+def test_gate_like_ops_on_feature_maps_stay(tmp_path):
+    """Sigmoid, Tanh and products on 4-D maps (a swish, a gated unit) are no cell and no error."""
+    nodes = [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["m"]),
+             helper.make_node("Tanh", ["m"], ["t"]), helper.make_node("Mul", ["s", "t"], ["y"]),
+             helper.make_node("Add", ["y", "m"], ["z"])]
+    path = save(make_model(nodes, {"x": [1, 2, 3, 4]}, {"z": [1, 2, 3, 4]}), tmp_path, "swish.onnx")
+    graph = compiled_graph(path)
+    assert graph.ops() == ["Sigmoid", "Mul", "Tanh", "Mul", "Add"]
+
+
 def test_a_cell_that_fails_the_numeric_check_is_left_alone(tmp_path, monkeypatch):
     u = Unrolled()
     hs, _ = lstm_layer(u, [f"x{t}" for t in range(T)])
