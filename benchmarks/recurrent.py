@@ -1,4 +1,4 @@
-"""The recurrent keyword spotters of examples/kws/recurrent on emulated Cortex-M4 and M55 against Arm's CMSIS-NN.
+"""The recurrent keyword spotters (examples/kws/recurrent, ../shared's) on emulated Cortex-M4 and M55, real CMSIS-NN.
 
     python benchmarks/recurrent.py --cmsis-nn ../shared/third_party/CMSIS-NN-v7.0.0 [--json FILE]
                                    [--models keras_lstm.onnx,...] [--targets cortex-m4,cortex-m55]
@@ -23,17 +23,28 @@ from kwscc.driver import CompileOptions, compile_model  # noqa: E402
 from kwscc.report.report import build_report  # noqa: E402
 from kwscc.validate.validate import validate  # noqa: E402
 
-FOLDER = ROOT / "examples" / "kws" / "recurrent"
+# the repository's recurrent examples, then the shared model set beside the checkout (models not copied here)
+FOLDERS = (ROOT / "examples" / "kws" / "recurrent", ROOT.parent / "shared" / "models" / "kws" / "recurrent")
 NPZ = ROOT / "examples" / "kws" / "kws_synth.npz"
 # model file: the feature set it reads (int8 files carry their own ranges: no calibration)
 MODELS = {"keras_lstm.onnx": "x490", "keras_lstm.tflite": "x490", "keras_lstm_int8.tflite": "x490",
-          "basic_lstm_s_rnnop.onnx": "x490", "keras_gru.onnx": "x490", "gru_s_rnnop.onnx": "x250"}
+          "basic_lstm_s_rnnop.onnx": "x490", "keras_gru.onnx": "x490", "gru_s_rnnop.onnx": "x250",
+          "basic_lstm_s_unrolled.tflite": "x490", "gru_s_int8.tflite": "x250", "crnn_s_unrolled.tflite": "x490",
+          "lstm_s.onnx": "x250"}
+
+
+def model_path(model: str) -> Path:
+    for folder in FOLDERS:
+        if (folder / model).is_file():
+            return folder / model
+    raise SystemExit(f"{model}: in none of {', '.join(str(f) for f in FOLDERS)}")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cmsis-nn", metavar="DIR", required=True, help="CMSIS-NN checkout to build against")
-    p.add_argument("--models", default=",".join(MODELS), help="model files of examples/kws/recurrent")
+    p.add_argument("--models", default=",".join(MODELS),
+                   help="model files of examples/kws/recurrent (or ../shared/models/kws/recurrent)")
     p.add_argument("--targets", default="cortex-m4,cortex-m55")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = p.parse_args(argv)
@@ -44,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         features = MODELS[model]
         calib = None if model.endswith("_int8.tflite") else f"{NPZ}:calib_{features}"
         for core in args.targets.split(","):
-            compiled = compile_model(FOLDER / model, CompileOptions(calib=calib, cpu=core))
+            compiled = compile_model(model_path(model), CompileOptions(calib=calib, cpu=core))
             report = build_report(compiled)
             result = validate(compiled, f"{NPZ}:test50_{features}", target=core, cmsis_nn_dir=args.cmsis_nn)
             row = {"model": model, "core": core, "macs": report["macs"], "arena_bytes": report["arena_bytes"],

@@ -6,8 +6,8 @@ the very same formats and weights, so a clip fed FRAMES frames at a time ends in
 the output, of the whole clip at once. What changes: the time axis of the model input, of the reshapes
 leading to the first recurrent layer, of the recurrent layers' inputs and of their "sequence" outputs
 shrinks from the clip's T frames to FRAMES, and every LSTM/GRU continues from the state the previous call
-left (NAME_reset_state() restores the initial state, zero or the model's). Layers after the last recurrent layer run on every
-call, on its state after the call's last frame.
+left (NAME_reset_state() restores the initial state, zero or the model's). Layers after the last recurrent
+layer run on every call, on its state after the call's last frame.
 
 The form this supports: model input -> reshapes only -> LSTM/GRU layers (stacked: a layer's every-step
 output may feed the next recurrent layer only) -> per-call layers on the last layer's final state (or the
@@ -108,8 +108,9 @@ def streaming_model(qm: QuantModel, frames: int) -> QuantModel:
         if producer is not None and producer.op == "Reshape":
             producer.attrs["shape"] = shape
     layers = dict(qm.layers)
-    for node in recurrent:
-        layers[node.name] = dataclasses.replace(qm.layers[node.name], steps=frames)
+    for node in recurrent:  # its steps per call: FRAMES, or a multiple where a reshape regrouped the frames
+        steps = graph.tensors[node.inputs[0]].shape[1]
+        layers[node.name] = dataclasses.replace(qm.layers[node.name], steps=steps)
     graph.verify()
     return dataclasses.replace(qm, graph=graph, layers=layers, streaming=Streaming(frames, clip))
 
