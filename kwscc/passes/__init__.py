@@ -9,8 +9,8 @@ import numpy as np
 from kwscc.check.graph import check_graph
 from kwscc.ir import Graph
 from kwscc.passes import (
-    fold_batchnorm, fold_constants, fold_pad, fuse_activation, raise_recurrent, remove_identity, simplify_layout,
-    to_nhwc,
+    fold_batchnorm, fold_constants, fold_pad, fold_zeros, fuse_activation, raise_recurrent, remove_identity,
+    simplify_layout, to_nhwc,
 )
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ Pass = Callable[[Graph], bool]
 DEFAULT_PIPELINE: list[tuple[str, Pass]] = [
     ("fold_constants", fold_constants.run),
     ("remove_identity", remove_identity.run),
+    ("fold_zeros", fold_zeros.run),  # an unrolled loop's first step from a zero state, as converters fold it
     ("raise_recurrent", raise_recurrent.run),  # before fusion and layout passes change the cells' ops
     ("fold_batchnorm", fold_batchnorm.run),
     ("fuse_activation", fuse_activation.run),  # before the layout change: Relu then sits right after its producer

@@ -12,6 +12,7 @@ from kwscc.passes import (
     DEFAULT_PIPELINE,
     fold_batchnorm,
     fold_constants,
+    fold_zeros,
     fuse_activation,
     remove_identity,
     run_pipeline,
@@ -435,12 +436,29 @@ def test_simplify_layout_unit_axis_transpose_becomes_reshape(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------
+# fold_zeros
+# ---------------------------------------------------------------------------------------------------
+def test_fold_zeros(tmp_path):
+    """x * 0 -> 0, t + 0 -> t, a - 0 -> a; 0 - x and a zero that broadcasts x to a larger shape stay."""
+    nodes = [node("Mul", ["x", "zero"], ["m"]), node("Tanh", ["x"], ["t"]), node("Add", ["t", "m"], ["a"]),
+             node("Sub", ["a", "zero"], ["s"]), node("Sub", ["zero", "x"], ["r"]), node("Add", ["s", "r"], ["y"]),
+             node("Add", ["x", "zero3"], ["y3"])]
+    g = graph_of(tmp_path, nodes, {"x": [1, 4]}, ["y", "y3"],
+                 {"zero": np.zeros((1, 4), np.float32), "zero3": np.zeros((1, 2, 4), np.float32)})
+    after, (changed,) = apply(g, fold_zeros.run)
+    assert changed
+    assert [(n.op, n.inputs) for n in after.nodes()] == [
+        ("Tanh", ["x"]), ("Sub", ["zero", "x"]), ("Add", ["t", "r"]), ("Add", ["x", "zero3"])]
+    assert_same_outputs(g, after)
+
+
+# ---------------------------------------------------------------------------------------------------
 # The default pipeline
 # ---------------------------------------------------------------------------------------------------
 def test_pipeline_order():
     assert [name for name, _ in DEFAULT_PIPELINE] == [
-        "fold_constants", "remove_identity", "raise_recurrent", "fold_batchnorm", "fuse_activation", "to_nhwc",
-        "simplify_layout", "fold_pad", "fold_constants",
+        "fold_constants", "remove_identity", "fold_zeros", "raise_recurrent", "fold_batchnorm", "fuse_activation",
+        "to_nhwc", "simplify_layout", "fold_pad", "fold_constants",
     ]
 
 
