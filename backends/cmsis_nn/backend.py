@@ -7,7 +7,9 @@ import numpy as np
 
 from kwscc.backends.base import Backend, read_sources, render_model, tensor_pointer
 from kwscc.backends.cmsis_nn import constraints, kernel_choice, own_kernels
-from kwscc.backends.cmsis_nn.kernels import KWSCC_KERNELS, POW2_MULTIPLIER, KernelCall, lower, raster_overlap
+from kwscc.backends.cmsis_nn.kernels import (
+    KWSCC_KERNELS, POW2_MULTIPLIER, KernelCall, lower, raster_overlap, shared_multiplier_channels,
+)
 from kwscc.codegen import c_float_literal
 from kwscc.ir.layout import input_walk
 from kwscc.memory.planner import MemoryPlan
@@ -80,7 +82,7 @@ class CmsisNNBackend(Backend):
         graph = qm.graph
         state_offsets = recurrent_state_offsets(calls)
         views = [self._call_view(i, call, plan, name, state_offsets) for i, call in enumerate(calls)]
-        per_channel = [int(c.params["channels"]) for c in calls if "channels" in c.params]
+        shared = shared_multiplier_channels(calls)
         in_fmt, out_fmt = qm.input_format, qm.output_format
         return {
             "gen": gen, "name": name, "NAME": name.upper(), "calls": views, "cpu": cpu, "cpu_build": CPU_BUILDS[cpu],
@@ -91,9 +93,9 @@ class CmsisNNBackend(Backend):
             "output_zero_point": out_fmt.zero_point, "single_rounding": qm.rounding == "single",
             "input_scale_literal": c_float_literal(2.0 ** in_fmt.frac),
             "output_scale_literal": c_float_literal(2.0 ** -out_fmt.frac),
-            "max_channels": max(per_channel, default=0),
+            "max_channels": shared,
             "kernels": [k for k in KWSCC_KERNELS if any(k in call.kernels for call in calls)],
-            "pow2_multipliers": np.full(max(per_channel, default=0), POW2_MULTIPLIER, np.int64),
+            "pow2_multipliers": np.full(shared, POW2_MULTIPLIER, np.int64),
             "input_walk": input_walk(graph),
             "full_range_requantize": own_kernels.full_range(calls),
             "streaming": qm.streaming, "state_size": state_size(calls),

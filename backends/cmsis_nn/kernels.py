@@ -41,7 +41,7 @@ class ConstArray:
     suffix: str  # symbol is <prefix>_<suffix>
     ctype: str
     values: np.ndarray
-    role: str  # weights | bias | shift
+    role: str  # weights | bias | shift | multiplier | table
 
 
 @dataclass(slots=True)
@@ -76,11 +76,28 @@ def dims(shape: tuple[int, ...]) -> dict:
 
 
 def _quant_arrays(layer, prefix: str) -> list[ConstArray]:
-    return [
+    """Weights, bias, shifts and, for a layer that keeps a model's int8 weights (kwscc.quant.int8_weights),
+    its own multipliers; the others share the model's array of 2^30."""
+    multiplier, shift = layer.requantization()
+    arrays = [
         ConstArray(f"{prefix}_w", "int8_t", layer.weights.reshape(-1), "weights"),
         ConstArray(f"{prefix}_b", "int32_t", layer.bias, "bias"),
-        ConstArray(f"{prefix}_shift", "int32_t", (1 - layer.shift).astype(np.int32), "shift"),
+        ConstArray(f"{prefix}_shift", "int32_t", shift, "shift"),
     ]
+    if layer.multiplier is not None:
+        arrays.append(ConstArray(f"{prefix}_mult", "int32_t", multiplier, "multiplier"))
+    return arrays
+
+
+def _multipliers(layer, prefix: str) -> str | None:
+    """The symbol of the layer's own multiplier array; None: the shared array of 2^30."""
+    return None if layer.multiplier is None else f"{prefix}_mult"
+
+
+def shared_multiplier_channels(calls: list[KernelCall]) -> int:
+    """Length of the multiplier array of 2^30 that the per-channel CMSIS-NN calls without their own share."""
+    return max((int(c.params["channels"]) for c in calls if "channels" in c.params and not c.params.get("multipliers")),
+               default=0)
 
 
 def _conv_scratch(in_shape, w_shape, attrs, grouped: bool) -> dict[str, int]:
@@ -101,7 +118,7 @@ def lower_conv(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     w = layer.weights
     params = {"input_dims": dims(x), "output_dims": dims(y), "stride": a["strides"], "padding": a["pads"][:2],
               "dilation": a["dilations"], "act": layer.act, "channels": y[3], "input_offset": layer.input_offset,
-              "split": None}
+              "split": None, "multipliers": _multipliers(layer, prefix)}
     macs = int(np.prod(y[1:])) * w.shape[1] * w.shape[2] * w.shape[3]
     arrays = _quant_arrays(layer, prefix)
     if is_depthwise(node, x[3]):
@@ -141,12 +158,12 @@ def lower_dense(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> Kern
         params = {"input_dims": {"n": 1, "h": 1, "w": 1, "c": depth}, "output_dims": {"n": 1, "h": 1, "w": 1, "c": out_ch},
                   "filter_dims": {"n": out_ch, "h": 1, "w": 1, "c": depth}, "stride": (1, 1), "padding": (0, 0),
                   "dilation": (1, 1), "act": layer.act, "channels": out_ch, "input_offset": layer.input_offset,
-                  "split": None}
+                  "split": None, "multipliers": _multipliers(layer, prefix)}
         return KernelCall(node, "arm_convolve_wrapper_s8", "ops/conv.c.j2", params, {"c": 0, "dsp": 0, "mve": 0},
                           macs, arrays)
     params = {"input_dims": {"n": x[0], "h": 1, "w": 1, "c": depth}, "filter_dims": {"n": depth, "h": 1, "w": 1, "c": out_ch},
               "output_dims": {"n": y[0], "h": 1, "w": 1, "c": out_ch}, "act": layer.act, "input_offset": layer.input_offset,
-              "multiplier": POW2_MULTIPLIER, "shift": int(1 - layer.shift[0])}
+              "multiplier": int(layer.requantization()[0][0]), "shift": int(layer.requantization()[1][0])}
     return KernelCall(node, "arm_fully_connected_s8", "ops/fully_connected.c.j2", params,
                       {"c": 0, "dsp": 0, "mve": 4 * out_ch}, macs, arrays[:2])
 

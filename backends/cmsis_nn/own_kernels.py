@@ -1,7 +1,8 @@
 """Lowering to kwscc's own kernels (templates/cmsis_nn/kernels/): a depthwise and a pointwise/dense
 kernel that compute exactly what the CMSIS-NN call they replace computes, so the simulator stays the same.
 
-What they exploit, known only at compile time: every requantization is by a power of two 2^-k, which CMSIS-NN
+What they exploit, known only at compile time: every requantization is by a power of two 2^-k (a layer that
+keeps a model's int8 weights with its own multipliers, kwscc.quant.int8_weights, stays on CMSIS-NN), which CMSIS-NN
 does with the multiplier 2^30 and two roundings; when no accumulator can reach 2^30 and k >= 2 the same
 result is one add and one shift (`requantize_constants`). A pointwise or dense layer has no padding, so its
 input offset goes into the bias. Depthwise weights are stored as int16 in the order the SIMD loop reads them.
@@ -82,6 +83,8 @@ def pointwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> Ker
     """kwscc_pointwise_s8 for a 1x1 stride-1 unpadded convolution, kwscc_dense_s8 for a dense layer; None if it
     does not apply."""
     layer, a = qm.layers[node.name], node.attrs
+    if layer.multiplier is not None:  # their requantization is by powers of two only
+        return None
     if node.op == "Conv":
         x_shape = qm.graph.tensors[node.inputs[0]].shape
         w = layer.weights
@@ -108,6 +111,8 @@ def conv(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> KernelCa
     """kwscc_conv_s8 for a convolution with one group and no dilation (the split input's layer included: its
     [hi, lo] weights go to flash whole); None if it does not apply."""
     layer, p = qm.layers[node.name], cmsis.params
+    if layer.multiplier is not None:
+        return None
     w = layer.weights  # OHWI, over the hi and lo channels for the split input's layer
     grouped = w.shape[3] != p["input_dims"]["c"]
     if cmsis.function != "arm_convolve_wrapper_s8" or tuple(p["dilation"]) != (1, 1) or grouped:
@@ -159,7 +164,7 @@ def depthwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> Ker
     multiple of 4; None if it does not apply."""
     layer, p = qm.layers[node.name], cmsis.params
     ch = p["input_dims"]["c"]
-    if p["ch_mult"] != 1 or tuple(p["dilation"]) != (1, 1) or ch % 4:
+    if p["ch_mult"] != 1 or tuple(p["dilation"]) != (1, 1) or ch % 4 or layer.multiplier is not None:
         return None
     kh, kw = p["filter_dims"]["h"], p["filter_dims"]["w"]
     w = cmsis.arrays[0].values.reshape(kh * kw, ch)  # [taps, C], CMSIS-NN's order

@@ -31,9 +31,10 @@ from kwscc.quant.binary import BINARY_OPS, binary_output_format, binary_params, 
 from kwscc.ops.activation import TABLE_OPS
 from kwscc.quant import lut
 from kwscc.quant.formats import (
-    SOFTMAX_OUTPUT, Format, act_limits, frac_bits_for, quantize_bias, quantize_weights,
+    SOFTMAX_OUTPUT, Format, act_limits, frac_bits_for, quantize_bias, quantize_weights, round_half_up,
 )
 from kwscc.quant.gru import quantize_gru
+from kwscc.quant.int8_weights import multiplier_shift, recorded_int8
 from kwscc.quant.lstm import quantize_lstm
 from kwscc.quant.split_input import InputSplit, split_weights
 
@@ -48,12 +49,20 @@ class QLayer:
     act: tuple[int, int]
     weights: np.ndarray | None = None  # int8, IR layout (Conv OHWI, Dense [out, in])
     bias: np.ndarray | None = None  # int32, one per output channel
-    shift: np.ndarray | None = None  # k per output channel: requantize by 2^-k
+    shift: np.ndarray | None = None  # k per output channel: requantize by 2^-k (times multiplier / 2^30)
+    multiplier: np.ndarray | None = None  # per output channel, in [2^30, 2^31); None: 2^30 (kwscc.quant.int8_weights)
     weight_frac: np.ndarray | None = None
     per_channel: bool = True
     input_offset: int = 0  # CMSIS-NN's input_offset: minus the input tensor's zero point
     params: dict = field(default_factory=dict)  # kernel arguments of ops without weights (kwscc.quant.binary)
     table: np.ndarray | None = None  # int8 [rows, 256] lookup table of an activation (kwscc.quant.lut)
+
+    def requantization(self) -> tuple[np.ndarray, np.ndarray]:
+        """CMSIS-NN's int32 (multiplier, shift) per output channel: (2^30, 1 - k) for a power of two 2^-k."""
+        shift = (1 - np.asarray(self.shift, np.int64)).astype(np.int32)
+        if self.multiplier is None:
+            return np.full(shift.shape, 1 << 30, np.int32), shift
+        return np.asarray(self.multiplier, np.int64).astype(np.int32), shift
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,18 +139,58 @@ def _weight_fracs(w: np.ndarray, per_channel: bool, method: str = "max") -> np.n
     return candidates[int(np.argmin(errs))]
 
 
+def _output_candidates(out: str, n_sym: int, unsigned, wanted) -> list[Format]:
+    """Output formats to try in turn; the last, symmetric, always fits."""
+    if out in wanted:
+        return [wanted[out], Format(n_sym)]
+    if out in unsigned:
+        return [Format(n_sym + 1, UNSIGNED_ZERO_POINT), Format(n_sym)]
+    return [Format(n_sym)]
+
+
+def _int8_weights_layer(node: Node, w: np.ndarray, b: np.ndarray, in_fmt: Format, candidates: list[Format],
+                        per_channel: bool) -> tuple[QLayer, Format] | None:
+    """The layer with the model's own int8 weights and a multiplier per channel (kwscc.quant.int8_weights),
+    in the first candidate output format whose requantization CMSIS-NN can do; None if none can."""
+    recorded = recorded_int8(w)
+    if recorded is None or (not per_channel and np.ptp(recorded[1]) > 0):
+        return None
+    qw, scale = recorded
+    acc_scale = np.exp2(-float(in_fmt.frac)) * scale
+    for fmt in candidates:
+        real = acc_scale * np.exp2(float(fmt.frac))
+        multiplier, shift = multiplier_shift(real)
+        if shift.min() < 0 or shift.max() > (MAX_UNSIGNED_SHIFT if fmt.zero_point else MAX_SHIFT):
+            continue
+        bias = round_half_up(b / acc_scale) + round_half_up(fmt.zero_point / real)  # the output offset
+        if np.abs(bias).max() > 2**31 - 1:
+            continue
+        return QLayer(node=node.name, act=act_limits(node.attrs.get("act"), fmt), weights=qw,
+                      bias=bias.astype(np.int32), shift=shift.astype(np.int32), multiplier=multiplier,
+                      per_channel=per_channel, input_offset=-in_fmt.zero_point), fmt
+    return None
+
+
 def _weighted_layer(graph: Graph, node: Node, formats, ranges, per_channel: bool, unsigned=frozenset(),
-                    weight_method: str = "max", split: InputSplit | None = None) -> QLayer:
+                    weight_method: str = "max", split: InputSplit | None = None, wanted=None,
+                    int8_weights: bool = False) -> QLayer:
     w = graph.tensors[node.inputs[1]].data.astype(np.float64)
     b = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 else np.zeros(w.shape[0])
     in_fmt = formats[node.inputs[0]]
+    out = node.outputs[0]
+    candidates = _output_candidates(out, frac_bits_for(_absmax(ranges, out)), unsigned, wanted or {})
+    if int8_weights and split is None:
+        kept = _int8_weights_layer(node, w, np.asarray(b, np.float64), in_fmt, candidates, per_channel)
+        if kept is not None:
+            formats[out] = kept[1]
+            return kept[0]
     n_in = in_fmt.frac
     n_w = _weight_fracs(w, per_channel, weight_method)
-    out = node.outputs[0]
-    n_sym = frac_bits_for(_absmax(ranges, out))
-    for zero_point in ((UNSIGNED_ZERO_POINT, 0) if out in unsigned else (0,)):
-        n_out = n_sym + (1 if zero_point else 0)
-        n_out = min(n_out, n_in + int(n_w.min()))  # k >= 0 for every channel
+    for fmt in candidates:
+        n_out = min(fmt.frac, n_in + int(n_w.min()))  # k >= 0 for every channel
+        if n_out != fmt.frac and fmt.zero_point not in (0, UNSIGNED_ZERO_POINT):
+            continue  # a coarser step would move this window off the range it was chosen for
+        zero_point = fmt.zero_point
         n_wc = np.minimum(n_w, n_out - n_in + MAX_SHIFT)  # k <= 31: such tiny weights round to 0 anyway
         shift = n_in + n_wc - n_out
         qw = quantize_weights(w, n_wc)
@@ -170,12 +219,11 @@ def _weighted_layer(graph: Graph, node: Node, formats, ranges, per_channel: bool
     )
 
 
-def _binary_layer(node: Node, formats, ranges, unsigned) -> QLayer:
+def _binary_layer(node: Node, formats, ranges, unsigned, wanted) -> QLayer:
     out = node.outputs[0]
-    n_sym = frac_bits_for(_absmax(ranges, out))
-    wanted = Format(n_sym + 1, UNSIGNED_ZERO_POINT) if out in unsigned else Format(n_sym)
+    target = _output_candidates(out, frac_bits_for(_absmax(ranges, out)), unsigned, wanted)[0]
     fa, fb = formats[node.inputs[0]], formats[node.inputs[1]]
-    fo = binary_output_format(node, wanted, fa, fb)
+    fo = binary_output_format(node, target, fa, fb)
     formats[out] = fo
     params = binary_params(node, fa, fb, fo)
     return QLayer(node.name, params["act"], params=params)
@@ -183,11 +231,16 @@ def _binary_layer(node: Node, formats, ranges, unsigned) -> QLayer:
 
 def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: bool = True,
              rounding: str = "default", *, unsigned=frozenset(), weight_method: str = "max",
-             input_formats: dict[str, Format] | None = None, split: InputSplit | None = None) -> QuantModel:
+             input_formats: dict[str, Format] | None = None, split: InputSplit | None = None,
+             output_formats: dict[str, Format] | None = None, int8_weights: bool = False) -> QuantModel:
     """Formats, int8 weights and int32 biases of every layer. `unsigned`: tensors to store with zero
     point -128 (see the module docstring; only tensors that kwscc.quant.refine.unsigned_tensors lists
     are valid). `weight_method`: "max" (the ML-KWS rule) or "mse" (see _weight_fracs). `input_formats`:
-    formats of graph inputs chosen elsewhere (else symmetric, from the ranges)."""
+    formats of graph inputs chosen elsewhere (else symmetric, from the ranges). `output_formats`: the
+    format wanted for some Conv / Dense / binary-op outputs, any zero point (only for tensors
+    kwscc.quant.refine.offset_tensors lists); a layer that cannot reach one takes the symmetric format of
+    its range. `int8_weights`: keep weights that are already int8 values as they are
+    (kwscc.quant.int8_weights)."""
     formats: dict[str, Format] = {name: Format(frac_bits_for(_absmax(ranges, name))) for name in graph.inputs}
     formats.update(input_formats or {})
     if split is not None and formats[split.input].zero_point:
@@ -196,11 +249,11 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
     for node in graph.nodes():
         if node.op in ("Conv", "Dense"):
             qm.layers[node.name] = _weighted_layer(graph, node, formats, ranges, per_channel, unsigned,
-                                                   weight_method, split)
+                                                   weight_method, split, output_formats, int8_weights)
         elif node.op == "Softmax":
             formats[node.outputs[0]] = SOFTMAX_OUTPUT
         elif node.op in BINARY_OPS:
-            qm.layers[node.name] = _binary_layer(node, formats, ranges, unsigned)
+            qm.layers[node.name] = _binary_layer(node, formats, ranges, unsigned, output_formats or {})
         elif node.op == "Concat":
             ins = [formats[t] for t in node.inputs]
             formats[node.outputs[0]] = concat_output_format(ins)

@@ -88,17 +88,18 @@ def _readers_allow_offset(graph: Graph, tensor: str) -> bool:
     return True
 
 
+def offset_tensors(graph: Graph) -> frozenset[str]:
+    """Outputs of Conv/Dense layers and binary ops whose readers all accept a zero point (through
+    CMSIS-NN's input_offset or a lookup table; pools, pads, transposes and reshapes pass it on)."""
+    return frozenset(node.outputs[0] for node in graph.nodes()
+                     if (node.op in ("Conv", "Dense") or node.op in BINARY_OPS)
+                     and _readers_allow_offset(graph, node.outputs[0]))
+
+
 def unsigned_tensors(graph: Graph) -> frozenset[str]:
-    """Outputs of Conv/Dense layers and binary ops whose fused activation keeps them >= 0 and whose
-    readers all accept a zero point (through CMSIS-NN's input_offset or a lookup table; pools, pads,
-    transposes and reshapes pass it on)."""
-    out = set()
-    for node in graph.nodes():
-        act = node.attrs.get("act")
-        if (node.op in ("Conv", "Dense") or node.op in BINARY_OPS) and act is not None and act[0] >= 0:
-            if _readers_allow_offset(graph, node.outputs[0]):
-                out.add(node.outputs[0])
-    return frozenset(out)
+    """The offset_tensors whose fused activation keeps them >= 0."""
+    return frozenset(name for name in offset_tensors(graph)
+                     if (act := graph.producer(name).attrs.get("act")) is not None and act[0] >= 0)
 
 
 INPUT_SEARCH_SAMPLES = 64  # float passes of the model per candidate: keep them cheap

@@ -26,7 +26,7 @@ def is_depthwise(node: Node, in_channels: int) -> bool:
 def _conv(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     layer = qm.layers[node.name]
     a = node.attrs
-    mult, shift = kernels.pow2_multiplier_shift(layer.shift)
+    mult, shift = layer.requantization()
     out_hw = conv_out_hw(x.shape[1:3], layer.weights.shape[1:3], a["strides"], a["pads"], a["dilations"])
     common = dict(stride=a["strides"], padding=a["pads"][:2], dilation=a["dilations"], out_hw=out_hw,
                   act=layer.act, rounding=qm.rounding, input_offset=layer.input_offset)
@@ -43,7 +43,7 @@ def depthwise_weights(w_ohwi: np.ndarray) -> np.ndarray:
 
 def _dense(qm: QuantModel, node: Node, x: np.ndarray) -> np.ndarray:
     layer = qm.layers[node.name]
-    mult, shift = kernels.pow2_multiplier_shift(layer.shift)
+    mult, shift = layer.requantization()
     if layer.per_channel:  # emitted as a 1x1 convolution, whose requantization is per channel
         w = layer.weights.reshape(layer.weights.shape[0], 1, 1, -1)
         y = kernels.conv_s8(x.reshape(x.shape[0], 1, 1, -1), w, layer.bias, mult, shift, stride=(1, 1),

@@ -32,10 +32,12 @@ def _cpu_builds(compiled: Compiled) -> dict[str, str]:
 
 
 def _multiplier_symbol(compiled: Compiled) -> tuple[str, int]:
-    """The cmsis-nn backend's one multiplier array (2^30 per channel), shared by every layer."""
+    """The cmsis-nn backend's one multiplier array (2^30 per channel), shared by the layers without their own."""
     if compiled.backend.name != "cmsis-nn":
         return "", 0
-    channels = max((getattr(c, "params", {}).get("channels", 0) for c in compiled.calls), default=0)
+    from kwscc.backends.cmsis_nn.kernels import shared_multiplier_channels
+
+    channels = shared_multiplier_channels(compiled.calls)
     return f"{compiled.name}_pow2_multiplier", 4 * channels
 
 

@@ -37,14 +37,14 @@ def test_input_keeps_its_step_and_window():
 def test_relu_bounded_tensors_become_unsigned_with_the_nearest_step(small_models):
     from kwscc.frontends import read_model
     from kwscc.passes import run_pipeline
-    from kwscc.quant.refine import unsigned_tensors
+    from kwscc.quant.refine import offset_tensors
 
     graph = run_pipeline(read_model(small_models["mlp"][0]))
     recorded = {name: _recorded(0.02, 0) for name, t in graph.tensors.items() if not t.is_const}
     recorded["r1"] = _recorded(0.03, -128)  # [0, 7.65]: a ReLU output
     recorded["r2"] = _recorded(0.05, -128)
-    ranges, unsigned, inputs = int8_formats(graph, recorded, unsigned_tensors(graph))
-    qm = quantize(graph, ranges, unsigned=unsigned, input_formats=inputs)
+    ranges, affine, inputs = int8_formats(graph, recorded, offset_tensors(graph))
+    qm = quantize(graph, ranges, input_formats=inputs, output_formats=affine)
     assert qm.formats["r1"] == Format(5, -128)  # 2^-5 = 0.031 nearest 0.03
     assert qm.formats["r2"] == Format(4, -128)  # 2^-4 = 0.0625 nearest 0.05
     assert qm.formats["x"].frac == 6  # 2^-6 nearest 0.02
@@ -68,3 +68,83 @@ def test_int8_keyword_spotter_without_data_is_within_2_points_of_litert():
     assert np.mean(ours == labels) >= np.mean(litert == labels) - 0.02
     assert compiled.qm.input_format.zero_point != 0  # the input window follows the model's
     assert any(f.zero_point == -128 for t, f in compiled.qm.formats.items() if t != compiled.graph.outputs[0])
+
+
+def _int8_mlp(tmp_path, rng):
+    """x [1, 16] -> Gemm (int8 weights, a non-power-of-two scale per output) + ReLU -> Gemm (int8 weights,
+    one scale for the tensor) -> logits: the weights a symmetric int8 quantization writes."""
+    from onnx import helper
+
+    from kwscc.frontends import read_model
+    from kwscc.passes import run_pipeline
+    from tests.models_util import make_model, save
+
+    q1 = rng.integers(-127, 128, (16, 12)).astype(np.float64)
+    q1[0] = 127  # max |q| = 127 in every output column
+    s1 = rng.uniform(0.003, 0.02, 12)
+    q2 = rng.integers(-127, 128, (12, 5)).astype(np.float64)
+    q2[0, 0] = -127
+    s2 = 0.0123
+    inits = {"w1": (q1 * s1).astype(np.float32), "b1": rng.normal(0, 0.1, 12).astype(np.float32),
+             "w2": (q2 * s2).astype(np.float32), "b2": rng.normal(0, 0.1, 5).astype(np.float32)}
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["logits"])]
+    path = save(make_model(nodes, {"x": [1, 16]}, ["logits"], inits), tmp_path, "int8_mlp.onnx")
+    return run_pipeline(read_model(path)), q1.T.astype(np.int8), q2.T.astype(np.int8)
+
+
+def test_int8_weights_are_kept_and_their_scales_go_into_the_multipliers(tmp_path):
+    """Weights that are int8 values times a scale per output (or one scale) stay those int8 values; the
+    layer's output, in its power-of-two format, is then the exact float result rounded once."""
+    from kwscc.ir.execute import run_float
+    from kwscc.quant.formats import dequantize
+    from kwscc.quant.from_int8 import quantize_int8_model
+    from kwscc.quant.simulate import simulate
+
+    rng = np.random.default_rng(3)
+    graph, q1, q2 = _int8_mlp(tmp_path, rng)
+    graph.recorded_ranges = {"x": _recorded(1 / 32, 0), "r": _recorded(0.09, -128), "logits": _recorded(0.2, 10)}
+    qm = quantize_int8_model(graph)
+    first, second = (qm.layers[node.name] for node in graph.nodes())
+    np.testing.assert_array_equal(first.weights, q1)
+    np.testing.assert_array_equal(second.weights, q2)
+    assert first.multiplier is not None and len(set(first.multiplier)) > 1  # one scale per output
+    assert qm.formats["r"] == Format(3, -128)  # 2^-3 nearest 0.09
+
+    x_int8 = rng.integers(-128, 128, (200, 16)).astype(np.int8)
+    got = dequantize(simulate(qm, {"x": x_int8})["r"], qm.formats["r"])
+    want = run_float(graph, {"x": dequantize(x_int8, qm.formats["x"])})["r"]
+    step = qm.formats["r"].scale
+    assert np.abs(got - np.clip(want, 0, 255 * step)).max() <= 0.51 * step  # power-of-two weights: 2.4 steps
+
+
+def test_power_of_two_weights_for_weights_that_are_not_int8(tmp_path):
+    from kwscc.quant.int8_weights import recorded_int8
+
+    rng = np.random.default_rng(4)
+    graph, q1, _ = _int8_mlp(tmp_path, rng)
+    w = graph.tensors[next(iter(graph.nodes())).inputs[1]].data
+    kept = recorded_int8(w)
+    assert kept is not None and np.array_equal(kept[0], q1)
+    assert recorded_int8(w + 1e-4) is None  # float weights
+    assert recorded_int8(np.zeros((3, 4))) is None
+
+
+def test_multiplier_and_shift_give_the_real_scale():
+    from kwscc.quant.int8_weights import multiplier_shift
+
+    real = np.array([0.75, 2.0**-9, 0.3 * 2.0**-20, 1 - 2.0**-40])
+    m, k = multiplier_shift(real)
+    assert ((m >= 2**30) & (m < 2**31)).all()
+    np.testing.assert_allclose(m * 2.0**-30 * np.exp2(-k.astype(np.float64)), real, rtol=2.0**-30)
+    assert (m[1], k[1]) == (2**30, 9)  # a power of two is (2^30, k), as before
+
+
+def test_asymmetric_range_keeps_its_window_with_a_zero_point():
+    """A range like [-166 s, 89 s] (zero point 38) gets the step nearest s and a window centred alike, not a
+    symmetric format whose step would have to be 1.3 s and then a power of two above it."""
+    lo, hi = _recorded(0.0839, 38)
+    fmt = input_format(lo, hi)
+    assert fmt.frac == 4 and fmt.zero_point != 0
+    win_lo, win_hi = (-128 - fmt.zero_point) * fmt.scale, (127 - fmt.zero_point) * fmt.scale
+    assert abs((win_lo + win_hi) / 2 - (lo + hi) / 2) <= fmt.scale
