@@ -96,9 +96,9 @@ def quantize_int8_model(graph: Graph, per_channel: bool = True, rounding: str = 
     ranges, affine, inputs = int8_formats(graph, graph.recorded_ranges, allowed)
     qm = quantize(graph, ranges, per_channel=per_channel, rounding=rounding, weight_method=weight_method,
                   input_formats=inputs, output_formats=affine, int8_weights=True)
-    kept = sum(layer.multiplier is not None for layer in qm.layers.values())
+    weighted = [qm.layers[node.name] for node in graph.nodes() if node.op in ("Conv", "Dense")]
     log.info("formats from the model's own int8 quantization: input %s, %d tensors with a zero point; "
              "%d of %d weighted layers keep the model's int8 weights", ", ".join(str(f) for f in inputs.values()),
              sum(f.zero_point != 0 for t, f in qm.formats.items() if t not in graph.inputs),
-             kept, sum(node.op in ("Conv", "Dense") for node in graph.nodes()))
+             sum(layer.multiplier is not None for layer in weighted), len(weighted))
     return qm
