@@ -64,7 +64,8 @@ def _chains(view: CellView) -> list[Chain]:
         if start.h_prev in outputs:
             continue
         chain = [start]
-        while len(following := by_input.get(chain[-1].h, [])) == 1 and following[0].c_prev == chain[-1].c:
+        while len(following := [s for s in by_input.get(chain[-1].h, []) if s.c_prev == chain[-1].c
+                                and s.params.keys() == chain[-1].params.keys()]) == 1:
             chain.append(following[0])
         found = _frames(view, chain)
         if found is not None:

@@ -44,7 +44,6 @@ class Step:
     attrs: dict
     c_prev: str | None = None
     c: str | None = None
-    unprojected: str | None = None  # an LSTM with a projection: h before it (o * tanh(c))
 
 
 class CellView:
@@ -207,7 +206,6 @@ def _match_lstm(view: CellView, h: str) -> Step | None:
                     step = _lstm_step(view, h, c, c_prev, [view.gate(i_out, "Sigmoid"), lin_o,
                                                          view.gate(f_out, "Sigmoid"), view.gate(g_out, "Tanh")], proj)
                     if step is not None:
-                        step.unprojected = m if proj is not None else None
                         return step
     return None
 
@@ -298,12 +296,12 @@ MATCHERS = {"Mul": _match_lstm, "Dense": _match_lstm, "Add": _match_gru}
 
 
 def match_steps(view: CellView) -> list[Step]:
-    """Every full step in the graph; an LSTM with a projection counts once (not also as o * tanh(c))."""
+    """Every full step in the graph. An LSTM step followed by a bias-free Dense matches twice, with
+    and without a projection (the Dense may be the next step's recurrent matmul): the chain decides."""
     steps = []
     for node in view.graph.nodes():
         match = MATCHERS.get(node.op)
         step = match(view, node.outputs[0]) if match else None
         if step is not None:
             steps.append(step)
-    inner = {step.unprojected for step in steps}
-    return [step for step in steps if step.h not in inner]
+    return steps

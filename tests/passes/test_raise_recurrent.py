@@ -49,9 +49,10 @@ class Unrolled:
 
 def lstm_layer(u: Unrolled, frames: list[str], *, features=F, folded_step0=False, forget_bias=1.0,
                cell_act="Tanh", shared=True, initial=False, peepholes=False,
-               projection=0) -> tuple[list[str], list[str]]:
+               projection=0, keras=False) -> tuple[list[str], list[str]]:
     """TF BasicLSTMCell: [i, j, f, o] = split(Gemm(concat(x, h))); f gets forget_bias. TF LSTMCell's
-    peepholes: i and f also read w * c_prev, o reads w * c; its projection: h = (o * tanh(c)) Wp."""
+    peepholes: i and f also read w * c_prev, o reads w * c; its projection: h = (o * tanh(c)) Wp.
+    `keras`: Keras's unrolled cell, [i, f, j, o] = split(Gemm(x) + MatMul(h)), no forget bias."""
     state = projection or H
     u.weights("lstm_w", features + state, 4 * H)
     u.weights("lstm_b", 4 * H, scale=0.3)
@@ -66,9 +67,15 @@ def lstm_layer(u: Unrolled, frames: list[str], *, features=F, folded_step0=False
         s = f"l{t}_"
         if folded_step0 and t == 0:  # the converter's step 0: zero state folded away
             z = u.node("Gemm", [x, u.const("w_x", u.inits["lstm_w"][:features]), "lstm_b"], s + "z")
+        elif keras:
+            w_x, w_h = (u.const(name, part) for name, part in zip(("w_x", "w_h"), np.split(u.inits[w], [features])))
+            z = u.node("Add", [u.node("Gemm", [x, w_x, "lstm_b"], s + "zx"), u.node("MatMul", [h, w_h], s + "zh")],
+                       s + "z")
         else:
             z = u.node("Gemm", [u.node("Concat", [x, h], s + "xh", axis=1), w, "lstm_b"], s + "z")
         i, j, f, o = u.split(z, 4, s + "g")
+        if keras:
+            j, f = f, j
         if peepholes and not (folded_step0 and t == 0):
             i = u.node("Add", [i, u.node("Mul", [c, w_i], s + "pi")], s + "ipre")
             f = u.node("Add", [f, u.node("Mul", [w_f, c], s + "pf")], s + "fpeep")
@@ -76,7 +83,7 @@ def lstm_layer(u: Unrolled, frames: list[str], *, features=F, folded_step0=False
         if folded_step0 and t == 0:
             c = ig
         else:
-            fg = u.node("Sigmoid", [u.node("Add", [f, "fb"], s + "fpre")], s + "f")
+            fg = u.node("Sigmoid", [f if keras else u.node("Add", [f, "fb"], s + "fpre")], s + "f")
             c = u.node("Add", [u.node("Mul", [c, fg], s + "fc"), ig], s + "c")
         if peepholes:
             o = u.node("Add", [u.node("Mul", [c, w_o], s + "po"), o], s + "opre")
@@ -142,10 +149,11 @@ def recurrent_nodes(graph):
     return [n for n in graph.nodes() if n.op in ("LSTM", "GRU")]
 
 
-@pytest.mark.parametrize("folded_step0, initial", [(False, False), (True, False), (False, True)])
-def test_unrolled_lstm_becomes_one_node(tmp_path, folded_step0, initial):
+@pytest.mark.parametrize("folded_step0, initial, keras", [(False, False, False), (True, False, False),
+                                                          (False, True, False), (True, False, True)])
+def test_unrolled_lstm_becomes_one_node(tmp_path, folded_step0, initial, keras):
     u = Unrolled()
-    hs, _ = lstm_layer(u, [f"x{t}" for t in range(T)], folded_step0=folded_step0, initial=initial)
+    hs, _ = lstm_layer(u, [f"x{t}" for t in range(T)], folded_step0=folded_step0, initial=initial, keras=keras)
     path = u.model(hs[-1], tmp_path / "lstm.onnx")
     graph = compiled_graph(path)
     (lstm,) = recurrent_nodes(graph)
