@@ -80,7 +80,7 @@ def _int8_constant(t) -> bool:
 
 def bias_slices(model, shared: dict[int, tuple[int, np.ndarray]]) -> dict[int, np.ndarray]:
     """{int8 constant index: the slice of an int32 bias it rounds} for constants that round one."""
-    biases = []
+    by_first: dict[int, np.ndarray] = {}  # one value per group of shared biases
     for op in model.ops:
         positions = WEIGHTED_OPS.get(op.name)
         if positions is None or positions[1] >= len(op.inputs) or op.inputs[positions[1]] < 0:
@@ -89,7 +89,8 @@ def bias_slices(model, shared: dict[int, tuple[int, np.ndarray]]) -> dict[int, n
         t = model.tensors[idx]
         if _quantized_bias(t):
             value = shared[idx][1] if idx in shared else ((t.data.astype(np.float64) - t.zero_point) * t.scale)
-            biases.append(np.asarray(value, np.float32))
+            by_first.setdefault(shared[idx][0] if idx in shared else idx, np.asarray(value, np.float32))
+    biases = list(by_first.values())
     matched: dict[int, np.ndarray] = {}
     if not biases:
         return matched
