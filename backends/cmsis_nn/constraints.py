@@ -81,9 +81,17 @@ def constraint_zero_initial_hidden(graph: Graph, node: Node) -> bool:
     return _zero(graph, node.inputs[5])
 
 
+RNN_DOT_LIMIT = 1 << 17  # int8 x int8 products summed in int32 by kwscc_gru_s8 / kwscc_lstm_s8 stay exact below it
+
+
+def constraint_recurrent_depth(graph: Graph, node: Node) -> bool:
+    """input features, hidden size and projection size below 131072 (kwscc's int32 dot products)"""
+    return all(d < RNN_DOT_LIMIT for name in node.inputs[:3] for d in graph.tensors[name].shape)
+
+
 CONSTRAINTS = {
-    "LSTM": (constraint_batch_one,),
-    "GRU": (constraint_batch_one, constraint_zero_initial_hidden),
+    "LSTM": (constraint_batch_one, constraint_recurrent_depth),
+    "GRU": (constraint_batch_one, constraint_zero_initial_hidden, constraint_recurrent_depth),
     "Conv": (constraint_batch_one, constraint_nhwc, constraint_conv_groups),
     "Dense": (constraint_batch_one,),
     "MaxPool": (constraint_batch_one, constraint_nhwc),

@@ -23,11 +23,16 @@ POW2_MULTIPLIER = 1 << 30  # scale 2^-k is (2^30, 1 - k): TFLite's QuantizeMulti
 MULTI_INPUT_OPS = ("Add", "Sub", "Mul", "Max", "Min", "Concat")
 # kwscc's C kernels in the order model.c defines them (a kernel after the ones it calls)
 KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8", "kwscc_table_s8", "kwscc_pad_s8",
-                 "kwscc_transpose_s8", "kwscc_rnn_s16", "kwscc_gru_s8", "kwscc_lstm_s8", "kwscc_crop_s8",
+                 "kwscc_transpose_s8", "kwscc_crop_s8",
                  # the faster kernels of backends/cmsis_nn/own_kernels.py and the helpers they share
-                 "kwscc_simd", "kwscc_requantize", "kwscc_sxtab16_ror8", "kwscc_sxtb16_ror8", "kwscc_dot_row",
+                 "kwscc_simd", "kwscc_requantize", "kwscc_sxtab16_ror8", "kwscc_sxtb16_ror8",
+                 "kwscc_rnn_s16", "kwscc_gru_s8", "kwscc_lstm_s8", "kwscc_dot_row",
                  "kwscc_dot_rows", "kwscc_dense_s8", "kwscc_pointwise_s8", "kwscc_im2col_s8", "kwscc_conv_s8",
                  "kwscc_depthwise_s8")
+
+
+# what kwscc_gru_s8 and kwscc_lstm_s8 need: their integer helpers and the SIMD dot product's intrinsics
+RNN_HELPERS = ("kwscc_simd", "kwscc_sxtb16_ror8", "kwscc_rnn_s16")
 
 
 def align4(n: int) -> int:
@@ -372,7 +377,7 @@ def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     initial = tuple((offset, params[key]) for offset, key in slots if params[key] is not None)
     return KernelCall(node, KWSCC_LSTM, "ops/kwscc_lstm.c.j2", params,
                       {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays,
-                      kernels=("kwscc_rnn_s16", KWSCC_LSTM), state=state if qm.streaming else 0,
+                      kernels=RNN_HELPERS + (KWSCC_LSTM,), state=state if qm.streaming else 0,
                       state_initial=initial if qm.streaming else ())
 
 
@@ -396,7 +401,7 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     scratch = align4((4 if qm.streaming else 5) * 2 * size + 2 * size)
     macs = steps * 3 * size * (params["input_size"] + size)
     return KernelCall(node, "kwscc_gru_s8", "ops/gru.c.j2", params, {"c": scratch, "dsp": scratch, "mve": scratch},
-                      macs, arrays, kernels=("kwscc_rnn_s16", "kwscc_gru_s8"), state=state)
+                      macs, arrays, kernels=RNN_HELPERS + ("kwscc_gru_s8",), state=state)
 
 
 def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:
