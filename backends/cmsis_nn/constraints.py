@@ -129,9 +129,9 @@ KERNELS = {
     "Transpose": "kwscc_transpose_s8; nothing at the model input (quantize_input writes NHWC from NCHW)",
     "Crop": "kwscc_crop_s8 (each output of a Split / SPLIT / SPLIT_V: a copy of its slice)",
     **{op: f"kwscc_table_s8: an exact 256-entry int8 lookup table, {TABLE_COST[op]}" for op in TABLE_OPS},
-    "LSTM": "arm_lstm_unidirectional_s8 (int16 gates and cell state; scratch: 3 x 2H bytes, + T x H for the last step); "
-            "with peepholes, a projection (O values) or a nonzero initial state kwscc_lstm_s8 with "
-            "arm_nn_activation_s16 (scratch: 11H + O bytes)",
+    "LSTM": "arm_lstm_unidirectional_s8 (int16 gates and cell state; scratch: 3 x 2H bytes, + T x H for the "
+            "last step); with peepholes, a projection (O values) or a nonzero initial state kwscc_lstm_s8 with "
+            "arm_nn_activation_s16 (scratch: about 11H + O bytes)",
     "GRU": "kwscc_gru_s8 with arm_nn_activation_s16 (int16 gates and state; scratch: 12H bytes)",
 }
 

@@ -13,7 +13,7 @@ The kernel starts from a zero state (it clears the cell and skips the hidden par
 
 What it lacks (peepholes, a projection, a nonzero initial state) runs on kwscc's own kernel,
 kwscc_lstm_s8 (kwscc.quant.lstm_own has its arithmetic), with the same gate formats plus:
-  peephole weights int16, frac n_p[g] = 15 - ceil(log2 max|P_g|), added in Q3.12 (shift n_p + n_c - 12);
+  peephole weights int16, frac n_p[g] = min(30, 15 - ceil(log2 max|P_g|)), added in Q3.12 (shift n_p + n_c - 12);
   the hidden state int8 in frac n_h: 7 without a projection, else from its range over all time steps
   (calibration, bounded by proj_clip); projection weights int8 (one max-rule format) reading o * tanh(c)
   as int8 Q0.7; the initial states quantized in the hidden's and the cell's formats.
@@ -35,6 +35,7 @@ Q15_MIN, Q15_MAX = -32768, 32767
 GATES = ("input", "output", "forget", "cell")  # the IR's block order (kwscc.ops.recurrent)
 ACTIVATIONS = {"input": "sigmoid", "output": "sigmoid", "forget": "sigmoid", "cell": "tanh"}
 PEEPHOLE_GATES = ("input", "output", "forget")  # the IR's P blocks
+MAX_PEEPHOLE_FRAC = 30  # keeps the peephole's shift into Q3.12 far from 64 bits
 CMSIS_KERNEL, KWSCC_KERNEL = "arm_lstm_unidirectional_s8", "kwscc_lstm_s8"
 
 
@@ -128,7 +129,7 @@ def _peepholes(p: np.ndarray, hidden: int, cell_frac: int) -> dict[str, tuple[np
     for index, gate in enumerate(PEEPHOLE_GATES):
         pg = p[index * hidden:(index + 1) * hidden]
         absmax = float(np.abs(pg).max())
-        frac = 15 - math.ceil(math.log2(absmax)) if absmax > 0 else 15
+        frac = min(MAX_PEEPHOLE_FRAC, 15 - math.ceil(math.log2(absmax))) if absmax > 0 else 15
         out[gate] = (_fixed(pg, frac, 16), frac + cell_frac - GATE_FRAC)
     return out
 

@@ -86,8 +86,8 @@ def lstm_tflite(directory: Path, *, steps: int, features: int, hidden: int, proj
     inputs += [-1] * (INPUT_COUNT - len(inputs))
     y = b.tensor("y", [steps, batch, out_size] if time_major else [batch, steps, out_size])
     b.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [y],
-         options("UnidirectionalSequenceLSTM", fusedActivationFunction=activation, cellClip=cell_clip, projClip=proj_clip,
-                 timeMajor=time_major))
+         options("UnidirectionalSequenceLSTM", fusedActivationFunction=activation, cellClip=cell_clip,
+                 projClip=proj_clip, timeMajor=time_major))
     if last:  # y[:, -1] (batch-first): begin [0, -1, 0], end [1, T, O], shrinking the time axis
         ints = [b.const(what, np.array(v, np.int32), "INT32") for what, v in
                 (("begin", [0, -1, 0]), ("end", [1, steps, out_size]), ("strides", [1, 1, 1]))]
