@@ -61,24 +61,28 @@ def estimate(call: KernelCall, outputs: int, cpu: str, build: str) -> int | None
     return round(cost["per_mac"] * call.macs + cost["per_output"] * outputs + cost["per_call"])
 
 
-def candidates(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> list[KernelCall]:
-    """The CMSIS-NN call first, then kwscc's kernels whose constraints the layer meets."""
-    own = None
+def candidates(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, wide: bool = False) -> list[KernelCall]:
+    """The CMSIS-NN call first, then kwscc's kernels whose constraints the layer meets (wide: their variants
+    with int16 weights too, the last)."""
+    own = []
     if cmsis.function == "arm_depthwise_conv_wrapper_s8":
-        own = own_kernels.depthwise(qm, node, cmsis, prefix)
+        own.append(own_kernels.depthwise(qm, node, cmsis, prefix))
     elif node.op in ("Conv", "Dense"):
-        own = own_kernels.pointwise(qm, node, cmsis, prefix) or own_kernels.conv(qm, node, cmsis, prefix)
-    if own is None:
-        return [cmsis]
-    own.replaces = cmsis.function
-    return [cmsis, own]
+        for variant in (False, True) if wide else (False,):
+            own.append(own_kernels.pointwise(qm, node, cmsis, prefix, variant)
+                       or own_kernels.conv(qm, node, cmsis, prefix, variant))
+    own = [call for call in own if call is not None]
+    for call in own:
+        call.replaces = cmsis.function
+    return [cmsis, *own]
 
 
 def choose(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, cpu: str, build: str,
            optimize: str = "balanced", kernels: str = "auto") -> KernelCall:
     """The call to emit for one layer. kernels: auto (by cost), cmsis-nn (always the library's call) or kwscc
-    (kwscc's kernel wherever it applies; for measuring the cost table)."""
-    options = candidates(qm, node, cmsis, prefix)
+    (kwscc's kernel wherever it applies, the wide one with optimize speed; for measuring the cost table).
+    Only speed considers the wide kernels, which double their weights' flash."""
+    options = candidates(qm, node, cmsis, prefix, wide=optimize == "speed")
     outputs = qm.graph.tensors[node.outputs[0]].size
     for call in options:
         call.estimated_instructions = estimate(call, outputs, cpu, build)
@@ -86,8 +90,9 @@ def choose(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, cpu: str,
         return cmsis
     if kernels == "kwscc":
         return options[-1]
-    if any(call.estimated_instructions is None for call in options):
+    if cmsis.estimated_instructions is None:
         return cmsis  # unmeasured: keep what the library does
+    options = [call for call in options if call.estimated_instructions is not None]
     if optimize == "ram":
         key = lambda call: (call.scratch[build], call.estimated_instructions)  # noqa: E731
     else:

@@ -28,6 +28,7 @@ KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8", 
                  "kwscc_simd", "kwscc_requantize", "kwscc_sxtab16_ror8", "kwscc_sxtb16_ror8",
                  "kwscc_rnn_s16", "kwscc_gru_s8", "kwscc_lstm_s8", "kwscc_dot_row",
                  "kwscc_dot_rows", "kwscc_dense_s8", "kwscc_pointwise_s8", "kwscc_im2col_s8", "kwscc_conv_s8",
+                 "kwscc_widen_s8", "kwscc_dot_wide", "kwscc_pointwise_wide_s8", "kwscc_conv_wide_s8",
                  "kwscc_depthwise_s8")
 
 
@@ -207,7 +208,7 @@ def raster_overlap(call: KernelCall) -> int | None:
     own kwscc_conv_s8 works the same way, two output pixels at a time.
     """
     p = call.params
-    if call.function == "kwscc_conv_s8":  # own_kernels.conv: two windows copied, then written, in raster order
+    if call.function in ("kwscc_conv_s8", "kwscc_conv_wide_s8"):  # own_kernels.conv: two windows copied, then written
         if p["split"]:
             return None
         return _raster_overlap(p["in_w"] * p["ch"], p["out_w"] * p["cout"], p["out_h"], p["stride"], p["padding"])

@@ -6,6 +6,9 @@ keeps a model's int8 weights with its own multipliers, kwscc.quant.int8_weights,
 does with the multiplier 2^30 and two roundings; when no accumulator can reach 2^30 and k >= 2 the same
 result is one add and one shift (`requantize_constants`). A pointwise or dense layer has no padding, so its
 input offset goes into the bias. Depthwise weights are stored as int16 in the order the SIMD loop reads them.
+The wide variants (--optimize speed) of the pointwise and convolution kernels also store their weights as
+int16 pairs and widen each two input rows once into the scratch, so that their dot products are loads and
+SMLADs only: fewer instructions for twice the weights' flash and a scratch.
 """
 from __future__ import annotations
 
@@ -17,11 +20,14 @@ from kwscc.quant.quantize import QuantModel
 
 ACC_LIMIT = 1 << 30  # below it (and k <= 30), acc + round cannot overflow int32
 POINTWISE, DEPTHWISE, CONV, DENSE = "kwscc_pointwise_s8", "kwscc_depthwise_s8", "kwscc_conv_s8", "kwscc_dense_s8"
+POINTWISE_WIDE, CONV_WIDE = "kwscc_pointwise_wide_s8", "kwscc_conv_wide_s8"
 # the templates/cmsis_nn/kernels/ each kernel needs (model.c defines them in kernels.KWSCC_KERNELS order)
 _COMMON = ("kwscc_simd", "kwscc_requantize")
 _DOT = _COMMON + ("kwscc_sxtb16_ror8", "kwscc_dot_row")
 NEEDS = {DEPTHWISE: _COMMON + ("kwscc_sxtab16_ror8", DEPTHWISE), DENSE: _DOT + (DENSE,),
          POINTWISE: _DOT + ("kwscc_dot_rows", POINTWISE), CONV: _DOT + ("kwscc_dot_rows", "kwscc_im2col_s8", CONV)}
+_WIDE = _COMMON + ("kwscc_sxtb16_ror8", "kwscc_widen_s8", "kwscc_dot_wide")
+NEEDS.update({POINTWISE_WIDE: _WIDE + (POINTWISE_WIDE,), CONV_WIDE: _WIDE + ("kwscc_im2col_s8", CONV_WIDE)})
 
 
 def requantize_constants(k: np.ndarray, rounding: str) -> np.ndarray:
@@ -79,9 +85,9 @@ def _quant_arrays(prefix: str, bias: np.ndarray, k, rounding: str) -> list[Const
             ConstArray(f"{prefix}_k", "int32_t", shift, "shift")]
 
 
-def pointwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> KernelCall | None:
-    """kwscc_pointwise_s8 for a 1x1 stride-1 unpadded convolution, kwscc_dense_s8 for a dense layer; None if it
-    does not apply."""
+def pointwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, wide: bool = False) -> KernelCall | None:
+    """kwscc_pointwise_s8 (wide: kwscc_pointwise_wide_s8) for a 1x1 stride-1 unpadded convolution,
+    kwscc_dense_s8 for a dense layer (never wide: one row shares nothing); None if it does not apply."""
     layer, a = qm.layers[node.name], node.attrs
     if layer.multiplier is not None:  # their requantization is by powers of two only
         return None
@@ -92,6 +98,8 @@ def pointwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> Ker
                 or tuple(a["dilations"]) != (1, 1) or w.shape[3] != x_shape[3] or cmsis.params.get("split")):
             return None
         pixels = int(np.prod(x_shape[1:3]))
+    elif wide:
+        return None
     else:
         pixels = 1
     w2 = layer.weights.reshape(layer.weights.shape[0], -1).astype(np.int64)
@@ -99,23 +107,28 @@ def pointwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> Ker
     if bias is None:
         return None
     params = {"pixels": pixels, "cin": w2.shape[1], "cout": w2.shape[0], "act": layer.act}
-    arrays = [ConstArray(f"{prefix}_w", "int8_t", pointwise_weights(w2), "weights"),
-              *_quant_arrays(prefix, bias, layer.shift, qm.rounding)]
+    quant = _quant_arrays(prefix, bias, layer.shift, qm.rounding)
+    if wide:
+        scratch = 4 * align4(w2.shape[1])  # two rows of int16
+        return KernelCall(node, POINTWISE_WIDE, "ops/kwscc_pointwise_wide.c.j2", params,
+                          {"c": scratch, "dsp": scratch, "mve": scratch}, cmsis.macs,
+                          [ConstArray(f"{prefix}_w32", "int32_t", wide_weights(w2), "weights"), *quant],
+                          kernels=NEEDS[POINTWISE_WIDE])
+    arrays = [ConstArray(f"{prefix}_w", "int8_t", pointwise_weights(w2), "weights"), *quant]
     function = DENSE if node.op == "Dense" else POINTWISE
     template = "ops/kwscc_dense.c.j2" if node.op == "Dense" else "ops/kwscc_pointwise.c.j2"
     return KernelCall(node, function, template, params, {"c": 0, "dsp": 0, "mve": 0}, cmsis.macs, arrays,
                       kernels=NEEDS[function])
 
 
-def conv(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> KernelCall | None:
-    """kwscc_conv_s8 for a convolution with one group and no dilation (the split input's layer included: its
-    [hi, lo] weights go to flash whole); None if it does not apply."""
+def conv(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, wide: bool = False) -> KernelCall | None:
+    """kwscc_conv_s8 (wide: kwscc_conv_wide_s8) for a convolution with one group and no dilation (the split
+    input's layer included: its [hi, lo] weights go to flash whole); None if it does not apply."""
     layer, p = qm.layers[node.name], cmsis.params
-    if layer.multiplier is not None:
+    if layer.multiplier is not None or node.op != "Conv" or cmsis.function != "arm_convolve_wrapper_s8":
         return None
     w = layer.weights  # OHWI, over the hi and lo channels for the split input's layer
-    grouped = w.shape[3] != p["input_dims"]["c"]
-    if cmsis.function != "arm_convolve_wrapper_s8" or tuple(p["dilation"]) != (1, 1) or grouped:
+    if tuple(p["dilation"]) != (1, 1) or w.shape[3] != p["input_dims"]["c"]:  # dilated or grouped
         return None
     w2 = w.reshape(w.shape[0], -1).astype(np.int64)
     bias = folded_bias(layer.bias, w2, layer.input_offset, layer.shift)
@@ -126,15 +139,20 @@ def conv(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> KernelCa
               "k_h": w.shape[1], "k_w": w.shape[2], "stride": p["stride"], "padding": p["padding"],
               "out_h": p["output_dims"]["h"], "out_w": p["output_dims"]["w"], "cout": w.shape[0],
               "pad": -layer.input_offset, "act": layer.act, "split": bool(p["split"])}
-    arrays = [ConstArray(f"{prefix}_w", "int8_t", pointwise_weights(w2), "weights"),
-              *_quant_arrays(prefix, bias, layer.shift, qm.rounding)]
-    scratch = 2 * align4(depth)  # two windows
+    weights = (ConstArray(f"{prefix}_w32", "int32_t", wide_weights(w2), "weights") if wide
+               else ConstArray(f"{prefix}_w", "int8_t", pointwise_weights(w2), "weights"))
+    arrays = [weights, *_quant_arrays(prefix, bias, layer.shift, qm.rounding)]
+    # two windows (wide: then the two as int16 pairs)
+    per_depth = 6 if wide else 2
+    scratch = per_depth * align4(depth)
     unsplit = None
     if p["split"]:
-        unsplit_scratch = 2 * align4(depth // 2)
+        unsplit_scratch = per_depth * align4(depth // 2)
         unsplit = {"c": unsplit_scratch, "dsp": unsplit_scratch, "mve": unsplit_scratch}
-    return KernelCall(node, CONV, "ops/kwscc_conv.c.j2", params, {"c": scratch, "dsp": scratch, "mve": scratch},
-                      cmsis.macs, arrays, unsplit_scratch=unsplit, kernels=NEEDS[CONV])
+    function = CONV_WIDE if wide else CONV
+    template = "ops/kwscc_conv_wide.c.j2" if wide else "ops/kwscc_conv.c.j2"
+    return KernelCall(node, function, template, params, {"c": scratch, "dsp": scratch, "mve": scratch},
+                      cmsis.macs, arrays, unsplit_scratch=unsplit, kernels=NEEDS[function])
 
 
 def depthwise_weights(w_taps: np.ndarray) -> np.ndarray:
@@ -157,6 +175,20 @@ def pointwise_weights(w: np.ndarray) -> np.ndarray:
     if cout % 2:
         parts.append(w[-1])
     return np.concatenate(parts).astype(np.int8)
+
+
+def wide_weights(w: np.ndarray) -> np.ndarray:
+    """[cout, depth] int8 weights as kwscc_dot_wide reads them: int32 words of two int16 (low half first),
+    (w[0], w[2]) and (w[1], w[3]) of every 4 of the depth (zero-padded to a multiple of 4); per pair of
+    outputs, per 4 of the depth, the first output's two words then the second's; an odd last output's alone."""
+    cout, depth = w.shape
+    w = np.pad(np.asarray(w, np.int64), ((0, 0), (0, align4(depth) - depth)))
+    pairs = w.reshape(cout, -1, 4)[:, :, [0, 2, 1, 3]].reshape(cout, -1, 2, 2)
+    words = (pairs[..., 0] & 0xFFFF) | ((pairs[..., 1] & 0xFFFF) << 16)  # [cout, blocks, 2]
+    parts = [words[o:o + 2].transpose(1, 0, 2).reshape(-1) for o in range(0, cout - 1, 2)]
+    if cout % 2:
+        parts.append(words[-1].reshape(-1))
+    return np.concatenate(parts).astype(np.uint32).view(np.int32)
 
 
 def depthwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> KernelCall | None:
