@@ -4,8 +4,9 @@
                                       [--models dnn_s,cnn_s,ds_cnn_s,ds_cnn_m] [--rows FILE] [--write]
     python benchmarks/kernel_costs.py --from-rows FILE [FILE ...] [--write]
 
-Every shipped model is compiled for each core twice, with every layer on CMSIS-NN's call (--kernels cmsis-nn)
-and with every layer kwscc's own kernel applies to on that kernel (--kernels kwscc), and run under QEMU with
+Every shipped model is compiled for each core three times, with every layer on CMSIS-NN's call (--kernels
+cmsis-nn), with every layer kwscc's own kernel applies to on that kernel (--kernels kwscc) and the same with the
+wide kernels --optimize speed adds (--kernels kwscc --optimize speed), and run under QEMU with
 the real library; kwscc's TCG plugin counts the instructions of each layer. Per core and kernel (for
 CMSIS-NN: the function its wrapper dispatches to) a non-negative least-squares fit of the relative error
 gives instructions = per_mac * MACs + per_output * outputs + per_call. --rows keeps the measured layers
@@ -33,10 +34,14 @@ FEATURES = {"dnn_s": "x250", "cnn_s": "x490", "ds_cnn_s": "x490", "ds_cnn_m": "x
 CHOOSABLE = ("Conv", "Dense")  # the ops with more than one candidate kernel
 
 
-def measure(model: str, target: str, kernels: str, samples: int, cmsis_nn: str) -> list[dict]:
+RUNS = (("cmsis-nn", "balanced"), ("kwscc", "balanced"), ("kwscc", "speed"))  # (--kernels, --optimize)
+
+
+def measure(model: str, target: str, kernels: str, optimize: str, samples: int, cmsis_nn: str) -> list[dict]:
     """(kernel, MACs, outputs, instructions) of every choosable layer of one model on one core."""
     npz_path = ROOT / "examples" / "kws" / "kws_synth.npz"
-    options = CompileOptions(calib=f"{npz_path}:calib_{FEATURES[model]}", cpu=target, kernels=kernels)
+    options = CompileOptions(calib=f"{npz_path}:calib_{FEATURES[model]}", cpu=target, kernels=kernels,
+                             optimize=optimize)
     compiled = compile_model(ROOT / "examples" / "kws" / f"{model}.onnx", options)
     x = np.load(npz_path)[f"test_{FEATURES[model]}"][:samples]
     _, m = run_on_target(compiled, x.reshape(len(x), -1).astype(np.float32), target, cmsis_nn)
@@ -49,7 +54,7 @@ def measure(model: str, target: str, kernels: str, samples: int, cmsis_nn: str) 
             kernel = kernel_choice.cmsis_kernel(call, CPU_BUILDS[target])
         rows.append({"target": target, "kernel": kernel, "macs": int(call.macs),
                      "outputs": compiled.graph.tensors[call.node.outputs[0]].size,
-                     "instructions": int(layer["instructions"]), "model": model})
+                     "instructions": int(layer["instructions"]), "model": model, "layer": call.node.name})
     return rows
 
 
@@ -86,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if not args.cmsis_nn:
             p.error("--cmsis-nn DIR is needed to measure")
-        rows = [row for target in args.targets.split(",") for model in args.models.split(",")
-                for kernels in ("cmsis-nn", "kwscc")
-                for row in measure(model, target, kernels, args.samples, args.cmsis_nn)]
+        measured = [row for target in args.targets.split(",") for model in args.models.split(",")
+                    for kernels, optimize in RUNS
+                    for row in measure(model, target, kernels, optimize, args.samples, args.cmsis_nn)]
+        # a layer on the same kernel in two runs (the depthwise and dense ones without a wide variant) counts once
+        rows = list({(r["target"], r["model"], r["layer"], r["kernel"]): r for r in measured}.values())
         if args.rows:
             Path(args.rows).write_text(json.dumps(rows, indent=1) + "\n")
     table = {}

@@ -75,15 +75,28 @@ def _model(rng: np.random.Generator):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("rounding", ["default", "single"])
 def test_own_kernels_match_the_simulator(seed, rounding, tmp_path):
+    _check_against_the_simulator(seed, rounding, "balanced", tmp_path,
+                                 {own_kernels.CONV, own_kernels.DEPTHWISE, own_kernels.POINTWISE, own_kernels.DENSE})
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("rounding", ["default", "single"])
+def test_wide_kernels_match_the_simulator(seed, rounding, tmp_path):
+    """--optimize speed: the convolutions on the wide kernels (int16 weights, rows widened in the scratch)."""
+    _check_against_the_simulator(seed, rounding, "speed", tmp_path, {
+        own_kernels.CONV_WIDE, own_kernels.DEPTHWISE, own_kernels.POINTWISE_WIDE, own_kernels.DENSE})
+
+
+def _check_against_the_simulator(seed: int, rounding: str, optimize: str, tmp_path: Path, expected: set[str]):
     rng = np.random.default_rng(seed)
     model, shape = _model(rng)
     path = save(model, tmp_path)
     calib = tmp_path / "calib.npy"
     np.save(calib, rng.normal(0, 1, (64,) + shape).astype(np.float32))
     compiled = compile_model(path, CompileOptions(calib=str(calib), rounding=rounding, kernels="kwscc",
-                                                  split_input="on"))
+                                                  split_input="on", optimize=optimize))
     functions = {call.function for call in compiled.calls}
-    assert {own_kernels.CONV, own_kernels.DEPTHWISE, own_kernels.POINTWISE, own_kernels.DENSE} <= functions, functions
+    assert expected <= functions, functions
     out = tmp_path / "out"
     write_outputs(output_files(compiled, True, {}), out)
     gen = Generated(out, compiled.name, compiled)
@@ -138,13 +151,28 @@ void t_pointwise(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *
 {
     kwscc_pointwise_s8(in, out, w, b, t, k, pixels, cin, cout, lo, hi);
 }
+void t_pointwise_wide(const int8_t *in, int8_t *out, int32_t *scratch, const int32_t *w, const int32_t *b,
+                      const int32_t *t, const int32_t *k, int32_t pixels, int32_t cin, int32_t cout, int32_t lo,
+                      int32_t hi)
+{
+    kwscc_pointwise_wide_s8(in, out, scratch, w, b, t, k, pixels, cin, cout, lo, hi);
+}
+void t_conv_wide(const int8_t *in, int8_t *out, int8_t *scratch, const int32_t *w, const int32_t *b,
+                 const int32_t *t, const int32_t *k, int32_t in_h, int32_t in_w, int32_t ch, int32_t k_h, int32_t k_w,
+                 int32_t s_h, int32_t s_w, int32_t p_h, int32_t p_w, int32_t o_h, int32_t o_w, int32_t cout,
+                 int32_t pad, int32_t lo, int32_t hi)
+{
+    kwscc_conv_wide_s8(in, out, scratch, w, b, t, k, in_h, in_w, ch, k_h, k_w, s_h, s_w, p_h, p_w, o_h, o_w, cout,
+                       (int8_t)pad, lo, hi);
+}
 void t_dense(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *b, const int32_t *t, const int32_t *k,
              int32_t cin, int32_t cout, int32_t lo, int32_t hi)
 {
     kwscc_dense_s8(in, out, w, b, t, k, cin, cout, lo, hi);
 }
 """
-OWN = ("kwscc_depthwise_s8", "kwscc_conv_s8", "kwscc_pointwise_s8", "kwscc_dense_s8")
+OWN = ("kwscc_depthwise_s8", "kwscc_conv_s8", "kwscc_pointwise_s8", "kwscc_dense_s8", "kwscc_pointwise_wide_s8",
+       "kwscc_conv_wide_s8")
 
 
 def _kernel_library(tmp_path: Path, rounding: str, simd: bool) -> ctypes.CDLL:
@@ -201,7 +229,7 @@ def _run_depthwise(lib, case, arrays, k, bias, rounding):
     return y
 
 
-def _run_conv(lib, case, arrays, k, bias, rounding):
+def _run_conv(lib, case, arrays, k, bias, rounding, wide=False):
     i, f, o = case["input_dims"], case["filter_dims"], case["output_dims"]
     if case["dilation"] != {"h": 1, "w": 1} or f["c"] != i["c"]:
         return None
@@ -210,21 +238,31 @@ def _run_conv(lib, case, arrays, k, bias, rounding):
     if folded is None:
         return None
     b, t, kk = own_kernels.requantize_arrays(folded, k, rounding)
-    w = own_kernels.pointwise_weights(w2)
+    w = own_kernels.wide_weights(w2) if wide else own_kernels.pointwise_weights(w2)
     x = np.ascontiguousarray(arrays["input"], np.int8)
     y = np.zeros((o["h"], o["w"], o["c"]), np.int8)
     act = case["activation"]
     pointwise = ((f["h"], f["w"]) == (1, 1) and case["stride"] == {"h": 1, "w": 1}
                  and case["padding"] == {"h": 0, "w": 0})
-    if pointwise:
+    depth4 = (w2.shape[1] + 3) // 4 * 4
+    if pointwise and wide:
+        scratch = np.zeros(depth4, np.int32)
+        lib.t_pointwise_wide(_ptr(x), _ptr(y), _ptr(scratch), _ptr(w), _ptr(b), _ptr(t), _ptr(kk), i["h"] * i["w"],
+                             i["c"], f["n"], act["min"], act["max"])
+    elif pointwise:
         lib.t_pointwise(_ptr(x), _ptr(y), _ptr(w), _ptr(b), _ptr(t), _ptr(kk), i["h"] * i["w"], i["c"], f["n"],
                         act["min"], act["max"])
     else:
-        scratch = np.zeros(2 * (w2.shape[1] + 3) // 4 * 4 + 8, np.int8)
-        lib.t_conv(_ptr(x), _ptr(y), _ptr(scratch), _ptr(w), _ptr(b), _ptr(t), _ptr(kk), i["h"], i["w"], i["c"], f["h"],
-                   f["w"], case["stride"]["h"], case["stride"]["w"], case["padding"]["h"], case["padding"]["w"], o["h"],
-                   o["w"], f["n"], -case["input_offset"], act["min"], act["max"])
+        scratch = np.zeros((6 if wide else 2) * depth4 // 4, np.int32)  # int32: 4-byte aligned, as the arena
+        conv = lib.t_conv_wide if wide else lib.t_conv
+        conv(_ptr(x), _ptr(y), _ptr(scratch), _ptr(w), _ptr(b), _ptr(t), _ptr(kk), i["h"], i["w"], i["c"], f["h"],
+             f["w"], case["stride"]["h"], case["stride"]["w"], case["padding"]["h"], case["padding"]["w"], o["h"],
+             o["w"], f["n"], -case["input_offset"], act["min"], act["max"])
     return y
+
+
+def _run_conv_wide(lib, case, arrays, k, bias, rounding):
+    return _run_conv(lib, case, arrays, k, bias, rounding, wide=True)
 
 
 def _run_dense(lib, case, arrays, k, bias, rounding):
@@ -249,19 +287,19 @@ def _run_dense(lib, case, arrays, k, bias, rounding):
 @pytest.mark.parametrize("simd", [False, True], ids=["plain", "simd"])
 def test_own_kernels_equal_cmsis_nn_on_the_golden_vectors(rounding, simd, tmp_path):
     lib = _kernel_library(tmp_path, rounding, simd)
-    ran, failures = 0, []
+    ran, failures = {}, []
     for family, run in (("modern_depthwise_conv_wrapper_s8", _run_depthwise), ("modern_convolve_wrapper_s8", _run_conv),
-                        ("modern_fully_connected_s8", _run_dense)):
+                        ("modern_convolve_wrapper_s8", _run_conv_wide), ("modern_fully_connected_s8", _run_dense)):
         for case, arrays, k, bias in _golden_runs(family):
             got = run(lib, case, arrays, k, bias, rounding)
             if got is None:
                 continue
-            ran += 1
+            ran[run.__name__] = ran.get(run.__name__, 0) + 1
             want = arrays[f"out_host_{rounding}"].reshape(got.shape)
             if not np.array_equal(got, want):
-                failures.append(f"{family} {case['name']}: {np.count_nonzero(got != want)} of {want.size} differ")
+                failures.append(f"{run.__name__} {case['name']}: {np.count_nonzero(got != want)} of {want.size} differ")
     assert not failures, "\n".join(failures)
-    assert ran >= 40, f"only {ran} golden cases apply"
+    assert sum(ran.values()) >= 40 and min(ran.values()) >= 5 and len(ran) == 4, f"golden cases that apply: {ran}"
 
 
 def test_optimize_decides_the_split_input_unless_told(tmp_path):
