@@ -65,10 +65,10 @@ def candidates(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, wide:
     """The CMSIS-NN call first, then kwscc's kernels whose constraints the layer meets (wide: their variants
     with int16 weights too, the last)."""
     own = []
-    if cmsis.function == "arm_depthwise_conv_wrapper_s8":
-        own.append(own_kernels.depthwise(qm, node, cmsis, prefix))
-    elif node.op in ("Conv", "Dense"):
-        for variant in (False, True) if wide else (False,):
+    for variant in (False, True) if wide else (False,):
+        if cmsis.function == "arm_depthwise_conv_wrapper_s8":
+            own.append(own_kernels.depthwise(qm, node, cmsis, prefix, variant))
+        elif node.op in ("Conv", "Dense"):
             own.append(own_kernels.pointwise(qm, node, cmsis, prefix, variant)
                        or own_kernels.conv(qm, node, cmsis, prefix, variant))
     own = [call for call in own if call is not None]

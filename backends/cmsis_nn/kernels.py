@@ -28,8 +28,8 @@ KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8", 
                  "kwscc_simd", "kwscc_requantize", "kwscc_sxtab16_ror8", "kwscc_sxtb16_ror8",
                  "kwscc_rnn_s16", "kwscc_gru_s8", "kwscc_lstm_s8", "kwscc_dot_row",
                  "kwscc_dot_rows", "kwscc_dense_s8", "kwscc_pointwise_s8", "kwscc_im2col_s8", "kwscc_conv_s8",
-                 "kwscc_widen_s8", "kwscc_dot_wide", "kwscc_pointwise_wide_s8", "kwscc_conv_wide_s8",
-                 "kwscc_depthwise_s8")
+                 "kwscc_depthwise_s8", "kwscc_pack16", "kwscc_load2", "kwscc_widen_s8", "kwscc_dot_wide",
+                 "kwscc_pointwise_wide_s8", "kwscc_conv_wide_s8", "kwscc_depthwise_wide_s8")
 
 
 # what kwscc_gru_s8 and kwscc_lstm_s8 need: their integer helpers and the SIMD dot product's intrinsics

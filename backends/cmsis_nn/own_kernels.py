@@ -20,14 +20,15 @@ from kwscc.quant.quantize import QuantModel
 
 ACC_LIMIT = 1 << 30  # below it (and k <= 30), acc + round cannot overflow int32
 POINTWISE, DEPTHWISE, CONV, DENSE = "kwscc_pointwise_s8", "kwscc_depthwise_s8", "kwscc_conv_s8", "kwscc_dense_s8"
-POINTWISE_WIDE, CONV_WIDE = "kwscc_pointwise_wide_s8", "kwscc_conv_wide_s8"
+POINTWISE_WIDE, CONV_WIDE, DEPTHWISE_WIDE = "kwscc_pointwise_wide_s8", "kwscc_conv_wide_s8", "kwscc_depthwise_wide_s8"
 # the templates/cmsis_nn/kernels/ each kernel needs (model.c defines them in kernels.KWSCC_KERNELS order)
 _COMMON = ("kwscc_simd", "kwscc_requantize")
 _DOT = _COMMON + ("kwscc_sxtb16_ror8", "kwscc_dot_row")
 NEEDS = {DEPTHWISE: _COMMON + ("kwscc_sxtab16_ror8", DEPTHWISE), DENSE: _DOT + (DENSE,),
          POINTWISE: _DOT + ("kwscc_dot_rows", POINTWISE), CONV: _DOT + ("kwscc_dot_rows", "kwscc_im2col_s8", CONV)}
-_WIDE = _COMMON + ("kwscc_sxtb16_ror8", "kwscc_widen_s8", "kwscc_dot_wide")
-NEEDS.update({POINTWISE_WIDE: _WIDE + (POINTWISE_WIDE,), CONV_WIDE: _WIDE + ("kwscc_im2col_s8", CONV_WIDE)})
+_WIDE = _COMMON + ("kwscc_sxtb16_ror8", "kwscc_pack16", "kwscc_load2", "kwscc_widen_s8", "kwscc_dot_wide")
+NEEDS.update({POINTWISE_WIDE: _WIDE + (POINTWISE_WIDE,), CONV_WIDE: _WIDE + ("kwscc_im2col_s8", CONV_WIDE),
+              DEPTHWISE_WIDE: _COMMON + ("kwscc_sxtab16_ror8", "kwscc_pack16", "kwscc_load2", DEPTHWISE_WIDE)})
 
 
 def requantize_constants(k: np.ndarray, rounding: str) -> np.ndarray:
@@ -191,9 +192,9 @@ def wide_weights(w: np.ndarray) -> np.ndarray:
     return np.concatenate(parts).astype(np.uint32).view(np.int32)
 
 
-def depthwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> KernelCall | None:
-    """kwscc_depthwise_s8 for a depthwise convolution with channel multiplier 1, no dilation and channels a
-    multiple of 4; None if it does not apply."""
+def depthwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, wide: bool = False) -> KernelCall | None:
+    """kwscc_depthwise_s8 (wide: kwscc_depthwise_wide_s8, the input rows widened in the scratch) for a depthwise
+    convolution with channel multiplier 1, no dilation and channels a multiple of 4; None if it does not apply."""
     layer, p = qm.layers[node.name], cmsis.params
     ch = p["input_dims"]["c"]
     if p["ch_mult"] != 1 or tuple(p["dilation"]) != (1, 1) or ch % 4 or layer.multiplier is not None:
@@ -205,10 +206,18 @@ def depthwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str) -> Ker
     params = {"in_h": p["input_dims"]["h"], "in_w": p["input_dims"]["w"], "ch": ch, "k_h": kh, "k_w": kw,
               "stride": p["stride"], "padding": p["padding"], "out_h": p["output_dims"]["h"],
               "out_w": p["output_dims"]["w"], "input_offset": layer.input_offset, "act": layer.act}
-    arrays = [ConstArray(f"{prefix}_w16", "int16_t", depthwise_weights(w), "weights"),
-              *_quant_arrays(prefix, layer.bias, layer.shift, qm.rounding)]
+    quant = _quant_arrays(prefix, layer.bias, layer.shift, qm.rounding)
+    if wide:  # 2 k_h - 1 rows of (out_w - 1) * stride_w + k_w columns, 8 bytes each; the weights in words
+        scratch = (2 * kh - 1) * ((params["out_w"] - 1) * p["stride"][1] + kw) * 8
+        words = depthwise_weights(w).astype(np.int64).reshape(-1, 2)
+        packed = ((words[:, 0] & 0xFFFF) | ((words[:, 1] & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
+        return KernelCall(node, DEPTHWISE_WIDE, "ops/kwscc_depthwise_wide.c.j2", params,
+                          {"c": scratch, "dsp": scratch, "mve": scratch}, cmsis.macs,
+                          [ConstArray(f"{prefix}_w32", "int32_t", packed, "weights"), *quant],
+                          kernels=NEEDS[DEPTHWISE_WIDE])
     return KernelCall(node, DEPTHWISE, "ops/kwscc_depthwise.c.j2", params, {"c": 0, "dsp": 0, "mve": 0},
-                      cmsis.macs, arrays, kernels=NEEDS[DEPTHWISE])
+                      cmsis.macs, [ConstArray(f"{prefix}_w16", "int16_t", depthwise_weights(w), "weights"), *quant],
+                      kernels=NEEDS[DEPTHWISE])
 
 
 def full_range(calls: list[KernelCall]) -> bool:

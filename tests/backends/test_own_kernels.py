@@ -84,7 +84,7 @@ def test_own_kernels_match_the_simulator(seed, rounding, tmp_path):
 def test_wide_kernels_match_the_simulator(seed, rounding, tmp_path):
     """--optimize speed: the convolutions on the wide kernels (int16 weights, rows widened in the scratch)."""
     _check_against_the_simulator(seed, rounding, "speed", tmp_path, {
-        own_kernels.CONV_WIDE, own_kernels.DEPTHWISE, own_kernels.POINTWISE_WIDE, own_kernels.DENSE})
+        own_kernels.CONV_WIDE, own_kernels.DEPTHWISE_WIDE, own_kernels.POINTWISE_WIDE, own_kernels.DENSE})
 
 
 def _check_against_the_simulator(seed: int, rounding: str, optimize: str, tmp_path: Path, expected: set[str]):
@@ -151,6 +151,14 @@ void t_pointwise(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *
 {
     kwscc_pointwise_s8(in, out, w, b, t, k, pixels, cin, cout, lo, hi);
 }
+void t_depthwise_wide(const int8_t *in, int8_t *out, int32_t *scratch, const int32_t *w, const int32_t *b,
+                      const int32_t *t, const int32_t *k, int32_t in_h, int32_t in_w, int32_t ch, int32_t k_h,
+                      int32_t k_w, int32_t s_h, int32_t s_w, int32_t p_h, int32_t p_w, int32_t o_h, int32_t o_w,
+                      int32_t off, int32_t lo, int32_t hi)
+{
+    kwscc_depthwise_wide_s8(in, out, scratch, w, b, t, k, in_h, in_w, ch, k_h, k_w, s_h, s_w, p_h, p_w, o_h, o_w, off,
+                            lo, hi);
+}
 void t_pointwise_wide(const int8_t *in, int8_t *out, int32_t *scratch, const int32_t *w, const int32_t *b,
                       const int32_t *t, const int32_t *k, int32_t pixels, int32_t cin, int32_t cout, int32_t lo,
                       int32_t hi)
@@ -172,7 +180,7 @@ void t_dense(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *b, c
 }
 """
 OWN = ("kwscc_depthwise_s8", "kwscc_conv_s8", "kwscc_pointwise_s8", "kwscc_dense_s8", "kwscc_pointwise_wide_s8",
-       "kwscc_conv_wide_s8")
+       "kwscc_conv_wide_s8", "kwscc_depthwise_wide_s8")
 
 
 def _kernel_library(tmp_path: Path, rounding: str, simd: bool) -> ctypes.CDLL:
@@ -211,7 +219,7 @@ def _golden_runs(family: str):
         yield case, arrays, k, bias
 
 
-def _run_depthwise(lib, case, arrays, k, bias, rounding):
+def _run_depthwise(lib, case, arrays, k, bias, rounding, wide=False):
     i, f, o = case["input_dims"], case["filter_dims"], case["output_dims"]
     if case["ch_mult"] != 1 or i["c"] % 4 or case["dilation"] != {"h": 1, "w": 1}:
         return None
@@ -223,10 +231,19 @@ def _run_depthwise(lib, case, arrays, k, bias, rounding):
     x = np.ascontiguousarray(arrays["input"], np.int8)
     y = np.zeros((o["h"], o["w"], o["c"]), np.int8)
     act = case["activation"]
-    lib.t_depthwise(_ptr(x), _ptr(y), _ptr(w16), _ptr(b), _ptr(t), _ptr(kk), i["h"], i["w"], i["c"], f["h"], f["w"],
-                    case["stride"]["h"], case["stride"]["w"], case["padding"]["h"], case["padding"]["w"], o["h"], o["w"],
-                    case["input_offset"], act["min"], act["max"])
+    geometry = (i["h"], i["w"], i["c"], f["h"], f["w"], case["stride"]["h"], case["stride"]["w"], case["padding"]["h"],
+                case["padding"]["w"], o["h"], o["w"], case["input_offset"], act["min"], act["max"])
+    if wide:
+        w32 = w16.view(np.int32).copy()  # two int16 per word, low half first (little-endian host)
+        scratch = np.zeros((2 * f["h"] - 1) * ((o["w"] - 1) * case["stride"]["w"] + f["w"]) * 2, np.int32)
+        lib.t_depthwise_wide(_ptr(x), _ptr(y), _ptr(scratch), _ptr(w32), _ptr(b), _ptr(t), _ptr(kk), *geometry)
+    else:
+        lib.t_depthwise(_ptr(x), _ptr(y), _ptr(w16), _ptr(b), _ptr(t), _ptr(kk), *geometry)
     return y
+
+
+def _run_depthwise_wide(lib, case, arrays, k, bias, rounding):
+    return _run_depthwise(lib, case, arrays, k, bias, rounding, wide=True)
 
 
 def _run_conv(lib, case, arrays, k, bias, rounding, wide=False):
@@ -288,8 +305,10 @@ def _run_dense(lib, case, arrays, k, bias, rounding):
 def test_own_kernels_equal_cmsis_nn_on_the_golden_vectors(rounding, simd, tmp_path):
     lib = _kernel_library(tmp_path, rounding, simd)
     ran, failures = {}, []
-    for family, run in (("modern_depthwise_conv_wrapper_s8", _run_depthwise), ("modern_convolve_wrapper_s8", _run_conv),
-                        ("modern_convolve_wrapper_s8", _run_conv_wide), ("modern_fully_connected_s8", _run_dense)):
+    for family, run in (("modern_depthwise_conv_wrapper_s8", _run_depthwise),
+                        ("modern_depthwise_conv_wrapper_s8", _run_depthwise_wide),
+                        ("modern_convolve_wrapper_s8", _run_conv), ("modern_convolve_wrapper_s8", _run_conv_wide),
+                        ("modern_fully_connected_s8", _run_dense)):
         for case, arrays, k, bias in _golden_runs(family):
             got = run(lib, case, arrays, k, bias, rounding)
             if got is None:
@@ -299,7 +318,7 @@ def test_own_kernels_equal_cmsis_nn_on_the_golden_vectors(rounding, simd, tmp_pa
             if not np.array_equal(got, want):
                 failures.append(f"{run.__name__} {case['name']}: {np.count_nonzero(got != want)} of {want.size} differ")
     assert not failures, "\n".join(failures)
-    assert sum(ran.values()) >= 40 and min(ran.values()) >= 5 and len(ran) == 4, f"golden cases that apply: {ran}"
+    assert sum(ran.values()) >= 40 and min(ran.values()) >= 5 and len(ran) == 5, f"golden cases that apply: {ran}"
 
 
 def test_optimize_decides_the_split_input_unless_told(tmp_path):
