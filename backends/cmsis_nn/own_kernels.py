@@ -6,9 +6,10 @@ keeps a model's int8 weights with its own multipliers, kwscc.quant.int8_weights,
 does with the multiplier 2^30 and two roundings; when no accumulator can reach 2^30 and k >= 2 the same
 result is one add and one shift (`requantize_constants`). A pointwise or dense layer has no padding, so its
 input offset goes into the bias. Depthwise weights are stored as int16 in the order the SIMD loop reads them.
-The wide variants (--optimize speed) of the pointwise and convolution kernels also store their weights as
-int16 pairs and widen each two input rows once into the scratch, so that their dot products are loads and
-SMLADs only: fewer instructions for twice the weights' flash and a scratch.
+The wide variants (--optimize speed) store their weights as int16 pairs and widen their input once into a
+small scratch (the pointwise and convolution kernels each two rows, the depthwise kernel the rows its kernel
+reads), so that their inner loops are loads and multiply-accumulates only: fewer instructions for twice the
+weights' flash and a scratch.
 """
 from __future__ import annotations
 
