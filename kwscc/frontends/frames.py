@@ -38,11 +38,10 @@ class Frames:
         key = f"{seq}:{axis}"
         if key in self._views:
             return self._views[key]
-        if 1 not in shape[1:]:
-            raise UnsupportedError(f"{where}: the sequence '{seq}' of shape {list(shape)} has no batch axis of "
-                                   "size 1 (only batch 1 is supported)")
-        batch = shape.index(1, 1)
-        view_shape = (1,) + tuple(d for i, d in enumerate(shape) if i != batch)
+        if len(shape) < 2 or shape[1] != 1:  # time-major is [T, batch, ...]
+            raise UnsupportedError(f"{where}: the sequence '{seq}' of shape {list(shape)} is time-major with a "
+                                   "batch axis (axis 1) that is not 1; only batch 1 is supported")
+        view_shape = (1,) + shape[:1] + shape[2:]
         src, producer = seq, self.graph.producer(seq)
         while producer is not None and producer.op == "Reshape":  # the batch-first tensor it came from
             src = producer.inputs[0]

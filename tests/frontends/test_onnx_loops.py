@@ -86,3 +86,14 @@ def test_reverse_scan_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and not (tmp_path / "out").exists(), err
     assert err.startswith("kwscc: error: node 'rnn_scan' (Scan): reverse scan directions"), err
+
+
+def test_scan_over_a_batch_of_two_is_refused(tmp_path, capsys):
+    model = rnn_scan()
+    time_major = next(i for i in model.graph.initializer if i.name == "time_major")
+    time_major.CopyFrom(numpy_helper.from_array(np.array([STEPS, 2, 1], np.int64), "time_major"))
+    path = save(model, tmp_path)
+    rc = main([str(path), "-o", str(tmp_path / "out"), "--calib", str(tmp_path / "unused.npy")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "node 'rnn_scan' (Scan): the sequence 'seq' of shape [3, 2, 1]" in err and "only batch 1" in err, err
