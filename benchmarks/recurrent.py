@@ -30,7 +30,8 @@ NPZ = ROOT / "examples" / "kws" / "kws_synth.npz"
 MODELS = {"keras_lstm.onnx": "x490", "keras_lstm.tflite": "x490", "keras_lstm_int8.tflite": "x490",
           "basic_lstm_s_rnnop.onnx": "x490", "keras_gru.onnx": "x490", "gru_s_rnnop.onnx": "x250",
           "basic_lstm_s_unrolled.tflite": "x490", "gru_s_int8.tflite": "x250", "crnn_s_unrolled.tflite": "x490",
-          "lstm_s.onnx": "x250"}
+          "lstm_s.onnx": "x250", "keras_gru.tflite": "x490", "basic_lstm_s_int8.tflite": "x490",
+          "lstm_s_int8.tflite": "x250", "crnn_s_int8.tflite": "x490", "keras_gru_int8.tflite": "x490"}
 
 
 def model_path(model: str) -> Path:
