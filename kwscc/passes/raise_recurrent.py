@@ -205,7 +205,8 @@ def _raise(view: CellView, chain: Chain) -> bool:
             src = graph.unique_tensor_name(f"{out}_{t}")
             graph.add_node(Node(f"{name}_step{t}", "Crop", [out], [src], {"axis": 1, "start": t, "end": t + 1}))
         graph.add_node(Node(f"{name}_h{t}", "Reshape", [src], [state], {"shape": graph.tensors[state].shape}))
-    log.info("raised %d unrolled %s steps into one node (output %s)", steps, step.op, "last" if last else "sequence")
+    log.info("raised %d unrolled %s steps into node '%s' (output %s)", steps, step.op, name,
+             "last" if last else "sequence")
     return True
 
 
