@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kwscc.driver import CompileOptions, compile_model  # noqa: E402
+from kwscc.errors import KwsccError  # noqa: E402
 from kwscc.report.report import build_report  # noqa: E402
 from kwscc.validate.validate import validate  # noqa: E402
 
@@ -31,7 +32,11 @@ MODELS = {"keras_lstm.onnx": "x490", "keras_lstm.tflite": "x490", "keras_lstm_in
           "basic_lstm_s_rnnop.onnx": "x490", "keras_gru.onnx": "x490", "gru_s_rnnop.onnx": "x250",
           "basic_lstm_s_unrolled.tflite": "x490", "gru_s_int8.tflite": "x250", "crnn_s_unrolled.tflite": "x490",
           "lstm_s.onnx": "x250", "keras_gru.tflite": "x490", "basic_lstm_s_int8.tflite": "x490",
-          "lstm_s_int8.tflite": "x250", "crnn_s_int8.tflite": "x490", "keras_gru_int8.tflite": "x490"}
+          "lstm_s_int8.tflite": "x250", "crnn_s_int8.tflite": "x490", "keras_gru_int8.tflite": "x490",
+          "basic_lstm_s.onnx": "x490", "basic_lstm_s.tflite": "x490", "lstm_s.tflite": "x250",
+          "lstm_s_unrolled.tflite": "x250", "gru_s.onnx": "x250", "gru_s.tflite": "x250",
+          "gru_s_unrolled.tflite": "x250", "crnn_s.onnx": "x490", "crnn_s.tflite": "x490",
+          "keras_gru_unrolled.tflite": "x490"}
 
 
 def model_path(model: str) -> Path:
@@ -49,14 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", default="cortex-m4,cortex-m55")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = p.parse_args(argv)
-    rows = []
+    rows, failed = [], False
     print(f"{'model':26s} {'core':10s} {'MACs':>9s} {'arena':>7s} {'flash':>8s} {'instructions':>12s} "
           f"{'per MAC':>7s} {'mismatches':>10s}")
     for model in args.models.split(","):
         features = MODELS[model]
         calib = None if model.endswith("_int8.tflite") else f"{NPZ}:calib_{features}"
         for core in args.targets.split(","):
-            compiled = compile_model(model_path(model), CompileOptions(calib=calib, cpu=core))
+            try:
+                compiled = compile_model(model_path(model), CompileOptions(calib=calib, cpu=core))
+            except KwsccError as exc:  # a form kwscc does not compile (yet): say so, measure the others
+                print(f"{model:26s} {core:10s} refused: {exc}", flush=True)
+                failed = True
+                continue
             report = build_report(compiled)
             result = validate(compiled, f"{NPZ}:test50_{features}", target=core, cmsis_nn_dir=args.cmsis_nn)
             row = {"model": model, "core": core, "macs": report["macs"], "arena_bytes": report["arena_bytes"],
@@ -70,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nlibrary: {rows[0]['library'] if rows else '-'}; instructions counted by QEMU, mean over the clips")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
-    return 0 if all(r["mismatches"] == 0 for r in rows) else 1
+    return 0 if all(r["mismatches"] == 0 for r in rows) and not failed else 1
 
 
 if __name__ == "__main__":
