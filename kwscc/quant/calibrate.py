@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import MutableMapping
 from pathlib import Path
 
 import numpy as np
@@ -62,23 +63,64 @@ def _origins(graph: Graph, wanted: list[str]) -> dict[str, tuple[str, np.ndarray
     return plan
 
 
-def _graph_layout(graph: Graph, origins: dict, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The runtime's values under kwscc's names, in kwscc's layout (each tensor's element order by its
-    provenance, kwscc.ir.Graph.origins); a tensor whose file tensor the runtime lacks, or whose size
-    differs, is left out (to be computed by kwscc)."""
-    out = {}
-    for name, (source, index) in origins.items():
-        v = values.get(source)
-        if v is None:
-            continue
-        t = graph.tensors[name]
-        per_sample = t.size // max(t.shape[0], 1)
-        if v.ndim == 0 or v.size != v.shape[0] * per_sample:
-            log.debug("tensor '%s': the runtime's '%s' has shape %s: computed by kwscc", name, source, v.shape)
-            continue
-        flat = v.reshape(v.shape[0], per_sample)
-        out[name] = (flat if index is None else flat[:, index]).reshape((v.shape[0],) + t.shape[1:])
-    return out
+class BatchValues(MutableMapping):
+    """One batch's float values of the wanted tensors under kwscc's names and in kwscc's layout.
+
+    A tensor the runtime computed is kept as the runtime gave it and brought into kwscc's element
+    order (its provenance, kwscc.ir.Graph.origins) only when read: order-free statistics read
+    `unordered`, a few kept samples `rows`, so a calibration never permutes whole batches."""
+
+    def __init__(self, graph: Graph, origins: dict, runtime: dict[str, np.ndarray]) -> None:
+        self._ready: dict[str, np.ndarray] = {}
+        self._raw: dict[str, tuple[np.ndarray, np.ndarray, tuple[int, ...]]] = {}  # name: (flat, index, shape)
+        for name, (source, index) in origins.items():
+            v = runtime.get(source)
+            if v is None:
+                continue
+            t = graph.tensors[name]
+            per_sample = t.size // max(t.shape[0], 1)
+            if v.ndim == 0 or v.size != v.shape[0] * per_sample:
+                log.debug("tensor '%s': the runtime's '%s' has shape %s: computed by kwscc", name, source, v.shape)
+                continue
+            shape = (v.shape[0],) + t.shape[1:]
+            if index is None:
+                self._ready[name] = v.reshape(shape)
+            else:
+                self._raw[name] = (v.reshape(v.shape[0], per_sample), index, shape)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._ready:
+            flat, index, shape = self._raw.pop(name)
+            self._ready[name] = np.take(flat, index, axis=1).reshape(shape)
+        return self._ready[name]
+
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        self._raw.pop(name, None)
+        self._ready[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        if self._raw.pop(name, None) is None:
+            del self._ready[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._ready or name in self._raw
+
+    def __iter__(self):
+        return iter([*self._ready, *self._raw])
+
+    def __len__(self) -> int:
+        return len(self._ready) + len(self._raw)
+
+    def unordered(self, name: str) -> np.ndarray:
+        """The tensor's values, samples first, each sample's elements in any order (for min, max, histograms)."""
+        return self._raw[name][0] if name in self._raw else self[name]
+
+    def rows(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """The values of some samples, in kwscc's layout, without permuting the others."""
+        if name in self._raw:
+            flat, index, shape = self._raw[name]
+            return np.take(flat[rows], index, axis=1).reshape((len(rows),) + shape[1:])
+        return self._ready[name][rows]
 
 
 def _run_missing(graph: Graph, values: dict[str, np.ndarray]) -> None:
@@ -110,15 +152,15 @@ def input_batches(feeds: Feeds, size: int):
 
 def float_batches(graph: Graph, feeds: Feeds, model_path: Path | None, wanted: list[str],
                   batch: int = BATCH, label: str = "calibrating"):
-    """Yield (start, inputs, {tensor: float values in kwscc's layout}) for each batch of samples: the
-    model's own runtime for the tensors the file has (matched by provenance), kwscc's float execution
-    of the graph for the others (tensors the passes created)."""
+    """Yield (start, inputs, BatchValues: tensor -> float values in kwscc's layout) for each batch of
+    samples: the model's own runtime for the tensors the file has (matched by provenance), kwscc's
+    float execution of the graph for the others (tensors the passes created)."""
     origins = _origins(graph, wanted) if model_path is not None else {}
     run = reference_runner(model_path, sorted({s for s, _ in origins.values()})) if model_path is not None else None
     start = 0
     with progress.bar(sample_count(feeds), label) as shown:
         for chunk in input_batches(feeds, batch):
-            values = _graph_layout(graph, origins, run(chunk)) if run else {}
+            values = BatchValues(graph, origins, run(chunk) if run else {})
             if any(n not in values for n in wanted):
                 values.update(chunk)
                 _run_missing(graph, values)
@@ -137,7 +179,7 @@ def collect_stats(graph: Graph, feeds: Feeds, model_path: Path | None = None,
     stepped = [node for node in graph.nodes() if states_span_steps(node)]
     for start, chunk, values in float_batches(graph, feeds, model_path, wanted):
         for name in wanted:
-            stats[name].add(values[name])
+            stats[name].add(values.unordered(name))
         for node in stepped:  # the state's format holds every step's state, not only the last one
             stats[node.outputs[0]].add(every_step(node, [values[n] if n in values else graph.tensors[n].data
                                                          for n in node.inputs]))

@@ -46,20 +46,23 @@ class TensorStats:
         self.hist = np.zeros(2 * HALF_BINS, np.int64) if histogram else None
 
     def add(self, values: np.ndarray) -> None:
+        """Add a batch of values (any shape, any element order: the summary does not depend on it)."""
         v = np.asarray(values).ravel()
         if v.size == 0 or v.dtype.kind != "f":
             return
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            return
         lo, hi = float(v.min()), float(v.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # a NaN or an infinity: keep the finite values
+            v = v[np.isfinite(v)]
+            if v.size == 0:
+                return
+            lo, hi = float(v.min()), float(v.max())
         self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
         self.count += v.size
         if self.hist is None:
             return
-        nz = v[v != 0]
-        self.zeros += v.size - nz.size
-        if nz.size == 0:
+        zeros = v.size - int(np.count_nonzero(v))
+        self.zeros += zeros
+        if zeros == v.size:
             return
         absmax = max(-lo, hi)
         need = max(MIN_FRAC - 16, math.frexp(absmax)[1])  # 2^need > absmax
@@ -70,10 +73,21 @@ class TensorStats:
             self.hist = np.zeros_like(self.hist)
             self.hist[HALF_BINS // 2: HALF_BINS // 2 + HALF_BINS] = merged
             self.exp += 1
-        width = 2.0 ** self.exp / HALF_BINS
-        idx = np.floor(nz.astype(np.float64) / width).astype(np.int64) + HALF_BINS
-        np.clip(idx, 0, 2 * HALF_BINS - 1, out=idx)
-        self.hist += np.bincount(idx, minlength=2 * HALF_BINS)
+        counts = np.bincount(self._bin_indices(v), minlength=2 * HALF_BINS)
+        counts[HALF_BINS] -= zeros  # the zeros (either sign) fell in the bin [0, width): not counted there
+        self.hist += counts
+
+    def _bin_indices(self, v: np.ndarray) -> np.ndarray:
+        """floor(v / width) + HALF_BINS for every value, exactly, all in [0, 2 * HALF_BINS) as |v| < 2^exp.
+
+        width is a power of two, so v * (1 / width) is exact unless it underflows: float32 values are
+        scaled in float32 while 1 / width >= 1 (no underflow, half the memory traffic), else in float64."""
+        scale = HALF_BINS * 2.0 ** -self.exp
+        dtype = np.float32 if v.dtype == np.float32 and scale >= 1 else np.float64
+        x = np.multiply(v, dtype(scale), dtype=dtype)
+        np.floor(x, out=x)
+        x += HALF_BINS  # integers of at most 16 bits: exact in either type
+        return x.astype(np.intp)
 
     @property
     def absmax(self) -> float:

@@ -25,7 +25,8 @@ import numpy as np
 from kwscc.ir import Graph, Node
 from kwscc.quant.binary import BINARY_OPS
 from kwscc.ops.activation import TABLE_OPS
-from kwscc.quant.calibrate import Feeds, Summaries, activation_names, float_batches, ranges_for, sample_count
+from kwscc.quant.calibrate import (BatchValues, Feeds, Summaries, activation_names, float_batches, ranges_for,
+                                   sample_count)
 from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, Format, dequantize, frac_bits_for, quantize_input
 from kwscc.quant import gru, lstm
 from kwscc.quant.methods import DEFAULT_METHOD
@@ -283,14 +284,14 @@ class SampleKeeper:
         self.feeds: dict[str, list] = {}
         self.floats: dict[str, list] = {name: [] for name in wanted}
 
-    def __call__(self, start: int, chunk: dict, values: dict) -> None:
+    def __call__(self, start: int, chunk: dict, values: BatchValues) -> None:
         n = next(iter(chunk.values())).shape[0]
         rows = self.indices[(self.indices >= start) & (self.indices < start + n)] - start
         if rows.size:
             for name, v in chunk.items():
                 self.feeds.setdefault(name, []).append(v[rows])
             for name in self.wanted:
-                self.floats[name].append(values[name][rows])
+                self.floats[name].append(values.rows(name, rows))
 
     def samples(self) -> dict:
         return {"feeds": {k: np.concatenate(v) for k, v in self.feeds.items()},
