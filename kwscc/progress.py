@@ -12,8 +12,6 @@ import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Iterator
 
-from tqdm import tqdm
-
 log = logging.getLogger("kwscc")
 
 SHOW_AFTER = 1.0  # seconds: quicker steps never draw anything
@@ -43,10 +41,27 @@ def logging_above_bars() -> AbstractContextManager:
     return logging_redirect_tqdm([log])
 
 
-def bar(total: int, label: str, unit: str = "sample") -> tqdm:
-    """A counting bar for a loop over `total` items (samples, layers)."""
-    return tqdm(total=total, desc=label, unit=unit, disable=not enabled(), file=sys.stderr, leave=False,
-                delay=SHOW_AFTER, dynamic_ncols=True)
+class _NoBar:
+    """What bar() gives when nothing is shown: tqdm is not even imported (it costs 0.1 s)."""
+
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+def bar(total: int, label: str, unit: str = "sample"):
+    """A counting bar for a loop over `total` items (samples, layers): a context manager with update(n)."""
+    if not enabled():
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False, delay=SHOW_AFTER,
+                dynamic_ncols=True)
 
 
 @contextmanager
@@ -66,6 +81,8 @@ class _Ticker:
     """A tqdm line `label 0:03` redrawn by a background thread, since the step itself reports nothing."""
 
     def __init__(self, label: str) -> None:
+        from tqdm import tqdm
+
         self.line = tqdm(total=None, desc=label, bar_format="{desc} {elapsed}", file=sys.stderr, leave=False,
                          delay=SHOW_AFTER, dynamic_ncols=True)
         self.stop = threading.Event()

@@ -1,4 +1,4 @@
-"""kwscc's intermediate representation: a networkx graph of op nodes plus a tensor table."""
+"""kwscc's intermediate representation: a graph of op nodes plus a tensor table."""
 from kwscc.ir.graph import Graph, Node, Tensor
 
 __all__ = ["Graph", "Node", "Tensor"]

@@ -1,11 +1,11 @@
-"""Graph = networkx.DiGraph of op nodes (edges carry tensor names) + a table of tensors."""
+"""Graph = op nodes connected through named tensors + a table of tensors."""
 from __future__ import annotations
 
 import copy
+import heapq
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-import networkx as nx
 import numpy as np
 
 from kwscc.errors import ModelError
@@ -46,7 +46,7 @@ class Graph:
     Invariants checked by verify(): every tensor a node reads exists, each tensor has at most one
     producer, the graph is acyclic, and every recorded output shape is what the op infers.
 
-    Edits only mark the edges stale; the networkx graph and the topological order are rebuilt once, on
+    Edits only mark the edges stale; the topological order (and the networkx view) is rebuilt once, on
     the next query, so that a pass editing every node of a long chain stays linear in the graph size.
     """
 
@@ -63,7 +63,7 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._order: dict[str, int] = {}
         self._counter = 0
-        self._nx = nx.DiGraph()
+        self._nx = None
         self._order_cache: list[str] | None = []
 
     # ---- construction -------------------------------------------------------------------------
@@ -128,7 +128,11 @@ class Graph:
         self._order_cache = None
 
     @property
-    def nx(self) -> nx.DiGraph:
+    def nx(self):
+        """The graph as a networkx.DiGraph of node names, each edge carrying a tensor name (imported only
+        here: networkx takes a tenth of a second to import, and compiling needs only the order)."""
+        import networkx as nx
+
         if self._nx is None:
             self._nx = nx.DiGraph()
             self._nx.add_nodes_from(self._nodes)
@@ -176,12 +180,33 @@ class Graph:
         """Nodes in a deterministic topological order (ties broken by insertion order)."""
         return [self._nodes[name] for name in self._topological_order()]
 
+    def has_node(self, name: str) -> bool:
+        return name in self._nodes
+
     def _topological_order(self) -> list[str]:
+        """Kahn's algorithm, always taking the ready node inserted first (networkx's lexicographical sort)."""
         if self._order_cache is None:
-            try:
-                self._order_cache = list(nx.lexicographical_topological_sort(self.nx, key=lambda n: self._order[n]))
-            except nx.NetworkXUnfeasible as exc:
-                raise ModelError(f"model graph '{self.name}' has a cycle") from exc
+            producers = self.producers()
+            readers: dict[str, set[str]] = {name: set() for name in self._nodes}
+            waiting = {}
+            for node in self._nodes.values():
+                before = {producers[t] for t in node.inputs if t in producers}
+                for name in before:
+                    readers[name].add(node.name)
+                waiting[node.name] = len(before)
+            ready = [(self._order[name], name) for name, count in waiting.items() if count == 0]
+            heapq.heapify(ready)
+            order = []
+            while ready:
+                name = heapq.heappop(ready)[1]
+                order.append(name)
+                for reader in readers[name]:
+                    waiting[reader] -= 1
+                    if waiting[reader] == 0:
+                        heapq.heappush(ready, (self._order[reader], reader))
+            if len(order) != len(self._nodes):
+                raise ModelError(f"model graph '{self.name}' has a cycle")
+            self._order_cache = order
         return self._order_cache
 
     def __iter__(self) -> Iterator[Node]:

@@ -180,7 +180,7 @@ def run(graph: Graph) -> bool:
     while progress:
         progress = False
         for node in graph.nodes():
-            if node.name not in graph.nx:
+            if not graph.has_node(node.name):
                 continue
             for rule in RULES.get(node.op, ()):
                 if rule(graph, node):

@@ -11,6 +11,8 @@ INT32_MAX = 2**31 - 1
 
 # Working-memory budget for one batch chunk (im2col, accumulators, requantization temporaries).
 _CHUNK_BYTES = 64 * 2**20
+# Working set of the elementwise passes (taps, requantization): within a core's L2 cache they run 2-3x faster.
+_CACHE_BYTES = 2**20
 # float32 sums of integers are exact while every partial sum stays below 2**24.
 _F32_EXACT = 2**24
 
@@ -134,9 +136,9 @@ def _requantize_pow2_s32(acc: np.ndarray, multiplier, shift) -> np.ndarray | Non
 # ----------------------------------------------------------------------------- geometry helpers
 
 
-def _chunks(n: int, bytes_per_sample: int) -> Iterator[slice]:
-    """Batch slices whose working set stays within _CHUNK_BYTES."""
-    step = max(1, _CHUNK_BYTES // max(1, bytes_per_sample))
+def _chunks(n: int, bytes_per_sample: int, budget: int = _CHUNK_BYTES) -> Iterator[slice]:
+    """Batch slices whose working set stays within `budget` bytes."""
+    step = max(1, budget // max(1, bytes_per_sample))
     for start in range(0, n, step):
         yield slice(start, min(n, start + step))
 
@@ -221,8 +223,11 @@ def conv_s8(
     out = np.empty((n, oh, ow, cout), dtype=np.int8)
     for sl in _chunks(n, per_sample):
         cols = _im2col(x[sl], (kh, kw), stride, padding, dilation, out_hw, input_offset, dtype)
-        acc = _accumulator(_grouped_matmul(cols, w2.astype(dtype), groups, kh * kw), worst, bias)
-        out[sl] = _output_stage(acc, multiplier, shift, output_offset, act, rounding).reshape(-1, oh, ow, cout)
+        dot = _grouped_matmul(cols, w2.astype(dtype), groups, kh * kw)
+        rows = out[sl].reshape(-1, cout)  # a view: the output stage writes into `out`
+        for block in _chunks(len(rows), cout * 16, _CACHE_BYTES):
+            acc = _accumulator(dot[block], worst, bias)
+            rows[block] = _output_stage(acc, multiplier, shift, output_offset, act, rounding)
     return out
 
 
@@ -283,9 +288,9 @@ def depthwise_conv_s8(
     # |x + off| <= 255 and |w| <= 128 for valid offsets, so every product fits int16 (half the memory traffic).
     prod_dtype = np.int16 if _offset_range(input_offset) * 128 <= 2**15 - 1 else np.int32
     wt = w.reshape(kh * kw, cout).astype(prod_dtype)
-    per_sample = span[0] * span[1] * cout * 4 + oh * ow * cout * 48
+    per_sample = span[0] * span[1] * cout * 4 + oh * ow * cout * 16
     out = np.empty((n, oh, ow, cout), dtype=np.int8)
-    for sl in _chunks(n, per_sample):
+    for sl in _chunks(n, per_sample, _CACHE_BYTES):
         xs = x[sl] if ch_mult == 1 else np.repeat(x[sl], ch_mult, axis=-1)
         buf = _padded(xs, 0, input_offset, padding, span, prod_dtype)
         acc = np.zeros((xs.shape[0], oh, ow, cout), dtype=np.int32)
