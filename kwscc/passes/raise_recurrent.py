@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 
 from kwscc.ir import Graph, Node, Tensor
@@ -100,6 +99,8 @@ def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
 
 def _region(view: CellView, chain: Chain) -> tuple[list[Node], list[str]] | None:
     """The nodes the chain replaces and the hidden states the rest of the graph reads, or None."""
+    import networkx as nx  # here, not at the top: only a recurrent chain needs it (its import takes 0.1 s)
+
     graph = view.graph
     g = graph.nx
     crops = [n for n in graph.consumers(chain.seq) if n.op == "Crop" and n.attrs["axis"] % len(
