@@ -1,5 +1,5 @@
-"""ONNX Scan unrolled at import into plain IR ops (tf2onnx writes every TF1 dynamic_rnn it does not
-recognise as an LSTM/GRU this way).
+"""ONNX Scan and Loop unrolled at import into plain IR ops (tf2onnx writes every TF1 dynamic_rnn it
+does not recognise as an LSTM/GRU as a Scan; a Loop needs a trip count known at compile time).
 
 The trip count is the scan inputs' length along their scan axis, known at compile time. The body
 graph is converted once per step with the reader's own op converters: each step's copy of a body
@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 from onnx import helper, numpy_helper
 
 from kwscc.errors import ModelError, UnsupportedError
-from kwscc.ir import Node
+from kwscc.ir import Node, Tensor
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +108,7 @@ def scan(r, onode) -> None:
             r.frames.take(seq, axis, t, frame, seq_shape[:axis] + seq_shape[axis + 1:], f"node '{onode.name}' (Scan)",
                           "Scan")
             rename[vi.name] = frame
-        for bnode in body.node:
-            if bnode.op_type == "Constant":
-                continue
-            for out in bnode.output:
-                if out and out in own:
-                    rename[out] = r.graph.unique_tensor_name(f"{out}_{onode.name}_step{t}")
-            step_node = helper.make_node(bnode.op_type, [rename.get(n, n) if n else "" for n in bnode.input],
-                                         [rename.get(n, n) if n else "" for n in bnode.output],
-                                         name=f"{onode.name}_step{t}_{bnode.name or bnode.op_type}",
-                                         domain=bnode.domain)
-            step_node.attribute.extend(bnode.attribute)
-            r.convert(step_node)
+        _convert_step(r, onode, body, own, rename, t)
         outputs = [rename.get(vi.name, vi.name) for vi in body.output]
         state_values = outputs[:states]
         per_step.append(outputs[states:])
@@ -130,6 +120,103 @@ def scan(r, onode) -> None:
     for k, out in enumerate(onode.output[states:]):
         if out and out in r.consumed:
             _stack(r, onode, [step[k] for step in per_step], out_axes[k] if k < len(out_axes) else 0, out)
+
+
+def _convert_step(r, onode, body, own: set[str], rename: dict[str, str], t: int) -> None:
+    """Convert step t of `body`: `rename` binds its inputs and hoisted constants and receives the
+    step's own name for every tensor the body defines. A node whose inputs are all constants and that
+    kwscc has no converter for (Less, And: a loop's condition) is evaluated by onnx's reference
+    implementation instead."""
+    for bnode in body.node:
+        if bnode.op_type == "Constant":
+            continue
+        for out in bnode.output:
+            if out and out in own:
+                rename[out] = r.graph.unique_tensor_name(f"{out}_{onode.name}_step{t}")
+        step_node = helper.make_node(bnode.op_type, [rename.get(n, n) if n else "" for n in bnode.input],
+                                     [rename.get(n, n) if n else "" for n in bnode.output],
+                                     name=f"{onode.name}_step{t}_{bnode.name or bnode.op_type}", domain=bnode.domain)
+        step_node.attribute.extend(bnode.attribute)
+        if bnode.op_type in r.converters:
+            r.convert(step_node)
+        elif _all_constant(r, step_node):
+            _evaluate(r, step_node)
+        else:
+            raise UnsupportedError(f"node '{onode.name}' ({onode.op_type}): its body node '{step_node.name}' "
+                                   f"({bnode.op_type}) reads values computed at run time; kwscc evaluates {bnode.op_type} "
+                                   "on constants only (a loop condition must be known at compile time)")
+
+
+def _all_constant(r, onode) -> bool:
+    names = [n for n in onode.input if n]
+    return all(n in r.graph.tensors and r.graph.tensors[n].is_const for n in names)
+
+
+def _evaluate(r, onode) -> None:
+    from onnx.reference import ReferenceEvaluator
+
+    names = [n for n in onode.input if n]
+    inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(r.graph.tensors[n].data.dtype), None)
+              for n in names]
+    outputs = [helper.make_tensor_value_info(n, 0, None) for n in onode.output if n]
+    model = helper.make_model(helper.make_graph([onode], "step", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", r.opset)])
+    try:
+        values = ReferenceEvaluator(model).run(None, {n: r.graph.tensors[n].data for n in names})
+    except Exception as exc:  # the reference implementation raises many types for what it cannot run
+        raise UnsupportedError(f"node '{onode.name}' ({onode.op_type}): cannot evaluate it on constants "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})") from None
+    for name, value in zip([n for n in onode.output if n], values):
+        r.graph.add_tensor(Tensor(name, tuple(np.shape(value)), str(np.asarray(value).dtype), np.asarray(value)))
+
+
+def loop(r, onode) -> None:
+    """Loop with a trip count known at compile time: a constant M and/or a condition that the body
+    computes from constants only (checked after every step); its scan outputs stacked on axis 0."""
+    where = f"node '{onode.name}' (Loop)"
+    body = _attr(onode, "body", None)
+    if body is None or len(body.input) != len(onode.input) or len(body.input) < 2:
+        raise ModelError(f"{where}: needs a body with inputs (iteration, condition, the loop-carried values)")
+    limit = _known(r, onode.input[0]) if onode.input[0] else None
+    go = _known(r, onode.input[1]) if len(onode.input) > 1 and onode.input[1] else np.array(True)
+    if (onode.input[0] and limit is None) or go is None:
+        raise UnsupportedError(f"{where}: the loop's trip count is not known at compile time (its trip count M and "
+                               "condition must be constants)")
+    states = len(onode.input) - 2
+    own = _body_names(body)
+    hoisted = _hoist_constants(r, onode, body)
+    values = list(onode.input[2:])
+    per_step: list[list[str]] = []
+    t = 0
+    while bool(np.asarray(go).reshape(-1)[0]) and (limit is None or t < int(np.asarray(limit).reshape(-1)[0])):
+        if t == MAX_STEPS:
+            raise UnsupportedError(f"{where}: the loop runs more than {MAX_STEPS} steps; kwscc unrolls loops and "
+                                   f"supports at most {MAX_STEPS}")
+        rename = dict(hoisted)
+        rename[body.input[0].name] = r.graph.add_const(f"{onode.name}_iteration{t}", np.array(t, np.int64)).name
+        rename[body.input[1].name] = r.graph.add_const(f"{onode.name}_condition{t}", np.array(True)).name
+        for vi, value in zip(body.input[2:], values):
+            rename[vi.name] = value
+        _convert_step(r, onode, body, own, rename, t)
+        outputs = [rename.get(vi.name, vi.name) for vi in body.output]
+        go = _known(r, outputs[0])
+        if go is None:
+            raise UnsupportedError(f"{where}: the loop's trip count is not known at compile time: its condition "
+                                   f"'{body.output[0].name}' depends on values computed at run time")
+        values, per_step = outputs[1:1 + states], per_step + [outputs[1 + states:]]
+        t += 1
+    log.info("%s: unrolled into %d steps", where, t)
+    for out, value in zip(onode.output[:states], values):
+        if out:
+            r.emit(onode, "Identity", [value], outputs=[out])
+    for k, out in enumerate(onode.output[states:]):
+        if out and out in r.consumed:
+            _stack(r, onode, [step[k] for step in per_step], 0, out)
+
+
+def _known(r, name: str) -> np.ndarray | None:
+    tensor = r.graph.tensors.get(name)
+    return tensor.data if tensor is not None and tensor.is_const else None
 
 
 def _stack(r, onode, elements: list[str], axis: int, out: str) -> None:

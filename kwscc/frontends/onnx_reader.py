@@ -36,6 +36,7 @@ class Reader:
         self.frames = Frames(graph)  # time frames of sequences (unrolled Scan loops)
         self.consumed: set[str] = set()  # every tensor name a node or graph output reads
         self._derived: dict[tuple[str, str], str] = {}
+        self.converters = ONNX_OPS
 
     def derived_const(self, source: str, tag: str, make: Callable[[], np.ndarray]) -> str:
         """The IR constant `make()` computes from constant `source` (e.g. transposed weights), added
@@ -392,6 +393,20 @@ def _variadic(r: Reader, onode) -> None:
         r.emit(onode, "Identity", inputs)
 
 
+def _gather(r: Reader, onode) -> None:
+    """Gather of one frame of an activation with a constant index (a loop reading step t) is a Crop;
+    anything else is shape arithmetic on constants."""
+    data, index = r.tensor(onode.input[0]), r.graph.tensors.get(onode.input[1])
+    if data.is_const or index is None or not index.is_const or index.data.size != 1:
+        return _simple("Gather")(r, onode)
+    shape = data.shape
+    axis = attrs_of(onode).get("axis", 0) % len(shape)
+    t = int(index.data.reshape(-1)[0])
+    t = t + shape[axis] if t < 0 else t
+    out_shape = shape[:axis] + index.data.shape + shape[axis + 1:]
+    r.frames.take(data.name, axis, t, onode.output[0], out_shape, f"node '{onode.name}' (Gather)", "Gather")
+
+
 def _simple(op: str) -> Callable:
     """Handler for ops whose ONNX form is already canonical (attrs `axis` and `to` kept)."""
     def handler(r: Reader, onode) -> None:
@@ -413,14 +428,14 @@ ONNX_OPS: dict[str, Callable[[Reader, object], None]] = {
     "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _global_pool, "ReduceMean": _reduce_mean,
     "Flatten": _flatten, "Reshape": _reshape, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
     "Transpose": _transpose, "Softmax": _softmax, "Identity": _identity, "Dropout": _identity,
-    "Constant": _constant, "Shape": _simple("Shape"), "Gather": _simple("Gather"),
+    "Constant": _constant, "Shape": _simple("Shape"), "Gather": _gather,
     "Concat": _simple("Concat"), "Cast": _simple("Cast"), "Slice": _simple("Slice"),
     "Add": _simple("Add"), "Sub": _simple("Sub"), "Mul": _simple("Mul"), "Div": _simple("Div"),
     "Max": _variadic, "Min": _variadic,
     "Pad": _pad, "PRelu": _prelu, "Split": _split, "Sigmoid": _table_activation("Sigmoid", {}), "Tanh": _table_activation("Tanh", {}),
     "HardSigmoid": _table_activation("HardSigmoid", {"alpha": 0.2, "beta": 0.5}),
     "HardSwish": _table_activation("HardSwish", {}), "LeakyRelu": _table_activation("LeakyRelu", {"alpha": 0.01}),
-    "LSTM": recurrent, "GRU": recurrent, "Scan": onnx_loops.scan,
+    "LSTM": recurrent, "GRU": recurrent, "Scan": onnx_loops.scan, "Loop": onnx_loops.loop,
 }
 
 

@@ -97,3 +97,58 @@ def test_scan_over_a_batch_of_two_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "node 'rnn_scan' (Scan): the sequence 'seq' of shape [3, 2, 1]" in err and "only batch 1" in err, err
+
+
+def rnn_loop(limit_from_input: bool = False):
+    """The same RNN as a Loop: no M, the body's condition Less(i + 1, 3) (constants only), frames read by
+    Gather(seq, i) from the outer graph; the stacked states as a time-major [3, 1, 4] output."""
+    f, i64 = TensorProto.FLOAT, TensorProto.INT64
+    limit = "x_limit" if limit_from_input else "steps"
+    body = helper.make_graph(
+        [helper.make_node("Add", ["i", "one"], ["i1"]),
+         helper.make_node("Less", ["i1", limit], ["go_out"]),
+         helper.make_node("Gather", ["seq", "i"], ["frame"], axis=0),
+         helper.make_node("Concat", ["frame", "h_in"], ["xh"], axis=1),
+         helper.make_node("Gemm", ["xh", "w", "b"], ["pre"]),
+         helper.make_node("Tanh", ["pre"], ["h_out"]),
+         helper.make_node("Identity", ["h_out"], ["h_seq"])],
+        "body",
+        [helper.make_tensor_value_info("i", i64, []), helper.make_tensor_value_info("go_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("h_in", f, [1, HIDDEN])],
+        [helper.make_tensor_value_info("go_out", TensorProto.BOOL, None if limit_from_input else []),
+         helper.make_tensor_value_info("h_out", f, [1, HIDDEN]),
+         helper.make_tensor_value_info("h_seq", f, [1, HIDDEN])],
+    )
+    nodes = [helper.make_node("Reshape", ["x", "time_major"], ["seq"]),
+             helper.make_node("Loop", ["", "go", "h0"], ["h_last", "h_all"], name="rnn_loop", body=body),
+             helper.make_node("Gemm", ["h_last", "v", "c"], ["y"])]
+    if limit_from_input:  # a limit computed from the input: known only at run time
+        nodes.insert(0, helper.make_node("Cast", ["x"], ["x_limit"], to=TensorProto.INT64))
+    inits = {"time_major": np.array([STEPS, 1, FEATURES], np.int64), "h0": np.zeros((1, HIDDEN), np.float32),
+             "go": np.array(True), "one": np.array(1, np.int64), "steps": np.array(STEPS, np.int64),
+             "w": rnd(FEATURES + HIDDEN, HIDDEN), "b": rnd(HIDDEN), "v": rnd(HIDDEN, 3), "c": rnd(3)}
+    return make_model(nodes, {"x": [1, STEPS * FEATURES]}, {"y": [1, 3], "h_all": [STEPS, 1, HIDDEN]}, inits,
+                      infer=not limit_from_input)
+
+
+def test_loop_with_a_compile_time_trip_count_is_unrolled(tmp_path):
+    model = rnn_loop()
+    graph = read_model(save(model, tmp_path))
+    graph.verify()
+    x = rnd(1, STEPS * FEATURES)
+    values = run_float(graph, {"x": x})
+    y, h_all = ort_run(model, {"x": x})
+    np.testing.assert_allclose(values["y"], y, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(values["h_all"], h_all, rtol=1e-5, atol=1e-6)
+    dense = [n for n in graph.nodes() if n.op == "Dense"]
+    assert len(dense) == STEPS + 1 and len({n.inputs[1] for n in dense[:STEPS]}) == 1
+    assert sorted(n.attrs["start"] for n in graph.nodes() if n.op == "Crop") == list(range(STEPS))
+
+
+def test_loop_with_a_run_time_trip_count_is_refused(tmp_path, capsys):
+    path = save(rnn_loop(limit_from_input=True), tmp_path)
+    rc = main([str(path), "-o", str(tmp_path / "out"), "--calib", str(tmp_path / "unused.npy")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and not (tmp_path / "out").exists(), err
+    assert err.startswith("kwscc: error: node 'rnn_loop' (Loop): its body node 'rnn_loop_step0_Less' (Less) reads "
+                          "values computed at run time"), err
