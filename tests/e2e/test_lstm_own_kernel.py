@@ -12,6 +12,7 @@ import pytest
 from kwscc.driver import CompileOptions, compile_model
 from kwscc.streaming import as_calls, calls_per_clip, simulate_stream
 from kwscc.validate.validate import run_compiled, validate
+from tests.e2e import test_recurrent_kws as recurrent_kws
 from tests.e2e.test_recurrent_kws import cmsis_nn_checkout
 from tests.frontends.recurrent_models import lstm_tflite, onnx_rnn
 
@@ -75,3 +76,16 @@ def test_kwscc_lstm_streams(tmp_path):
     assert np.array_equal(c_out, simulate_stream(stream.qm, x))
     whole_c, _ = run_compiled(whole, x, False, "host", None)
     assert np.array_equal(c_out.reshape(5, calls_per_clip(stream.qm), -1)[:, -1], whole_c)
+
+
+def test_ml_kws_lstm_s_runs_on_kwscc_lstm():
+    """ML-KWS LSTM_S (tf2onnx Scan of an LSTMCell with peepholes and a projection 144 -> 98), raised into one
+    LSTM: kwscc_lstm_s8 with int16 peepholes and the projection; test_recurrent_kws validates it (C =
+    simulator, agreement with the float model)."""
+    c = recurrent_kws.compiled("lstm_s")
+    (call,) = [call for call in c.calls if call.node.op == "LSTM"]
+    layer = c.qm.layers[call.node.name]
+    assert call.function == "kwscc_lstm_s8" and layer.last_only
+    assert layer.projection.shape == (98, 144) and set(layer.peepholes) == {"input", "forget", "output"}
+    # four int16 gate buffers and o * tanh(c) as int8, then the int16 cell and int8 hidden state: 1682 -> 1684
+    assert call.params["output_size"] == 98 and call.scratch["dsp"] == 1684

@@ -25,7 +25,8 @@ MODELS = {"keras_lstm": ("keras_lstm.onnx", "x490", True), "keras_lstm_tflite": 
           "basic_lstm_s": ("basic_lstm_s_rnnop.onnx", "x490", True),
           "keras_gru": ("keras_gru.onnx", "x490", True), "gru_s": ("gru_s_rnnop.onnx", "x250", True),
           "basic_lstm_s_unrolled": ("basic_lstm_s_unrolled.tflite", "x490", True),
-          "crnn_s_unrolled": ("crnn_s_unrolled.tflite", "x490", True)}
+          "crnn_s_unrolled": ("crnn_s_unrolled.tflite", "x490", True),
+          "lstm_s": ("lstm_s.onnx", "x250", True)}  # Scan; peepholes and projection: kwscc_lstm_s8
 MIN_AGREEMENT = 0.93  # the floor; the measured numbers are in the README
 CLIPS = 200
 
