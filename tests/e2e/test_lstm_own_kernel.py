@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from kwscc.driver import CompileOptions, compile_model
+from kwscc.quant.simulate import simulate_float_inputs
 from kwscc.streaming import as_calls, calls_per_clip, simulate_stream
 from kwscc.validate.validate import run_compiled, validate
 from tests.e2e import test_recurrent_kws as recurrent_kws
 from tests.e2e.test_recurrent_kws import cmsis_nn_checkout
-from tests.frontends.recurrent_models import lstm_tflite, onnx_rnn
+from tests.frontends.recurrent_models import lstm_tflite, lstm_tflite_int8, onnx_rnn
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed to build the generated C")
 
@@ -89,3 +90,20 @@ def test_ml_kws_lstm_s_runs_on_kwscc_lstm():
     assert layer.projection.shape == (98, 144) and set(layer.peepholes) == {"input", "forget", "output"}
     # four int16 gate buffers and o * tanh(c) as int8, then the int16 cell and int8 hidden state: 1682 -> 1684
     assert call.params["output_size"] == 98 and call.scratch["dsp"] == 1684
+
+
+def test_int8_tflite_lstm_with_peepholes_and_projection(tmp_path):
+    """A full-int8 UNIDIRECTIONAL_SEQUENCE_LSTM: its int16 peepholes, int8 projection and proj_clip are read
+    (dequantized) into the LSTM op, and it compiles with its own ranges, no data: C equals the simulator."""
+    path, values = lstm_tflite_int8(tmp_path, steps=6, features=5, hidden=7, projection=4, proj_clip=0.75, seed=4)
+    compiled = compile_model(path, CompileOptions())
+    (node,) = [n for n in compiled.graph.nodes() if n.op == "LSTM"]
+    tensors = [compiled.graph.tensors[name].data for name in node.inputs]
+    np.testing.assert_allclose(tensors[4], np.concatenate([values[f"p_{g}"] for g in "iof"]), rtol=1e-6)
+    np.testing.assert_allclose(tensors[7], values["proj"], rtol=1e-6)
+    assert node.attrs["proj_clip"] == 0.75 and compiled.calls[0].function == "kwscc_lstm_s8"
+    x = np.random.default_rng(6).normal(0, 2, (8, 6 * 5)).astype(np.float32)
+    c_out, _ = run_compiled(compiled, x, False, "host", None)
+    name = compiled.graph.inputs[0]
+    sim = simulate_float_inputs(compiled.qm, {name: x.reshape((8,) + compiled.graph.tensors[name].shape[1:])})
+    assert np.array_equal(c_out, sim[compiled.graph.outputs[0]].reshape(8, -1))

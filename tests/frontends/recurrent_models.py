@@ -95,3 +95,34 @@ def lstm_tflite(directory: Path, *, steps: int, features: int, hidden: int, proj
         b.op("STRIDED_SLICE", [y, *ints], [last_step], options("StridedSlice", shrinkAxisMask=2))
         y = last_step
     return b.save(directory, [x], [y], name=name)
+
+
+def lstm_tflite_int8(directory: Path, *, steps: int, features: int, hidden: int, projection: int, seed: int = 0,
+                     proj_clip: float = 0.0) -> tuple[Path, dict[str, np.ndarray]]:
+    """A full-int8 UNIDIRECTIONAL_SEQUENCE_LSTM as the converter lays it out (int8 weights, int32 biases, int16
+    peepholes, int8 projection, quantized state variables), and the float values its constants dequantize to.
+    LiteRT's int8 kernel also wants the gates' intermediate scales, so only kwscc reads this file."""
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.tensor("x", [1, steps, features], "INT8", scale=0.05, zero_point=3)
+    values: dict[str, np.ndarray] = {}
+
+    def const(name: str, shape, kind: str, scale: float, bound: float):
+        q = rng.integers(-bound, bound + 1, shape).astype({"INT8": np.int8, "INT16": np.int16, "INT32": np.int32}[kind])
+        values[name] = q.astype(np.float64) * scale
+        return b.const(name, q, kind, scale=scale, zero_point=0)
+
+    inputs = [x]
+    inputs += [const(f"w_{g}", (hidden, features), "INT8", 0.01, 127) for g in "ifco"]
+    inputs += [const(f"r_{g}", (hidden, projection), "INT8", 0.008, 127) for g in "ifco"]
+    inputs += [const(f"p_{g}", (hidden,), "INT16", 2.0**-14, 8000) for g in "ifo"]
+    inputs += [const(f"b_{g}", (hidden,), "INT32", 0.0005, 600) for g in "ifco"]
+    inputs += [const("proj", (projection, hidden), "INT8", 0.01, 127), -1]
+    for state, size, kind, scale in (("h_state", projection, "INT8", 2.0**-7), ("c_state", hidden, "INT16", 2.0**-11)):
+        inputs.append(b.tensor(state, [1, size], kind, scale=scale, zero_point=0))
+        b.tensors[-1].isVariable = True
+    inputs += [-1] * (INPUT_COUNT - len(inputs))
+    y = b.tensor("y", [1, steps, projection], "INT8", scale=2.0**-7, zero_point=0)
+    b.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [y],
+         options("UnidirectionalSequenceLSTM", fusedActivationFunction=4, projClip=proj_clip))
+    return b.save(directory, [x], [y], name="lstm_int8.tflite"), values

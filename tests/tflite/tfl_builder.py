@@ -11,7 +11,7 @@ from ai_edge_litert import schema_py_generated as S
 TYPES = {"FLOAT32": (S.TensorType.FLOAT32, np.float32), "INT32": (S.TensorType.INT32, np.int32),
          "INT8": (S.TensorType.INT8, np.int8), "UINT8": (S.TensorType.UINT8, np.uint8),
          "INT64": (S.TensorType.INT64, np.int64), "FLOAT16": (S.TensorType.FLOAT16, np.float16),
-         "BOOL": (S.TensorType.BOOL, np.bool_)}
+         "BOOL": (S.TensorType.BOOL, np.bool_), "INT16": (S.TensorType.INT16, np.int16)}
 ACT = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3, "TANH": 4}
 SAME, VALID = 0, 1
 
