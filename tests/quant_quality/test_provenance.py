@@ -74,3 +74,17 @@ def test_branching_nchw_model_matches_kwscc_execution(tmp_path):
     for name in activation_names(graph):
         np.testing.assert_allclose(values[name], own[name], rtol=1e-4, atol=1e-4, err_msg=name)
     assert sum(graph.origins[n][1] is not None for n in activation_names(graph) if n in graph.origins) >= 2
+
+
+def test_model_that_cannot_run_batched_falls_back_quietly(tmp_path, capfd):
+    """A Reshape to a fixed shape without a leading 1 keeps the batch-free copy from running: the runner
+    falls back to one sample at a time with the same values, and onnxruntime's error line of the failed
+    trial run does not reach the user's terminal."""
+    rng = np.random.default_rng(3)
+    shape = np.array([4, 1, 3], np.int64)  # [1, 12] -> [4, 1, 3]: batch 2 cannot take this shape
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]), helper.make_node("Relu", ["r"], ["y"])]
+    path = save(make_model(nodes, {"x": [1, 12]}, ["y"], {"shape": shape}), tmp_path, "fixed.onnx")
+    x = rng.normal(0, 1, (3, 12)).astype(np.float32)
+    got = reference_runner(path, ["r", "y"])({"x": x})["y"]
+    np.testing.assert_array_equal(got.reshape(3, 12), np.maximum(x, 0))
+    assert "onnxruntime" not in capfd.readouterr().err
