@@ -72,15 +72,6 @@ def constraint_slope_per_channel(graph: Graph, node: Node) -> bool:
     return channel_slopes(graph, node) is not None
 
 
-def _zero(graph: Graph, tensor: str) -> bool:
-    return not graph.tensors[tensor].data.any()
-
-
-def constraint_zero_initial_hidden(graph: Graph, node: Node) -> bool:
-    """kwscc_gru_s8 starts from a zero hidden state (no initial_h)"""
-    return _zero(graph, node.inputs[5])
-
-
 RNN_DOT_LIMIT = 1 << 17  # int8 x int8 products summed in int32 by kwscc_gru_s8 / kwscc_lstm_s8 stay exact below it
 
 
@@ -91,7 +82,7 @@ def constraint_recurrent_depth(graph: Graph, node: Node) -> bool:
 
 CONSTRAINTS = {
     "LSTM": (constraint_batch_one, constraint_recurrent_depth),
-    "GRU": (constraint_batch_one, constraint_zero_initial_hidden, constraint_recurrent_depth),
+    "GRU": (constraint_batch_one, constraint_recurrent_depth),
     "Conv": (constraint_batch_one, constraint_nhwc, constraint_conv_groups),
     "Dense": (constraint_batch_one,),
     "MaxPool": (constraint_batch_one, constraint_nhwc),

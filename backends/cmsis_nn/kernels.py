@@ -383,8 +383,9 @@ def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
 
 
 def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
-    """kwscc_gru_s8 (CMSIS-NN has no GRU); scratch: the int16 state and four int16 gate buffers, two int8
-    buffers (the state as Q0.7 and r * h). Streaming (kwscc.streaming): the int16 state is in NAME_state."""
+    """kwscc_gru_s8 (CMSIS-NN has no GRU); scratch: the int16 state (from the initial state) and four int16
+    gate buffers, two int8 buffers (the state as Q0.7 and r * h). Streaming (kwscc.streaming): the int16 state
+    is in NAME_state."""
     layer = qm.layers[node.name]
     size, steps = layer.hidden_size, layer.steps
     arrays, gates = [], []
@@ -395,14 +396,19 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
                    ConstArray(f"{prefix}_{gate}_bx", "int32_t", g.input_bias, "bias"),
                    ConstArray(f"{prefix}_{gate}_bh", "int32_t", g.hidden_bias, "bias")]
         gates.append({"input_shift": g.input_shift, "hidden_shift": g.hidden_shift})
+    initial = None
+    if layer.initial_hidden is not None:
+        arrays.append(ConstArray(f"{prefix}_h0", "int16_t", layer.initial_hidden, "state"))
+        initial = len(arrays) - 1
     params = {"steps": steps, "input_size": qm.graph.tensors[node.inputs[0]].shape[2], "hidden_size": size,
               "gates": gates, "linear_before_reset": layer.linear_before_reset, "last_only": layer.last_only,
-              "streaming": qm.streaming is not None}
+              "streaming": qm.streaming is not None, "initial_hidden": initial}
     state = align4(2 * size) if qm.streaming else 0
     scratch = align4((4 if qm.streaming else 5) * 2 * size + 2 * size)
     macs = steps * 3 * size * (params["input_size"] + size)
     return KernelCall(node, "kwscc_gru_s8", "ops/gru.c.j2", params, {"c": scratch, "dsp": scratch, "mve": scratch},
-                      macs, arrays, kernels=RNN_HELPERS + ("kwscc_gru_s8",), state=state)
+                      macs, arrays, kernels=RNN_HELPERS + ("kwscc_gru_s8",), state=state,
+                      state_initial=((0, initial),) if qm.streaming and initial is not None else ())
 
 
 def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:

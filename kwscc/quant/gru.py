@@ -4,7 +4,7 @@ CMSIS-NN has no GRU; the kernel reuses its arm_nn_activation_s16 (int16 Q3.12 in
 sigmoid and tanh of kwscc.quant.lstm.activation_s16). Formats: x in Format(n_x, z_x); gate
 pre-activations int16 Q3.12; z, r, n int16 Q0.15; the hidden state int16 Q0.15 between steps (an
 int8 state would round z * h every step), read as int8 Q0.7 by the matrix products and written out
-as Q0.7. With div(v, k) = v / 2^k rounded half away from zero (v * 2^-k for k <= 0) and sat16:
+as Q0.7; it starts from h0 in Q0.15 (saturated; zero unless the model gives it). With div(v, k) = v / 2^k rounded half away from zero (v * 2^-k for k <= 0) and sat16:
   x part of gate g: xw_g = sat16(div(bias_g + sum (x - z_x) W_g, n_x + n_wx[g] - 12))
   h part:           hr_g = sat16(div(rbias_g + sum h8 R_g, 7 + n_wh[g] - 12))  (rbias only for n)
   z = sigmoid(sat16(xw_z + hr_z))   r = sigmoid(sat16(xw_r + hr_r))
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwscc.ir import Graph, Node
-from kwscc.quant.formats import Format, quantize_bias
+from kwscc.quant.formats import Format, quantize_bias, round_half_up
 from kwscc.quant.lstm import (
     ACT_FRAC, GATE_FRAC, HIDDEN_FRAC, Q15_MAX, Q15_MIN, activation_s16, correct_input_biases, quantize_gate_weights,
 )
@@ -46,6 +46,7 @@ class GruLayer:
     steps: int
     last_only: bool
     weight_frac: None = None  # the report's per-layer weight formats are for Conv/Dense
+    initial_hidden: np.ndarray | None = None  # int16 Q0.15 [H] (the h0 input, saturated); None: zero
 
     @property
     def hidden_size(self) -> int:
@@ -64,8 +65,10 @@ def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLay
         h_bias = quantize_bias(rb.data[rows] if gate == "new" else np.zeros(hidden), np.full(hidden, h_frac))
         gates[gate] = GruGate(qw, qr, bias, h_bias, x_frac - GATE_FRAC, h_frac - GATE_FRAC, x_frac)
     formats[node.outputs[0]] = Format(HIDDEN_FRAC)
+    h0 = graph.tensors[node.inputs[5]].data
+    initial = np.clip(round_half_up(h0 * 2.0**ACT_FRAC), Q15_MIN, Q15_MAX).astype(np.int16) if np.any(h0) else None
     return GruLayer(node.name, gates, bool(node.attrs.get("linear_before_reset")), steps,
-                    node.attrs["output"] == "last")
+                    node.attrs["output"] == "last", initial_hidden=initial)
 
 
 def _input_bias(wb, rb, gate: str, rows: slice) -> np.ndarray:
@@ -103,11 +106,13 @@ def matvec_part(lhs: np.ndarray, weights: np.ndarray, bias: np.ndarray, k: int) 
 
 def gru_s8(x: np.ndarray, layer: GruLayer, state: dict | None = None) -> np.ndarray:
     """kwscc_gru_s8 over x [N, T, F] int8: the hidden sequence [N, T, H] int8 Q0.7. state (streaming,
-    kwscc.streaming): {"hidden": int16 [N, H]} to start from, updated in place; empty or None: zero."""
+    kwscc.streaming): {"hidden": int16 [N, H]} to start from, updated in place; empty or None: the
+    layer's initial state."""
     n, steps, _ = x.shape
     size = layer.hidden_size
     state = {} if state is None else state
-    h16 = state.get("hidden", np.zeros((n, size), np.int16)).astype(np.int64)
+    initial = np.zeros(size, np.int16) if layer.initial_hidden is None else layer.initial_hidden
+    h16 = state.get("hidden", np.tile(initial, (n, 1))).astype(np.int64)
     h8 = np.clip(divide_pow2(h16, ACT_FRAC - HIDDEN_FRAC), -128, 127).astype(np.int8)
     out = np.empty((n, steps, size), np.int8)
     g = layer.gates

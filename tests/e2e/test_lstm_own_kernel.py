@@ -28,10 +28,14 @@ MODELS = {
     "onnx-peep-initial": (onnx_rnn, dict(op="LSTM", peepholes=True, initial=True, seq=9, features=6, hidden=7,
                                          seed=9), 9, 6, 25.0),
 }
+# kwscc_gru_s8 from a nonzero initial state, in both linear_before_reset forms
+GRU_MODELS = {f"onnx-gru-initial-lbr{lbr}": (onnx_rnn, dict(op="GRU", initial=True, seq=8, features=5, hidden=6, seed=2,
+                                                            attrs={"linear_before_reset": lbr}), 8, 5, 25.0)
+              for lbr in (0, 1)}
 
 
 def _compile(tmp_path, model: str, streaming: int | None = None):
-    build, args, steps, features, _ = MODELS[model]
+    build, args, steps, features, _ = {**MODELS, **GRU_MODELS}[model]
     rng = np.random.default_rng(1)
     calib, test = tmp_path / "calib.npy", tmp_path / "test.npy"
     np.save(calib, rng.normal(0, 1, (48, steps, features)).astype(np.float32))
@@ -49,6 +53,15 @@ def test_kwscc_lstm_matches_simulator_and_float(tmp_path, model):
     result = validate(compiled, test)
     assert result["c_vs_simulator_mismatches"] == 0
     assert result["output_sqnr_db"] >= MODELS[model][4]
+
+
+@pytest.mark.parametrize("model", list(GRU_MODELS))
+def test_kwscc_gru_from_initial_state(tmp_path, model):
+    compiled, test = _compile(tmp_path, model)
+    gru = next(call for call in compiled.calls if call.node.op == "GRU")
+    assert gru.function == "kwscc_gru_s8" and compiled.qm.layers[gru.node.name].initial_hidden is not None
+    result = validate(compiled, test)
+    assert result["c_vs_simulator_mismatches"] == 0 and result["output_sqnr_db"] >= GRU_MODELS[model][4]
 
 
 def test_kwscc_lstm_is_sanitizer_clean(tmp_path):
