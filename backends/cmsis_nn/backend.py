@@ -98,6 +98,7 @@ class CmsisNNBackend(Backend):
             "pow2_multipliers": np.full(shared, POW2_MULTIPLIER, np.int64),
             "input_walk": input_walk(graph),
             "full_range_requantize": own_kernels.full_range(calls),
+            "requantize_multiplier": own_kernels.multiplier_mode(qm),
             "streaming": qm.streaming, "state_size": state_size(calls),
             "initial_states": [{"offset": state_offsets[view["node"]] + offset, **view["arrays"][index],
                                 "layer": view["index"], "comment": view["comment"]}

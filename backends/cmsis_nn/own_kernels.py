@@ -1,8 +1,7 @@
 """Lowering to kwscc's own kernels (templates/cmsis_nn/kernels/): a depthwise and a pointwise/dense
 kernel that compute exactly what the CMSIS-NN call they replace computes, so the simulator stays the same.
 
-What they exploit, known only at compile time: every requantization is by a power of two 2^-k (a layer that
-keeps a model's int8 weights with its own multipliers, kwscc.quant.int8_weights, stays on CMSIS-NN), which CMSIS-NN
+What they exploit, known only at compile time: every requantization is by a power of two 2^-k, which CMSIS-NN
 does with the multiplier 2^30 and two roundings; when no accumulator can reach 2^30 and k >= 2 the same
 result is one add and one shift (`requantize_constants`). A pointwise or dense layer has no padding, so its
 input offset goes into the bias. Depthwise weights are stored as int16 in the order the SIMD loop reads them.
@@ -10,6 +9,10 @@ The wide variants (--optimize speed) store their weights as int16 pairs and wide
 small scratch (the pointwise and convolution kernels each two rows, the depthwise kernel the rows its kernel
 reads), so that their inner loops are loads and multiply-accumulates only: fewer instructions for twice the
 weights' flash and a scratch.
+
+A model some of whose layers keep a quantized model's int8 weights (kwscc.quant.int8_weights) requantizes by
+multipliers that are not 2^30: then every layer on these kernels takes CMSIS-NN's (multiplier, shift) instead
+(`multiplier_mode`), the same arithmetic as arm_nn_requantize, with k >= 0 and accumulators below 2^30.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from kwscc.backends.cmsis_nn.kernels import ConstArray, KernelCall, align4
 from kwscc.ir import Node
 from kwscc.quant.quantize import QuantModel
 
-ACC_LIMIT = 1 << 30  # below it (and k <= 30), acc + round cannot overflow int32
+ACC_LIMIT = 1 << 30  # below it (and k <= 30), acc + round cannot overflow int32, nor 2 * acc
+MAX_SHIFT = 31
 POINTWISE, DEPTHWISE, CONV, DENSE = "kwscc_pointwise_s8", "kwscc_depthwise_s8", "kwscc_conv_s8", "kwscc_dense_s8"
 POINTWISE_WIDE, CONV_WIDE, DEPTHWISE_WIDE = "kwscc_pointwise_wide_s8", "kwscc_conv_wide_s8", "kwscc_depthwise_wide_s8"
 # the templates/cmsis_nn/kernels/ each kernel needs (model.c defines them in kernels.KWSCC_KERNELS order)
@@ -58,30 +62,44 @@ def requantize_arrays(bias: np.ndarray, k, rounding: str) -> tuple[np.ndarray, n
     return (bias + r).astype(np.int32), (r - 1).astype(np.int32), k.astype(np.int32)
 
 
-def folded_bias(bias, w2: np.ndarray, input_offset: int, k) -> np.ndarray | None:
+def multiplier_mode(qm: QuantModel) -> bool:
+    """Whether the model's layers on these kernels requantize by (multiplier, shift) rather than add-and-shift."""
+    return any(getattr(layer, "multiplier", None) is not None for layer in qm.layers.values())
+
+
+def folded_bias(bias, w2: np.ndarray, input_offset: int, k, multiplier: bool = False) -> np.ndarray | None:
     """bias + input_offset * sum(w) per output of [cout, depth] weights (the dot-product kernels' start), or
-    None if k is outside [2, 30] or an accumulator, CMSIS-NN's or the kernel's partial sums, could reach 2^30."""
+    None if k is outside the requantization's range or an accumulator, CMSIS-NN's or the kernel's partial
+    sums, could reach 2^30."""
     bias = np.broadcast_to(np.asarray(bias, np.int64), w2.shape[:1])
     w2 = np.asarray(w2, np.int64)
     folded = bias + input_offset * w2.sum(axis=1)
     weight_sum = np.abs(w2).sum(axis=1)
     bound = np.maximum(np.abs(bias) + weight_sum * _offset_range(input_offset), np.abs(folded) + weight_sum * 128)
-    return folded if _fits(k, bound) else None
+    return folded if _fits(k, bound, multiplier) else None
 
 
-def depthwise_fits(bias, w_taps: np.ndarray, input_offset: int, k) -> bool:
-    """kwscc_depthwise_s8's requantization is exact for [taps, C] weights: k in [2, 30], accumulators < 2^30."""
+def depthwise_fits(bias, w_taps: np.ndarray, input_offset: int, k, multiplier: bool = False) -> bool:
+    """kwscc_depthwise_s8's requantization is exact for [taps, C] weights: k in range, accumulators < 2^30."""
     bias = np.broadcast_to(np.asarray(bias, np.int64), w_taps.shape[1:])
-    return _fits(k, np.abs(bias) + np.abs(np.asarray(w_taps, np.int64)).sum(axis=0) * _offset_range(input_offset))
+    return _fits(k, np.abs(bias) + np.abs(np.asarray(w_taps, np.int64)).sum(axis=0) * _offset_range(input_offset),
+                 multiplier)
 
 
-def _fits(k, bound: np.ndarray) -> bool:
+def _fits(k, bound: np.ndarray, multiplier: bool = False) -> bool:
+    """Add-and-shift needs 2 <= k <= 30; (multiplier, shift) k >= 0 (at most a doubling of the accumulator)."""
     k = np.asarray(k, np.int64)
-    return bool(k.min() >= 2 and k.max() <= 30 and (bound < ACC_LIMIT).all())
+    lowest, highest = (0, MAX_SHIFT) if multiplier else (2, 30)
+    return bool(k.min() >= lowest and k.max() <= highest and (bound < ACC_LIMIT).all())
 
 
-def _quant_arrays(prefix: str, bias: np.ndarray, k, rounding: str) -> list[ConstArray]:
-    bias_r, threshold, shift = requantize_arrays(bias, k, rounding)
+def _quant_arrays(prefix: str, bias: np.ndarray, layer, rounding: str, multiplier: bool) -> list[ConstArray]:
+    if multiplier:
+        mult, shift = layer.requantization()
+        return [ConstArray(f"{prefix}_b", "int32_t", np.asarray(bias).astype(np.int32), "bias"),
+                ConstArray(f"{prefix}_mult", "int32_t", mult, "multiplier"),
+                ConstArray(f"{prefix}_shift", "int32_t", shift, "shift")]
+    bias_r, threshold, shift = requantize_arrays(bias, layer.shift, rounding)
     return [ConstArray(f"{prefix}_b", "int32_t", bias_r, "bias"),
             ConstArray(f"{prefix}_threshold", "int32_t", threshold, "shift"),
             ConstArray(f"{prefix}_k", "int32_t", shift, "shift")]
@@ -91,8 +109,7 @@ def pointwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, wide: 
     """kwscc_pointwise_s8 (wide: kwscc_pointwise_wide_s8) for a 1x1 stride-1 unpadded convolution,
     kwscc_dense_s8 for a dense layer (never wide: one row shares nothing); None if it does not apply."""
     layer, a = qm.layers[node.name], node.attrs
-    if layer.multiplier is not None:  # their requantization is by powers of two only
-        return None
+    mode = multiplier_mode(qm)
     if node.op == "Conv":
         x_shape = qm.graph.tensors[node.inputs[0]].shape
         w = layer.weights
@@ -105,11 +122,11 @@ def pointwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, wide: 
     else:
         pixels = 1
     w2 = layer.weights.reshape(layer.weights.shape[0], -1).astype(np.int64)
-    bias = folded_bias(layer.bias, w2, layer.input_offset, layer.shift)
+    bias = folded_bias(layer.bias, w2, layer.input_offset, layer.shift, mode)
     if bias is None:
         return None
     params = {"pixels": pixels, "cin": w2.shape[1], "cout": w2.shape[0], "act": layer.act}
-    quant = _quant_arrays(prefix, bias, layer.shift, qm.rounding)
+    quant = _quant_arrays(prefix, bias, layer, qm.rounding, mode)
     if wide:
         scratch = 4 * align4(w2.shape[1])  # two rows of int16
         return KernelCall(node, POINTWISE_WIDE, "ops/kwscc_pointwise_wide.c.j2", params,
@@ -127,13 +144,14 @@ def conv(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, wide: bool 
     """kwscc_conv_s8 (wide: kwscc_conv_wide_s8) for a convolution with one group and no dilation (the split
     input's layer included: its [hi, lo] weights go to flash whole); None if it does not apply."""
     layer, p = qm.layers[node.name], cmsis.params
-    if layer.multiplier is not None or node.op != "Conv" or cmsis.function != "arm_convolve_wrapper_s8":
+    if node.op != "Conv" or cmsis.function != "arm_convolve_wrapper_s8":
         return None
+    mode = multiplier_mode(qm)
     w = layer.weights  # OHWI, over the hi and lo channels for the split input's layer
     if tuple(p["dilation"]) != (1, 1) or w.shape[3] != p["input_dims"]["c"]:  # dilated or grouped
         return None
     w2 = w.reshape(w.shape[0], -1).astype(np.int64)
-    bias = folded_bias(layer.bias, w2, layer.input_offset, layer.shift)
+    bias = folded_bias(layer.bias, w2, layer.input_offset, layer.shift, mode)
     if bias is None:
         return None
     depth = w2.shape[1]
@@ -143,7 +161,7 @@ def conv(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, wide: bool 
               "pad": -layer.input_offset, "act": layer.act, "split": bool(p["split"])}
     weights = (ConstArray(f"{prefix}_w32", "int32_t", wide_weights(w2), "weights") if wide
                else ConstArray(f"{prefix}_w", "int8_t", pointwise_weights(w2), "weights"))
-    arrays = [weights, *_quant_arrays(prefix, bias, layer.shift, qm.rounding)]
+    arrays = [weights, *_quant_arrays(prefix, bias, layer, qm.rounding, mode)]
     # two windows (wide: then the two as int16 pairs)
     per_depth = 6 if wide else 2
     scratch = per_depth * align4(depth)
@@ -198,16 +216,17 @@ def depthwise(qm: QuantModel, node: Node, cmsis: KernelCall, prefix: str, wide: 
     convolution with channel multiplier 1, no dilation and channels a multiple of 4; None if it does not apply."""
     layer, p = qm.layers[node.name], cmsis.params
     ch = p["input_dims"]["c"]
-    if p["ch_mult"] != 1 or tuple(p["dilation"]) != (1, 1) or ch % 4 or layer.multiplier is not None:
+    if p["ch_mult"] != 1 or tuple(p["dilation"]) != (1, 1) or ch % 4:
         return None
+    mode = multiplier_mode(qm)
     kh, kw = p["filter_dims"]["h"], p["filter_dims"]["w"]
     w = cmsis.arrays[0].values.reshape(kh * kw, ch)  # [taps, C], CMSIS-NN's order
-    if not depthwise_fits(layer.bias, w, layer.input_offset, layer.shift):
+    if not depthwise_fits(layer.bias, w, layer.input_offset, layer.shift, mode):
         return None
     params = {"in_h": p["input_dims"]["h"], "in_w": p["input_dims"]["w"], "ch": ch, "k_h": kh, "k_w": kw,
               "stride": p["stride"], "padding": p["padding"], "out_h": p["output_dims"]["h"],
               "out_w": p["output_dims"]["w"], "input_offset": layer.input_offset, "act": layer.act}
-    quant = _quant_arrays(prefix, layer.bias, layer.shift, qm.rounding)
+    quant = _quant_arrays(prefix, layer.bias, layer, qm.rounding, mode)
     if wide:  # 2 k_h - 1 rows of (out_w - 1) * stride_w + k_w columns, 8 bytes each; the weights in words
         scratch = (2 * kh - 1) * ((params["out_w"] - 1) * p["stride"][1] + kw) * 8
         words = depthwise_weights(w).astype(np.int64).reshape(-1, 2)

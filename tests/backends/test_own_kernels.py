@@ -181,21 +181,45 @@ void t_dense(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *b, c
 """
 OWN = ("kwscc_depthwise_s8", "kwscc_conv_s8", "kwscc_pointwise_s8", "kwscc_dense_s8", "kwscc_pointwise_wide_s8",
        "kwscc_conv_wide_s8", "kwscc_depthwise_wide_s8")
+MULTIPLIER_ENTRY_POINT = {  # by full_range: kwscc_requantize saturates, or clamps to an activation range
+    True: """
+void t_requantize(const int32_t *acc, int8_t *out, const int32_t *mult, const int32_t *shift, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = kwscc_requantize(acc[i], mult[i], shift[i]);
+    }
+}
+""",
+    False: """
+void t_requantize_clamped(const int32_t *acc, int8_t *out, const int32_t *mult, const int32_t *shift, int32_t n,
+                          int32_t act_min, int32_t act_max)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = kwscc_requantize(acc[i], mult[i], shift[i], act_min, act_max);
+    }
+}
+"""}
 
 
-def _kernel_library(tmp_path: Path, rounding: str, simd: bool) -> ctypes.CDLL:
-    """kwscc's kernel templates rendered for one rounding (generic clamp), built as a shared library."""
+def _kernel_library(tmp_path: Path, rounding: str, simd: bool, multiplier: bool = False,
+                    full_range: bool = False) -> ctypes.CDLL:
+    """kwscc's kernel templates rendered for one rounding (generic clamp unless full_range), requantizing by
+    add-and-shift or (multiplier, shift), built as a shared library."""
     from kwscc.backends.cmsis_nn.kernels import KWSCC_KERNELS
     from kwscc.codegen import environment
 
     env = environment()
     needed = [k for k in KWSCC_KERNELS if k in own_kernels.needed_kernels(OWN)]
     text = "#include <stdint.h>\n#include <stddef.h>\n" + "\n".join(
-        env.get_template(f"cmsis_nn/kernels/{k}.c.j2").render(single_rounding=rounding == "single",
-                                                            full_range_requantize=False) for k in needed)
-    src = tmp_path / f"kernels_{rounding}_{simd}.c"
-    src.write_text(text + GOLDEN_ENTRY_POINTS)
-    lib = tmp_path / f"libkernels_{rounding}_{simd}.so"
+        env.get_template(f"cmsis_nn/kernels/{k}.c.j2").render(
+            single_rounding=rounding == "single", full_range_requantize=full_range, requantize_multiplier=multiplier)
+        for k in needed)
+    tag = f"{rounding}_{simd}_{multiplier}_{full_range}"
+    src = tmp_path / f"kernels_{tag}.c"
+    src.write_text(text + GOLDEN_ENTRY_POINTS + (MULTIPLIER_ENTRY_POINT[full_range] if multiplier else ""))
+    lib = tmp_path / f"libkernels_{tag}.so"
     flags = [f'-DKWSCC_SIMD_HEADER="{HERE / "acle_emulation.h"}"'] if simd else []
     proc = subprocess.run(["cc", "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC",
                            "-Wno-missing-prototypes", *flags, str(src), "-o", str(lib)], capture_output=True, text=True)
@@ -207,27 +231,42 @@ def _ptr(a: np.ndarray):
     return a.ctypes.data_as(ctypes.c_void_p)
 
 
-def _golden_runs(family: str):
-    """(case name, arrays, a function running kwscc's kernel on them -> int8 output) for each applicable case."""
+def _golden_runs(family: str, multiplier: bool = False):
+    """(case, arrays, k, multiplier per channel, bias) for each applicable case: power-of-two requantizations
+    (multiplier 2^30), and with `multiplier` the general ones too."""
     for case, arrays in load_family(family):
-        if case.get("quant_kind") != "pow2" or case["input_dims"]["n"] != 1 or case.get("output_offset", 0):
+        if case["input_dims"]["n"] != 1 or case.get("output_offset", 0) or case.get("filter_offset", 0):
             continue
-        if case.get("filter_offset", 0):
-            continue
-        k = np.asarray(case["pow2_k"], np.int64)
         bias = arrays.get("bias", np.zeros(case["output_dims"]["c"], np.int32)).astype(np.int64)
-        yield case, arrays, k, bias
+        if case.get("quant_kind") == "pow2":
+            k = np.asarray(case["pow2_k"], np.int64)
+            mult = np.full(k.shape, 1 << 30, np.int64)
+        elif multiplier:
+            mult = np.asarray(arrays.get("multiplier", case.get("multiplier")), np.int64)
+            k = 1 - np.asarray(arrays.get("shift", case.get("shift")), np.int64)
+        else:
+            continue
+        yield case, arrays, k, mult, bias
 
 
-def _run_depthwise(lib, case, arrays, k, bias, rounding, wide=False):
+def _requantization(bias, k, mult, rounding: str, multiplier: bool):
+    """The kernels' (bias, threshold or multiplier, k or shift) arrays."""
+    if not multiplier:
+        return own_kernels.requantize_arrays(bias, k, rounding)
+    n = np.asarray(bias).shape[0]
+    return (np.asarray(bias, np.int64).astype(np.int32), np.broadcast_to(mult, n).astype(np.int32),
+            np.broadcast_to(1 - k, n).astype(np.int32))
+
+
+def _run_depthwise(lib, case, arrays, k, mult, bias, rounding, multiplier, wide=False):
     i, f, o = case["input_dims"], case["filter_dims"], case["output_dims"]
     if case["ch_mult"] != 1 or i["c"] % 4 or case["dilation"] != {"h": 1, "w": 1}:
         return None
     w_taps = arrays["weights"].reshape(f["h"] * f["w"], f["c"])
-    if not own_kernels.depthwise_fits(bias, w_taps, case["input_offset"], k):
+    if not own_kernels.depthwise_fits(bias, w_taps, case["input_offset"], k, multiplier):
         return None
     w16 = own_kernels.depthwise_weights(w_taps)
-    b, t, kk = own_kernels.requantize_arrays(bias, k, rounding)
+    b, t, kk = _requantization(bias, k, mult, rounding, multiplier)
     x = np.ascontiguousarray(arrays["input"], np.int8)
     y = np.zeros((o["h"], o["w"], o["c"]), np.int8)
     act = case["activation"]
@@ -242,19 +281,19 @@ def _run_depthwise(lib, case, arrays, k, bias, rounding, wide=False):
     return y
 
 
-def _run_depthwise_wide(lib, case, arrays, k, bias, rounding):
-    return _run_depthwise(lib, case, arrays, k, bias, rounding, wide=True)
+def _run_depthwise_wide(lib, case, arrays, k, mult, bias, rounding, multiplier):
+    return _run_depthwise(lib, case, arrays, k, mult, bias, rounding, multiplier, wide=True)
 
 
-def _run_conv(lib, case, arrays, k, bias, rounding, wide=False):
+def _run_conv(lib, case, arrays, k, mult, bias, rounding, multiplier, wide=False):
     i, f, o = case["input_dims"], case["filter_dims"], case["output_dims"]
     if case["dilation"] != {"h": 1, "w": 1} or f["c"] != i["c"]:
         return None
     w2 = arrays["weights"].reshape(f["n"], -1)
-    folded = own_kernels.folded_bias(bias, w2, case["input_offset"], k)
+    folded = own_kernels.folded_bias(bias, w2, case["input_offset"], k, multiplier)
     if folded is None:
         return None
-    b, t, kk = own_kernels.requantize_arrays(folded, k, rounding)
+    b, t, kk = _requantization(folded, k, mult, rounding, multiplier)
     w = own_kernels.wide_weights(w2) if wide else own_kernels.pointwise_weights(w2)
     x = np.ascontiguousarray(arrays["input"], np.int8)
     y = np.zeros((o["h"], o["w"], o["c"]), np.int8)
@@ -278,20 +317,20 @@ def _run_conv(lib, case, arrays, k, bias, rounding, wide=False):
     return y
 
 
-def _run_conv_wide(lib, case, arrays, k, bias, rounding):
-    return _run_conv(lib, case, arrays, k, bias, rounding, wide=True)
+def _run_conv_wide(lib, case, arrays, k, mult, bias, rounding, multiplier):
+    return _run_conv(lib, case, arrays, k, mult, bias, rounding, multiplier, wide=True)
 
 
-def _run_dense(lib, case, arrays, k, bias, rounding):
+def _run_dense(lib, case, arrays, k, mult, bias, rounding, multiplier):
     i, f = case["input_dims"], case["filter_dims"]
     depth, cout = f["n"], case["output_dims"]["c"]  # CMSIS-NN's FC filter dims: n = accumulation depth
     if i["n"] != 1:
         return None
     w2 = arrays["weights"].reshape(cout, depth)  # one row per output, as kwscc's Dense
-    folded = own_kernels.folded_bias(bias, w2, case["input_offset"], k)
+    folded = own_kernels.folded_bias(bias, w2, case["input_offset"], k, multiplier)
     if folded is None:
         return None
-    b, t, kk = own_kernels.requantize_arrays(folded, k, rounding)
+    b, t, kk = _requantization(folded, k, mult, rounding, multiplier)
     w = own_kernels.pointwise_weights(w2)
     x = np.ascontiguousarray(arrays["input"], np.int8).reshape(-1)
     y = np.zeros(cout, np.int8)
@@ -302,23 +341,49 @@ def _run_dense(lib, case, arrays, k, bias, rounding):
 
 @pytest.mark.parametrize("rounding", ["default", "single"])
 @pytest.mark.parametrize("simd", [False, True], ids=["plain", "simd"])
-def test_own_kernels_equal_cmsis_nn_on_the_golden_vectors(rounding, simd, tmp_path):
-    lib = _kernel_library(tmp_path, rounding, simd)
-    ran, failures = {}, []
+@pytest.mark.parametrize("multiplier", [False, True], ids=["add-shift", "multiplier"])
+def test_own_kernels_equal_cmsis_nn_on_the_golden_vectors(rounding, simd, multiplier, tmp_path):
+    """Both requantizations: add-and-shift, and (multiplier, shift) on the general cases too (a model that
+    keeps a quantized model's int8 weights, kwscc.quant.int8_weights)."""
+    lib = _kernel_library(tmp_path, rounding, simd, multiplier)
+    ran, general, failures = {}, 0, []
     for family, run in (("modern_depthwise_conv_wrapper_s8", _run_depthwise),
                         ("modern_depthwise_conv_wrapper_s8", _run_depthwise_wide),
                         ("modern_convolve_wrapper_s8", _run_conv), ("modern_convolve_wrapper_s8", _run_conv_wide),
                         ("modern_fully_connected_s8", _run_dense)):
-        for case, arrays, k, bias in _golden_runs(family):
-            got = run(lib, case, arrays, k, bias, rounding)
+        for case, arrays, k, mult, bias in _golden_runs(family, multiplier):
+            got = run(lib, case, arrays, k, mult, bias, rounding, multiplier)
             if got is None:
                 continue
             ran[run.__name__] = ran.get(run.__name__, 0) + 1
+            general += case.get("quant_kind") != "pow2"
             want = arrays[f"out_host_{rounding}"].reshape(got.shape)
             if not np.array_equal(got, want):
                 failures.append(f"{run.__name__} {case['name']}: {np.count_nonzero(got != want)} of {want.size} differ")
     assert not failures, "\n".join(failures)
     assert sum(ran.values()) >= 40 and min(ran.values()) >= 5 and len(ran) == 5, f"golden cases that apply: {ran}"
+    assert general >= (5 if multiplier else 0), f"only {general} general-multiplier cases apply"
+
+
+@pytest.mark.parametrize("rounding", ["default", "single"])
+@pytest.mark.parametrize("full_range", [False, True], ids=["clamp", "saturate"])
+def test_requantize_by_multiplier_equals_cmsis_requantize(rounding, full_range, tmp_path):
+    """The C of kwscc_requantize with multipliers against the simulator's arm_nn_requantize over accumulators
+    below 2^30, multipliers in [2^30, 2^31) and shifts 1 - k for k in [0, 31]."""
+    lib = _kernel_library(tmp_path, rounding, simd=True, multiplier=True, full_range=full_range)
+    rng = np.random.default_rng(5)
+    n = 20000
+    acc = rng.integers(-(1 << 30) + 1, 1 << 30, n) >> rng.integers(0, 30, n)
+    mult = rng.integers(1 << 30, 1 << 31, n)
+    shift = 1 - rng.integers(0, 32, n)
+    acc32, mult32, shift32 = (np.ascontiguousarray(a, np.int32) for a in (acc, mult, shift))
+    got = np.zeros(n, np.int8)
+    if full_range:
+        lib.t_requantize(_ptr(acc32), _ptr(got), _ptr(mult32), _ptr(shift32), n)
+    else:
+        lib.t_requantize_clamped(_ptr(acc32), _ptr(got), _ptr(mult32), _ptr(shift32), n, -100, 90)
+    want = kernels.requantize(acc, mult, shift, rounding)
+    np.testing.assert_array_equal(got, np.clip(want, -128 if full_range else -100, 127 if full_range else 90))
 
 
 def test_optimize_decides_the_split_input_unless_told(tmp_path):
