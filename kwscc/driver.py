@@ -116,8 +116,9 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
         with progress.step("quantizing"):
             qm = calibration.quantize(backend, options)
     elif graph.recorded_ranges and backend.name in REFINABLE_BACKENDS:  # formats from its own (scale, zp)
+        # --optimize speed trades the file's exact weights (a multiplier per channel) for shift-only requantization
         qm = quantize_int8_model(graph, per_channel=options.weights == "per-channel", rounding=options.rounding,
-                                 unsigned=options.unsigned_relu)
+                                 unsigned=options.unsigned_relu, keep_weights=options.optimize != "speed")
     elif graph.recorded_ranges:  # a quantized model carries its own ranges
         qm = backend.quantize(graph, graph.recorded_ranges, per_channel=options.weights == "per-channel",
                               rounding=options.rounding)

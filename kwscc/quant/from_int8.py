@@ -87,15 +87,16 @@ def own_recurrence(graph: Graph) -> set[str]:
 
 
 def quantize_int8_model(graph: Graph, per_channel: bool = True, rounding: str = "default",
-                        unsigned: bool = True, weight_method: str = "mse") -> QuantModel:
+                        unsigned: bool = True, weight_method: str = "mse", keep_weights: bool = True) -> QuantModel:
     """The QuantModel of a model that records its own int8 quantization, without calibration data.
-    unsigned=False keeps every tensor but the input symmetric."""
+    unsigned=False keeps every tensor but the input symmetric; keep_weights=False re-rounds the weights
+    to power-of-two steps (requantization by a shift: fewer instructions, lower agreement)."""
     from kwscc.quant.refine import offset_tensors
 
     allowed = offset_tensors(graph) if unsigned else frozenset()
     ranges, affine, inputs = int8_formats(graph, graph.recorded_ranges, allowed)
     qm = quantize(graph, ranges, per_channel=per_channel, rounding=rounding, weight_method=weight_method,
-                  input_formats=inputs, output_formats=affine, int8_weights=True)
+                  input_formats=inputs, output_formats=affine, int8_weights=keep_weights)
     weighted = [qm.layers[node.name] for node in graph.nodes() if node.op in ("Conv", "Dense")]
     log.info("formats from the model's own int8 quantization: input %s, %d tensors with a zero point; "
              "%d of %d weighted layers keep the model's int8 weights", ", ".join(str(f) for f in inputs.values()),

@@ -118,6 +118,16 @@ def test_int8_weights_are_kept_and_their_scales_go_into_the_multipliers(tmp_path
     assert np.abs(got - np.clip(want, 0, 255 * step)).max() <= 0.51 * step  # power-of-two weights: 2.4 steps
 
 
+def test_optimize_speed_gives_an_int8_model_power_of_two_weights():
+    """--optimize speed trades the file's own weights (a multiplier per channel) for shift-only requantization;
+    balanced, the default, keeps them."""
+    model = kws.KWS / "ds_cnn_s_int8.tflite"
+    for optimize, kept in (("balanced", True), ("speed", False)):
+        qm = compile_model(model, CompileOptions(optimize=optimize)).qm
+        weighted = [layer for layer in qm.layers.values() if getattr(layer, "weights", None) is not None]
+        assert weighted and all((layer.multiplier is not None) == kept for layer in weighted), optimize
+
+
 def test_power_of_two_weights_for_weights_that_are_not_int8(tmp_path):
     from kwscc.quant.int8_weights import recorded_int8
 
