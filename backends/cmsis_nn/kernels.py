@@ -391,7 +391,7 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     arrays, gates = [], []
     for gate in GRU_GATES:
         g = layer.gates[gate]
-        arrays += [ConstArray(f"{prefix}_{gate}_wx", "int8_t", g.input_weights.reshape(-1), "weights"),
+        arrays += [ConstArray(f"{prefix}_{gate}_wx", "int16_t", g.input_weights.reshape(-1), "weights"),
                    ConstArray(f"{prefix}_{gate}_wh", "int8_t", g.hidden_weights.reshape(-1), "weights"),
                    ConstArray(f"{prefix}_{gate}_bx", "int32_t", g.input_bias, "bias"),
                    ConstArray(f"{prefix}_{gate}_bh", "int32_t", g.hidden_bias, "bias")]

@@ -1,8 +1,9 @@
 """GRU in power-of-two formats for kwscc's own C kernel (kwscc_gru_s8), and its bit-exact numpy twin.
 
 CMSIS-NN has no GRU; the kernel reuses its arm_nn_activation_s16 (int16 Q3.12 in, Q0.15 out: the
-sigmoid and tanh of kwscc.quant.lstm.activation_s16). Formats: x in Format(n_x, z_x); gate
-pre-activations int16 Q3.12; z, r, n int16 Q0.15; the hidden state int16 Q0.15 between steps (an
+sigmoid and tanh of kwscc.quant.lstm.activation_s16). Formats: x in Format(n_x, z_x); the input
+weights int16 (one format per gate: an MFCC-like input mixes a large energy column with small ones,
+whose int8 weights would dominate the GRU's error), the hidden weights int8; gate pre-activations int16 Q3.12; z, r, n int16 Q0.15; the hidden state int16 Q0.15 between steps (an
 int8 state would round z * h every step), read as int8 Q0.7 by the matrix products and written out
 as Q0.7; it starts from h0 in Q0.15 (saturated; zero unless the model gives it). With div(v, k) = v / 2^k rounded half away from zero (v * 2^-k for k <= 0) and sat16:
   x part of gate g: xw_g = sat16(div(bias_g + sum (x - z_x) W_g, n_x + n_wx[g] - 12))
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwscc.ir import Graph, Node
-from kwscc.quant.formats import Format, quantize_bias, round_half_up
+from kwscc.quant.formats import MIN_FRAC, Format, frac_bits_for, quantize_bias, round_half_up
 from kwscc.quant.lstm import (
     ACT_FRAC, GATE_FRAC, HIDDEN_FRAC, Q15_MAX, Q15_MIN, activation_s16, correct_input_biases, quantize_gate_weights,
 )
@@ -29,7 +30,7 @@ GATES = ("update", "reset", "new")  # the IR's z, r, h blocks
 
 @dataclass(slots=True)
 class GruGate:
-    input_weights: np.ndarray  # int8 [H, F]
+    input_weights: np.ndarray  # int16 [H, F]
     hidden_weights: np.ndarray  # int8 [H, H]
     input_bias: np.ndarray  # int32 [H] at the input accumulator's scale
     hidden_bias: np.ndarray  # int32 [H] at the hidden accumulator's scale
@@ -61,7 +62,8 @@ def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLay
     for index, gate in enumerate(GATES):
         rows = slice(index * hidden, (index + 1) * hidden)
         x_bias = _input_bias(wb, rb, gate, rows)
-        qw, qr, bias, x_frac, h_frac = quantize_gate_weights(w.data[rows], r.data[rows], x_bias, fmt)
+        _, qr, _, _, h_frac = quantize_gate_weights(w.data[rows], r.data[rows], x_bias, fmt)
+        qw, bias, x_frac = _input_weights_s16(w.data[rows], x_bias, fmt)
         h_bias = quantize_bias(rb.data[rows] if gate == "new" else np.zeros(hidden), np.full(hidden, h_frac))
         gates[gate] = GruGate(qw, qr, bias, h_bias, x_frac - GATE_FRAC, h_frac - GATE_FRAC, x_frac)
     formats[node.outputs[0]] = Format(HIDDEN_FRAC)
@@ -69,6 +71,23 @@ def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLay
     initial = np.clip(round_half_up(h0 * 2.0**ACT_FRAC), Q15_MIN, Q15_MAX).astype(np.int16) if np.any(h0) else None
     return GruLayer(node.name, gates, bool(node.attrs.get("linear_before_reset")), steps,
                     node.attrs["output"] == "last", initial_hidden=initial)
+
+
+INPUT_WEIGHT_BITS = 16
+INT32_MAX = 2**31 - 1
+
+
+def _input_weights_s16(wg: np.ndarray, x_bias: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray, int]:
+    """int16 W_g in one max-rule format n_wx, the input part's int32 bias (with the input zero point's
+    share) and n_x + n_wx; n_wx lowered until the bias and the zero point's share fit in int32."""
+    n_wx = frac_bits_for(float(np.abs(wg).max())) + INPUT_WEIGHT_BITS - 8
+    while True:
+        qw = np.clip(round_half_up(wg * 2.0**n_wx), -(2**15), 2**15 - 1).astype(np.int64)
+        bias = round_half_up(np.asarray(x_bias, np.float64) * 2.0**(fmt.frac + n_wx)) - fmt.zero_point * qw.sum(axis=1)
+        bound = np.abs(bias) + 128 * np.abs(qw).sum(axis=1)  # the whole accumulator too (int64 in C, kept small)
+        if np.all(bound <= INT32_MAX) or n_wx <= MIN_FRAC:
+            return qw.astype(np.int16), np.clip(bias, -INT32_MAX, INT32_MAX).astype(np.int32), fmt.frac + n_wx
+        n_wx -= 1
 
 
 def _input_bias(wb, rb, gate: str, rows: slice) -> np.ndarray:
