@@ -391,11 +391,13 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     arrays, gates = [], []
     for gate in GRU_GATES:
         g = layer.gates[gate]
-        arrays += [ConstArray(f"{prefix}_{gate}_wx", "int16_t", g.input_weights.reshape(-1), "weights"),
+        wide = g.input_weights.dtype == np.int16
+        arrays += [ConstArray(f"{prefix}_{gate}_wx", "int16_t" if wide else "int8_t", g.input_weights.reshape(-1),
+                              "weights"),
                    ConstArray(f"{prefix}_{gate}_wh", "int8_t", g.hidden_weights.reshape(-1), "weights"),
                    ConstArray(f"{prefix}_{gate}_bx", "int32_t", g.input_bias, "bias"),
                    ConstArray(f"{prefix}_{gate}_bh", "int32_t", g.hidden_bias, "bias")]
-        gates.append({"input_shift": g.input_shift, "hidden_shift": g.hidden_shift})
+        gates.append({"input_shift": g.input_shift, "hidden_shift": g.hidden_shift, "wide": wide})
     initial = None
     if layer.initial_hidden is not None:
         arrays.append(ConstArray(f"{prefix}_h0", "int16_t", layer.initial_hidden, "state"))

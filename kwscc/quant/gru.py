@@ -2,8 +2,9 @@
 
 CMSIS-NN has no GRU; the kernel reuses its arm_nn_activation_s16 (int16 Q3.12 in, Q0.15 out: the
 sigmoid and tanh of kwscc.quant.lstm.activation_s16). Formats: x in Format(n_x, z_x); the input
-weights int16 (one format per gate: an MFCC-like input mixes a large energy column with small ones,
-whose int8 weights would dominate the GRU's error), the hidden weights int8; gate pre-activations int16 Q3.12; z, r, n int16 Q0.15; the hidden state int16 Q0.15 between steps (an
+weights int16 where they take no more flash than the int8 hidden weights (2 F <= H: an MFCC-like input
+mixes a large energy column with small ones, whose int8 weights would dominate the GRU's error), else
+int8; the hidden weights int8; gate pre-activations int16 Q3.12; z, r, n int16 Q0.15; the hidden state int16 Q0.15 between steps (an
 int8 state would round z * h every step), read as int8 Q0.7 by the matrix products and written out
 as Q0.7; it starts from h0 in Q0.15 (saturated; zero unless the model gives it). With div(v, k) = v / 2^k rounded half away from zero (v * 2^-k for k <= 0) and sat16:
   x part of gate g: xw_g = sat16(div(bias_g + sum (x - z_x) W_g, n_x + n_wx[g] - 12))
@@ -30,7 +31,7 @@ GATES = ("update", "reset", "new")  # the IR's z, r, h blocks
 
 @dataclass(slots=True)
 class GruGate:
-    input_weights: np.ndarray  # int16 [H, F]
+    input_weights: np.ndarray  # int16 or int8 [H, F] (wide_input_weights)
     hidden_weights: np.ndarray  # int8 [H, H]
     input_bias: np.ndarray  # int32 [H] at the input accumulator's scale
     hidden_bias: np.ndarray  # int32 [H] at the hidden accumulator's scale
@@ -62,8 +63,9 @@ def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLay
     for index, gate in enumerate(GATES):
         rows = slice(index * hidden, (index + 1) * hidden)
         x_bias = _input_bias(wb, rb, gate, rows)
-        _, qr, _, _, h_frac = quantize_gate_weights(w.data[rows], r.data[rows], x_bias, fmt)
-        qw, bias, x_frac = _input_weights_s16(w.data[rows], x_bias, fmt)
+        qw, qr, bias, x_frac, h_frac = quantize_gate_weights(w.data[rows], r.data[rows], x_bias, fmt)
+        if wide_input_weights(x.shape[2], hidden):
+            qw, bias, x_frac = _input_weights_s16(w.data[rows], x_bias, fmt)
         h_bias = quantize_bias(rb.data[rows] if gate == "new" else np.zeros(hidden), np.full(hidden, h_frac))
         gates[gate] = GruGate(qw, qr, bias, h_bias, x_frac - GATE_FRAC, h_frac - GATE_FRAC, x_frac)
     formats[node.outputs[0]] = Format(HIDDEN_FRAC)
@@ -75,6 +77,11 @@ def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLay
 
 INPUT_WEIGHT_BITS = 16
 INT32_MAX = 2**31 - 1
+
+
+def wide_input_weights(features: int, hidden: int) -> bool:
+    """int16 input weights while they need no more flash than the int8 hidden weights."""
+    return 2 * features <= hidden
 
 
 def _input_weights_s16(wg: np.ndarray, x_bias: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray, int]:
