@@ -4,7 +4,8 @@ CMSIS-NN has no GRU; the kernel reuses its arm_nn_activation_s16 (int16 Q3.12 in
 sigmoid and tanh of kwscc.quant.lstm.activation_s16). Formats: x in Format(n_x, z_x); the input
 weights int16 where they take no more flash than the int8 hidden weights (2 F <= H: an MFCC-like input
 mixes a large energy column with small ones, whose int8 weights would dominate the GRU's error), else
-int8; the hidden weights int8; gate pre-activations int16 Q3.12; z, r, n int16 Q0.15; the hidden state int16 Q0.15 between steps (an
+int8; the hidden weights int8; gate pre-activations int16 Q3.12; z, r, n int16 Q0.15; the hidden
+state int16 Q0.15 between steps (an
 int8 state would round z * h every step), read as int8 Q0.7 by the matrix products and written out
 as Q0.7; it starts from h0 in Q0.15 (saturated; zero unless the model gives it). With div(v, k) = v / 2^k rounded half away from zero (v * 2^-k for k <= 0) and sat16:
   x part of gate g: xw_g = sat16(div(bias_g + sum (x - z_x) W_g, n_x + n_wx[g] - 12))

@@ -122,7 +122,7 @@ def test_gru_input_part_keeps_mfcc_energy_precise():
     with np.load(kws.NPZ) as data:
         x = data["test_x490"][:CLIPS].reshape(-1, 10)
     x_q = quantize_input(x, fmt)
-    w, wb, rb = (c.graph.tensors[name].data.astype(np.float64) for name in (node.inputs[1], node.inputs[3], node.inputs[4]))
+    w, wb, rb = (c.graph.tensors[node.inputs[i]].data.astype(np.float64) for i in (1, 3, 4))
     size = layer.hidden_size
     for index, name in enumerate(GATES):
         rows = slice(index * size, (index + 1) * size)
