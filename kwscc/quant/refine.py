@@ -25,6 +25,7 @@ import numpy as np
 from kwscc.ir import Graph, Node
 from kwscc.quant.binary import BINARY_OPS
 from kwscc.ops.activation import TABLE_OPS
+from kwscc.ops.recurrent import RECURRENT_OPS
 from kwscc.quant.calibrate import (BatchValues, Feeds, Summaries, activation_names, float_batches, ranges_for,
                                    sample_count)
 from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, Format, dequantize, frac_bits_for, quantize_input
@@ -84,8 +85,8 @@ def _readers_allow_offset(graph: Graph, tensor: str) -> bool:
         if reader.op in FORMAT_COPYING:
             if not _readers_allow_offset(graph, reader.outputs[0]):
                 return False
-        elif reader.op not in ("Conv", "Dense", "Softmax", *TABLE_OPS):  # a table maps any input format
-            return False
+        elif reader.op not in ("Conv", "Dense", "Softmax", *TABLE_OPS, *RECURRENT_OPS):
+            return False  # a table maps any input format; LSTM/GRU fold the zero point into their input biases
     return True
 
 

@@ -69,6 +69,16 @@ def test_recurrent_model_validates(model, clips):
     assert {layer["op"] for layer in result["layers"]} & {"LSTM", "GRU"}
 
 
+def test_recurrent_layer_reads_unsigned_conv_output():
+    """CRNN's ReLU convolution feeds the GRU: the GRU folds the input zero point into its biases, so
+    that tensor is unsigned (zero point -128, twice the resolution of a symmetric format); the C still
+    equals the simulator (test_recurrent_model_validates)."""
+    c = compiled("crnn_s_unrolled")
+    gru = next(node for node in c.graph.nodes() if node.op == "GRU")
+    assert c.graph.producer(gru.inputs[0]).op in ("Conv", "Reshape")
+    assert c.qm.formats[gru.inputs[0]].zero_point == -128
+
+
 @pytest.mark.parametrize("model, layers", [("basic_lstm_s_unrolled", [("LSTM", "last")]),
                                            ("crnn_s_unrolled", [("GRU", "sequence"), ("GRU", "last")])])
 def test_unrolled_cells_run_as_recurrent_layers(model, layers):
