@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from kwscc.ir import Graph
+from kwscc.ops.recurrent import RECURRENT_OPS
 from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, Format
 from kwscc.quant.quantize import UNSIGNED_ZERO_POINT, QuantModel, quantize
 
@@ -69,9 +70,6 @@ def int8_formats(graph: Graph, recorded: dict[str, tuple[float, float]],
     affine = {name: input_format(*recorded[name]) for name in offset_allowed if name in recorded}
     inputs = {name: input_format(*recorded[name]) for name in graph.inputs}
     return ranges, affine, inputs
-
-
-RECURRENT_OPS = ("LSTM", "GRU")
 
 
 def own_recurrence(graph: Graph) -> set[str]:
