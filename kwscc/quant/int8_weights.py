@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from kwscc.quant.kernels import quantize_multiplier
+
 INT8_MAX = 127
 INTEGRAL_TOLERANCE = 1e-3  # float32 weights q * s come back within ~1e-5 of q
-HALF = 1 << 30  # the multiplier of a power-of-two requantization (CMSIS-NN's (2^30, 1 - k) for 2^-k)
 
 
 def recorded_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -41,8 +42,5 @@ def recorded_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 def multiplier_shift(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(m, k) with real = (m / 2^30) * 2^-k and m in [2^30, 2^31): TFLite's QuantizeMultiplier, whose
     CMSIS-NN shift is 1 - k."""
-    mantissa, exponent = np.frexp(np.asarray(real, np.float64))  # real = mantissa * 2^exponent, mantissa in [0.5, 1)
-    m = np.round(mantissa * 2.0**31).astype(np.int64)
-    carry = m == 1 << 31  # the mantissa rounded up to 1
-    m = np.where(carry, HALF, m)
-    return m.astype(np.int64), (1 - exponent - carry).astype(np.int64)
+    m, exponent = quantize_multiplier(real)  # real = (m / 2^31) * 2^exponent
+    return m, 1 - exponent

@@ -411,20 +411,18 @@ def _valid_taps(size: int, out: int, k: int, s: int, p: int) -> np.ndarray:
 def softmax_params(input_frac_bits: int, beta: float = 1.0) -> tuple[int, int, int]:
     """(mult, shift, diff_min) from TFLM PreprocessSoftmaxScaling for input scale 2^-k (kScaledDiffIntegerBits=5)."""
     real = min(beta * 2.0**-input_frac_bits * 2.0 ** (31 - _SCALED_DIFF_INTEGER_BITS), 2.0**31 - 1)
-    mult, shift = _quantize_multiplier(real)
+    mult, shift = (int(v) for v in quantize_multiplier(real))
     # CalculateInputRadius(5, shift, 31): the largest |diff| whose rescaled value still fits Q5.26.
     radius = ((1 << _SCALED_DIFF_INTEGER_BITS) - 1) * 2.0 ** (31 - _SCALED_DIFF_INTEGER_BITS) / 2.0**shift
     return mult, shift, -math.floor(radius)
 
 
-def _quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite QuantizeMultiplier: real = q * 2^shift with q in [0.5, 1) stored as round(q * 2^31)."""
-    q, shift = math.frexp(real)
-    q_fixed = int(math.floor(abs(q) * 2**31 + 0.5)) * (1 if q >= 0 else -1)  # std::round: half away from zero
-    if q_fixed == 2**31:
-        q_fixed //= 2
-        shift += 1
-    return q_fixed, shift
+def quantize_multiplier(real) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite QuantizeMultiplier, elementwise: real = q * 2^shift with q in [0.5, 1) stored as round(q * 2^31)."""
+    q, shift = np.frexp(np.asarray(real, np.float64))
+    q_fixed = (np.sign(q) * np.floor(np.abs(q) * 2.0**31 + 0.5)).astype(np.int64)  # std::round: half away from zero
+    carry = np.abs(q_fixed) == 1 << 31  # q rounded up to 1
+    return np.where(carry, q_fixed // 2, q_fixed), (shift + carry).astype(np.int64)
 
 
 def softmax_s8(x: np.ndarray, mult: int, shift: int, diff_min: int) -> np.ndarray:
