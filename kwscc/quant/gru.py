@@ -23,6 +23,7 @@ import numpy as np
 
 from kwscc.ir import Graph, Node
 from kwscc.quant.formats import MIN_FRAC, Format, frac_bits_for, quantize_bias, round_half_up
+from kwscc.quant.kernels import INT32_MAX
 from kwscc.quant.lstm import (
     ACT_FRAC, GATE_FRAC, HIDDEN_FRAC, Q15_MAX, Q15_MIN, activation_s16, correct_input_biases, quantize_gate_weights,
 )
@@ -77,7 +78,6 @@ def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLay
 
 
 INPUT_WEIGHT_BITS = 16
-INT32_MAX = 2**31 - 1
 
 
 def wide_input_weights(features: int, hidden: int) -> bool:
