@@ -6,10 +6,13 @@ scripts/bootstrap.sh), or the file named by the environment variable KWSCC_BIN.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def kwscc_script() -> Path:
@@ -21,3 +24,13 @@ def kwscc_script() -> Path:
         pytest.fail(f"no kwscc command at {script} (from {source}): install kwscc (scripts/bootstrap.sh) "
                     "into this interpreter's environment or set KWSCC_BIN")
     return script
+
+
+def run_in_clone_like_folder(commands: str, folder: Path) -> subprocess.CompletedProcess:
+    """Run shell commands from a folder that looks like the repository root (examples/ beside out/),
+    with the installed kwscc on PATH as after `. .venv/bin/activate`."""
+    (folder / "examples").symlink_to(ROOT / "examples")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["PATH"] = f"{kwscc_script().parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=900)

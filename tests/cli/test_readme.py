@@ -3,28 +3,16 @@ caller (examples/kws/main.c) against it and runs it; the commands it names for T
 without data work with the installed `kwscc`."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.installed import kwscc_script
+from tests.installed import run_in_clone_like_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-
-
-def run_in_clone_like_folder(commands: str, folder: Path) -> subprocess.CompletedProcess:
-    """Run shell commands from a folder that looks like the repository root (examples/ beside out/),
-    with the installed kwscc on PATH as after `. .venv/bin/activate`."""
-    (folder / "examples").symlink_to(ROOT / "examples")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env["PATH"] = f"{kwscc_script().parent}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=900)
 
 
 def test_readme_example_builds_and_runs(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -13,18 +12,12 @@ import pytest
 from kwscc.driver import CompileOptions, compile_model
 from kwscc.quant.simulate import simulate_float_inputs
 from tests.e2e import kws_shared as kws
-from tests.installed import kwscc_script
+from tests.installed import run_in_clone_like_folder
 from tests.third_party import library
 
 FIRMWARE = kws.ROOT / "examples" / "firmware"
 CLIPS = [332, 499, 998, 1668]  # examples/firmware/samples.h
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-
-
-def run(cmd, **kw) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
-    assert result.returncode == 0, f"{' '.join(map(str, cmd))}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
 
 
 def simulated_words() -> list[str]:
@@ -37,18 +30,24 @@ def simulated_words() -> list[str]:
     return [LABELS[int(np.argmax(row))] for row in out.reshape(len(CLIPS), -1)]
 
 
+README_BLOCK = re.compile(r"\*\*A bare-metal firmware: `examples/firmware`\.\*\*.*?```sh\n(.*?)```", re.S)
+
+
 @pytest.mark.parametrize("kernels", ["kwscc", "cmsis-nn"])
 def test_example_firmware_under_qemu(kernels, arm_toolchain, tmp_path):
+    """The README's two commands as written, from a folder laid out like the checkout (build/ inside it)."""
     if shutil.which("cmake") is None:
         pytest.skip("cmake is not installed")
-    extra = [f"-DCMSIS_NN_PATH={library('cmsis_nn')}"] if kernels == "cmsis-nn" else []
-    cmake_dir = run([kwscc_script(), "--cmake-dir"]).stdout.strip()
-    build = tmp_path / "build"
-    run(["cmake", "-S", FIRMWARE, "-B", build, f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE / 'arm-none-eabi.cmake'}",
-         f"-Dkwscc_DIR={cmake_dir}", f"-DKWSCC_EXECUTABLE={kwscc_script()}", *extra])
-    run(["cmake", "--build", build])
-    assert re.search(r"^\.kws_arena\s+0x20000000\s", (build / "kws_firmware.map").read_text(), re.M), \
+    commands = README_BLOCK.search((kws.ROOT / "README.md").read_text()).group(1)
+    option = "[-DCMSIS_NN_PATH=/path/to/CMSIS-NN]"
+    assert option in commands and "--target run" in commands
+    commands = commands.replace(option, f"-DCMSIS_NN_PATH={library('cmsis_nn')}" if kernels == "cmsis-nn" else "")
+    result = run_in_clone_like_folder(commands, tmp_path)  # the run exits 0: every clip heard right
+    assert result.returncode == 0, f"{commands}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    build = tmp_path / "build" / "firmware"
+    kernels_built = (build / "kws_firmware.map").read_text()
+    assert ("CMSIS-NN-v7.0.0" in kernels_built) == (kernels == "cmsis-nn"), "not the kernels asked for"
+    assert re.search(r"^\.kws_arena\s+0x20000000\s", kernels_built, re.M), \
         "the arena is not in the section DS_CNN_S_ARENA_SECTION names"
-    result = run(["cmake", "--build", build, "--target", "run"], timeout=120)  # exits 0: every clip heard right
     heard = re.findall(r"clip \d: heard \"(\w+)\", said \"(\w+)\"", result.stdout + result.stderr)  # semihosting: stderr
     assert [h for h, _ in heard] == simulated_words() == [s for _, s in heard]

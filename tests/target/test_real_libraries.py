@@ -16,6 +16,7 @@ from kwscc.quant.simulate import simulate_float_inputs
 from kwscc.validate.cmsis_nn import object_name
 from kwscc.validate.target import FLASH_SECTIONS, RAM_SECTIONS, parse_map, run_on_target
 from tests.e2e import kws_shared as kws
+from tests.target.linking import check_list_is_what_the_linker_pulls
 from tests.third_party import library
 
 SAMPLES = 5  # per model: QEMU runs are the slow part
@@ -73,7 +74,9 @@ def called_files(graph: dict, entries: list[str]) -> set[str]:
 @pytest.mark.parametrize("model", kws.MODELS)
 def test_cmsis_nn_v7_on_cortex_m(model, target, arm_toolchain, tmp_path):
     """The image is linked from the per-model file list alone (no undefined reference); the map shows that
-    the linker kept something of every file a called function lives in, and nothing of any other file."""
+    the linker kept something of every file a called function lives in, and nothing of any other file; and
+    linked without --gc-sections against an archive of the listed files, the model pulls in every one of them
+    and leaves no library symbol undefined: the list is exactly the files the model needs, whole."""
     lib = library("cmsis_nn")
     c = compiled(model, cpu=target)
     out, _ = run_on_target(c, samples(model), target, str(lib), keep=tmp_path)
@@ -88,6 +91,7 @@ def test_cmsis_nn_v7_on_cortex_m(model, target, arm_toolchain, tmp_path):
     assert kept == called, (sorted(kept - called), sorted(called - kept))
     # the rest of the list is what those files' other functions call: there so it links without --gc-sections
     assert called <= {object_name(lib / f, lib) for f in files}
+    check_list_is_what_the_linker_pulls(c, tmp_path)
 
 
 # ------------------------------------------------------------------------------- CMSIS_5 5.9.0 (legacy q7)

@@ -16,6 +16,7 @@ from kwscc.validate.target import run_on_target
 from kwscc.validate.validate import validate
 from tests.e2e import kws_shared as kws
 from tests.e2e.test_recurrent_kws import MODELS, RECURRENT, compiled
+from tests.target.linking import check_list_is_what_the_linker_pulls
 from tests.third_party import library
 
 CLIPS = 2
@@ -42,11 +43,14 @@ RUNS = [(m, "cortex-m4") for m in M4_MODELS] + [(m, "cortex-m55") for m in M55_M
 
 
 @pytest.mark.parametrize("model, target", RUNS)
-def test_recurrent_on_cortex_m_with_real_cmsis_nn(model, target, arm_toolchain):
+def test_recurrent_on_cortex_m_with_real_cmsis_nn(model, target, arm_toolchain, tmp_path):
+    """Built from the model's CMSIS-NN file list alone (kwscc_gru_s8 and kwscc's other kernels are in NAME.c and
+    call Arm's arm_nn_activation_s16), which is exactly what the linker pulls from it."""
     lib = library("cmsis_nn")
     c = compiled_for(model, target)
     x = clips(model)
-    out, measured = run_on_target(c, x, target, str(lib))
+    out, measured = run_on_target(c, x, target, str(lib), keep=tmp_path)
+    check_list_is_what_the_linker_pulls(c, tmp_path)
     assert measured["cmsis_nn_version"] == "7.0.0"
     name = c.graph.inputs[0]
     expected = simulate_float_inputs(c.qm, {name: x.reshape((CLIPS,) + c.graph.tensors[name].shape[1:])})
