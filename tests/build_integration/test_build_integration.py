@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -50,6 +51,16 @@ def simulated(model: str, cpu: str = "cortex-m4") -> np.ndarray:
     return out[graph.outputs[0]].reshape(SAMPLES, -1)
 
 
+def test_readme_snippets_are_the_tested_ones():
+    """The README's CMake, Make and shared-arena snippets are (parts of) the projects these tests build."""
+    section = (kws.ROOT / "README.md").read_text().split("## Using kwscc in your build", 1)[1].split("\n## ", 1)[0]
+    blocks = dict(re.findall(r"```(cmake|make|c)\n(.*?)```", section, re.S))
+    assert (HERE / "cmake_project" / "CMakeLists.txt").read_text().endswith(blocks["cmake"])
+    assert (HERE / "make_project" / "Makefile").read_text().endswith(blocks["make"])
+    main = (HERE / "cmake_project" / "main.c").read_text()
+    assert all(line.strip().rstrip(";") in main for line in blocks["c"].splitlines() if line.strip())
+
+
 @pytest.fixture(scope="module")
 def cmake_project(tmp_path_factory):
     """tests/build_integration/cmake_project configured and built against copies of the models (the test touches them)."""
@@ -85,17 +96,25 @@ def test_cmake_two_models_share_one_caller_arena(cmake_project, tmp_path):
     np.testing.assert_array_equal(out_b, simulated("dnn_s"))
 
 
-def test_cmake_regenerates_after_the_model_changes(cmake_project, tmp_path):
-    build, models = cmake_project
-    generated, program = build / "kwscc" / "dnn_s" / "dnn_s.c", build / "two_models"
-    before = generated.stat().st_mtime_ns, program.stat().st_mtime_ns
-    # "now", strictly after the outputs: a model stamped in the future would stay newer than the files
+def touch_and_build(build: Path, touched: Path, generated: Path) -> int:
+    """Touch an input, build, and return the new modification time of a generated file."""
+    # "now", strictly after the outputs: a file stamped in the future would stay newer than the files
     # CMake regenerates from it, and every later build would configure again
-    time.sleep(max(0.0, max(before) / 1e9 + 1.1 - time.time()))
-    os.utime(models / "dnn_s.onnx")
+    time.sleep(max(0.0, generated.stat().st_mtime_ns / 1e9 + 1.1 - time.time()))
+    os.utime(touched)
     run(["cmake", "--build", build])
-    after = generated.stat().st_mtime_ns, program.stat().st_mtime_ns
-    assert after[0] > before[0] and after[1] > before[1], "touching the model did not regenerate and relink"
+    return generated.stat().st_mtime_ns
+
+
+@pytest.mark.parametrize("touched", ["dnn_s.onnx", "kws_synth.npz"])
+def test_cmake_regenerates_after_the_model_or_the_data_change(touched, cmake_project, tmp_path):
+    build, models = cmake_project
+    generated, other, program = (build / "kwscc" / "dnn_s" / "dnn_s.c", build / "kwscc" / "ds_cnn_s" / "ds_cnn_s.c",
+                                 build / "two_models")
+    before = generated.stat().st_mtime_ns, program.stat().st_mtime_ns, other.stat().st_mtime_ns
+    after = touch_and_build(build, models / touched, generated), program.stat().st_mtime_ns, other.stat().st_mtime_ns
+    assert after[0] > before[0] and after[1] > before[1], f"touching {touched} did not regenerate and relink"
+    assert after[2] == before[2], "the other model (no calibration data) was regenerated too"
     out_a, out_b = run_two_models(build, tmp_path)
     np.testing.assert_array_equal(out_b, simulated("dnn_s"))
     second = run(["cmake", "--build", build]).stdout

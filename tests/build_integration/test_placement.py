@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from kwscc.cli import main
-from kwscc.driver import output_files, write_outputs
+from kwscc.driver import CompileOptions, compile_model, output_files, write_outputs
 from tests.e2e import kws_shared as kws
 
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-c"]
@@ -63,6 +63,17 @@ def test_no_static_arena(generated, tmp_path):
     found, nm = build(generated, tmp_path, "-DDNN_S_NO_STATIC_ARENA")
     assert "dnn_s_arena" not in nm and " T dnn_s_run\n" not in nm and " T dnn_s_run_with_arena" in nm
     assert found.get(".bss", (0, 0))[0] == 0
+
+
+def test_streaming_state_section_from_macro(tmp_path):
+    """--streaming: the recurrent state kept between calls has its own section macro, like the arena."""
+    compiled = compile_model(kws.KWS / "recurrent" / "keras_lstm_int8.tflite", CompileOptions(streaming=7))
+    out = tmp_path / "out"
+    write_outputs(output_files(compiled, True, {}), out)
+    assert "KERAS_LSTM_INT8_STATE_SECTION" in (out / "keras_lstm_int8.h").read_text()
+    found, _ = build((compiled, out), tmp_path, '-DKERAS_LSTM_INT8_STATE_SECTION=".retained"')
+    state = int(re.search(r"#define KERAS_LSTM_INT8_STATE_SIZE (\d+)", (out / "keras_lstm_int8.h").read_text()).group(1))
+    assert state > 0 and found[".retained"][0] == state
 
 
 def test_checkout_options_are_checked(tmp_path, capsys):

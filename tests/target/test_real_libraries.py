@@ -6,6 +6,7 @@ Without the libraries these tests skip, saying why."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -51,12 +52,17 @@ def test_cmsis_nn_v7_on_the_host(model, rounding):
     check_bit_exact(c, out)
 
 
-def test_cmsis_nn_v7_sanitized_on_the_host():
+def test_cmsis_nn_v7_sanitized_on_the_host(tmp_path):
     """validate --sanitize --cmsis-nn: the model and Arm's kernels built with ASan and UBSan, still bit-exact."""
     lib = library("cmsis_nn")
     c = compiled("ds_cnn_s")  # convolution, depthwise, pooling, softmax: Arm's kernels in the arena's scratch
-    out, _ = run_on_target(c, samples("ds_cnn_s"), "host", str(lib), sanitize=True)
+    out, _ = run_on_target(c, samples("ds_cnn_s"), "host", str(lib), sanitize=True, keep=tmp_path)
     check_bit_exact(c, out)
+    # really instrumented, the model and Arm's files alike (not a silently plain build)
+    for part in ("model", "kernels"):
+        objects = sorted((tmp_path / "obj" / part).glob("*.o"))
+        undefined = subprocess.run(["nm", "-u", *map(str, objects)], capture_output=True, text=True, check=True).stdout
+        assert objects and "__asan_report" in undefined and "__ubsan_handle_" in undefined, f"{part} built without sanitizers"
 
 
 def called_files(graph: dict, entries: list[str]) -> set[str]:
