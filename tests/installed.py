@@ -34,3 +34,10 @@ def run_in_clone_like_folder(commands: str, folder: Path) -> subprocess.Complete
     env["PATH"] = f"{kwscc_script().parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=900)
+
+
+def run_ok(cmd: list, **kw) -> subprocess.CompletedProcess:
+    """Run a command (its output captured); fail the test with the command and its output's tail unless it exits 0."""
+    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result

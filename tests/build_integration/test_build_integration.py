@@ -7,7 +7,6 @@ import functools
 import os
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,16 +17,11 @@ from kwscc.driver import CompileOptions, Compiled, compile_model
 from kwscc.quant.simulate import simulate_float_inputs
 from tests.e2e import kws_shared as kws
 from tests.installed import kwscc_script
+from tests.installed import run_ok as run
 from tests.third_party import library
 
 HERE = Path(__file__).resolve().parent
 SAMPLES = 5
-
-
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
-    assert result.returncode == 0, f"{' '.join(map(str, cmd))}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
 
 
 def samples(model: str) -> np.ndarray:
@@ -54,16 +48,20 @@ def simulated(model: str, cpu: str = "cortex-m4") -> np.ndarray:
 def test_readme_snippets_are_the_tested_ones():
     """The README's CMake, Make and shared-arena snippets are (parts of) the projects these tests build."""
     section = (kws.ROOT / "README.md").read_text().split("## Using kwscc in your build", 1)[1].split("\n## ", 1)[0]
-    blocks = dict(re.findall(r"```(cmake|make|c)\n(.*?)```", section, re.S))
-    assert (HERE / "cmake_project" / "CMakeLists.txt").read_text().endswith(blocks["cmake"])
-    assert (HERE / "make_project" / "Makefile").read_text().endswith(blocks["make"])
+    blocks = re.findall(r"```(cmake|make|c)\n(.*?)```", section, re.S)
+    assert [kind for kind, _ in blocks] == ["cmake", "cmake", "make", "c"]
+    (_, package), (_, included), (_, make), (_, arena) = blocks
+    assert (HERE / "cmake_project" / "CMakeLists.txt").read_text().endswith(package)
+    assert (HERE / "include_project" / "CMakeLists.txt").read_text().endswith(included)
+    assert (HERE / "make_project" / "Makefile").read_text().endswith(make)
     main = (HERE / "cmake_project" / "main.c").read_text()
-    assert all(line.strip().rstrip(";") in main for line in blocks["c"].splitlines() if line.strip())
+    assert all(line.strip().rstrip(";") in main for line in arena.splitlines() if line.strip())
 
 
 @pytest.fixture(scope="module")
 def cmake_project(tmp_path_factory):
-    """tests/build_integration/cmake_project configured and built against copies of the models (the test touches them)."""
+    """tests/build_integration/cmake_project configured and built against copies of the models (the tests touch
+    them)."""
     if shutil.which("cmake") is None:
         pytest.skip("cmake is not installed")
     work = tmp_path_factory.mktemp("cmake")
@@ -122,8 +120,9 @@ def test_cmake_regenerates_after_the_model_or_the_data_change(touched, cmake_pro
 
 
 @pytest.mark.parametrize("kernels", ["kwscc", "cmsis-nn", "copied"])
-def test_make_project_includes_the_fragment(kernels, tmp_path):
-    """kwscc's kernels; a CMSIS-NN checkout named to make; the files `--cmsis-nn DIR` copied into OUT."""
+def test_make_and_cmake_include_the_fragments(kernels, tmp_path):
+    """OUT/NAME.mk in a Makefile and OUT/NAME.cmake include()d by CMake, with kwscc's kernels; a CMSIS-NN
+    checkout named to make / cmake; the files `--cmsis-nn DIR` copied into OUT."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     extra, cpu = ["--with-host-kernels"], "cortex-m4"
@@ -143,6 +142,23 @@ def test_make_project_includes_the_fragment(kernels, tmp_path):
         shutil.copy(HERE / "make_project" / f, tmp_path / f)
     run(["make", "-C", tmp_path, "OUT=out", *make_vars])
     samples("dnn_s").tofile(tmp_path / "in.f32")
-    run([tmp_path / "dnn_s_demo", tmp_path / "in.f32", tmp_path / "out.i8"])
-    out = np.fromfile(tmp_path / "out.i8", np.int8).reshape(SAMPLES, -1)
-    np.testing.assert_array_equal(out, simulated("dnn_s", cpu))
+    programs = [tmp_path / "dnn_s_demo"]
+    if shutil.which("cmake") is not None:  # and the same folder include()d by CMake, without the package
+        source = tmp_path / "cmake_source"
+        source.mkdir()
+        shutil.copy(HERE / "include_project" / "CMakeLists.txt", source)
+        shutil.copy(HERE / "make_project" / "main.c", source)
+        run(["cmake", "-S", source, "-B", tmp_path / "cmake_build", f"-DOUT={tmp_path / 'out'}",
+             *[f"-D{v}" for v in make_vars]])
+        run(["cmake", "--build", tmp_path / "cmake_build"])
+        built = sorted(o.name for o in (tmp_path / "cmake_build" / "CMakeFiles" / "dnn_s_cmsis_nn.dir").rglob("*.o"))
+        if kernels == "kwscc":
+            assert built == sorted(f"{p.name}.o" for p in (tmp_path / "out" / "cmsis_nn_host").glob("*.c"))
+        else:  # exactly the model's list
+            listed = (tmp_path / "out" / "dnn_s_cmsis_nn_sources.txt").read_text().split()
+            assert built == sorted(f"{f.rsplit('/', 1)[-1]}.o" for f in listed) and built
+        programs.append(tmp_path / "cmake_build" / "dnn_s_demo")
+    for program in programs:
+        run([program, tmp_path / "in.f32", tmp_path / "out.i8"])
+        out = np.fromfile(tmp_path / "out.i8", np.int8).reshape(SAMPLES, -1)
+        np.testing.assert_array_equal(out, simulated("dnn_s", cpu), err_msg=str(program))

@@ -72,7 +72,8 @@ def test_streaming_state_section_from_macro(tmp_path):
     write_outputs(output_files(compiled, True, {}), out)
     assert "KERAS_LSTM_INT8_STATE_SECTION" in (out / "keras_lstm_int8.h").read_text()
     found, _ = build((compiled, out), tmp_path, '-DKERAS_LSTM_INT8_STATE_SECTION=".retained"')
-    state = int(re.search(r"#define KERAS_LSTM_INT8_STATE_SIZE (\d+)", (out / "keras_lstm_int8.h").read_text()).group(1))
+    header = (out / "keras_lstm_int8.h").read_text()
+    state = int(re.search(r"#define KERAS_LSTM_INT8_STATE_SIZE (\d+)", header).group(1))
     assert state > 0 and found[".retained"][0] == state
 
 

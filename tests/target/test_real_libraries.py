@@ -62,7 +62,7 @@ def test_cmsis_nn_v7_sanitized_on_the_host(tmp_path):
     for part in ("model", "kernels"):
         objects = sorted((tmp_path / "obj" / part).glob("*.o"))
         undefined = subprocess.run(["nm", "-u", *map(str, objects)], capture_output=True, text=True, check=True).stdout
-        assert objects and "__asan_report" in undefined and "__ubsan_handle_" in undefined, f"{part} built without sanitizers"
+        assert objects and "__asan_report" in undefined and "__ubsan_handle_" in undefined, f"{part}: no sanitizers"
 
 
 def called_files(graph: dict, entries: list[str]) -> set[str]:
