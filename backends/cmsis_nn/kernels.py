@@ -317,7 +317,8 @@ def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
         arrays += [ConstArray(f"{prefix}_{gate}_wx", "int8_t", g.input_weights.reshape(-1), "weights"),
                    ConstArray(f"{prefix}_{gate}_wh", "int8_t", g.hidden_weights.reshape(-1), "weights"),
                    ConstArray(f"{prefix}_{gate}_bias", "int32_t", g.input_bias, "bias")]
-        gates[gate] = {"input_shift": 1 - g.input_shift, "hidden_shift": 1 - g.hidden_shift,
+        gates[gate] = {"input_multiplier": g.input_multiplier, "input_shift": 1 - g.input_shift,
+                       "hidden_multiplier": g.hidden_multiplier, "hidden_shift": 1 - g.hidden_shift,
                        "activation": "ARM_SIGMOID" if g.activation == "sigmoid" else "ARM_TANH"}
     arrays.append(ConstArray(f"{prefix}_zero_bias", "int32_t", np.zeros(size, np.int32), "bias"))
     params = {"steps": steps, "input_size": features, "hidden_size": size, "input_offset": layer.input_offset,

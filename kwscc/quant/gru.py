@@ -108,7 +108,8 @@ def correct_input_bias(layer: GruLayer, graph: Graph, node: Node, x_q: np.ndarra
     w, wb, rb = (graph.tensors[name] for name in (node.inputs[1], node.inputs[3], node.inputs[4]))
     size = layer.hidden_size
     rows = [slice(i * size, (i + 1) * size) for i in range(len(GATES))]
-    parts = [(layer.gates[gate], w.data[r], _input_bias(wb, rb, gate, r)) for gate, r in zip(GATES, rows)]
+    parts = [(layer.gates[gate], w.data[r], _input_bias(wb, rb, gate, r), 2.0**-layer.gates[gate].input_frac)
+             for gate, r in zip(GATES, rows)]
     return correct_input_biases(parts, x_q, x_float)
 
 

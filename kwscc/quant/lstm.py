@@ -10,6 +10,11 @@ Formats (x in Format(n_x, z_x); every scale a power of two, so every multiplier 
   f * c -> cell by 2^-15, i * g -> cell by 2^-(30 - n_c), tanh(c) reads c shifted by 12 - n_c;
   hidden int8 Q0.7 (|h| < 1): o * tanh(c) -> h by 2^-(30 - 7).
 The kernel starts from a zero state (it clears the cell and skips the hidden part at t = 0).
+A quantized model's own int8 weights (one scale s per gate and operand, as TFLite's int8 LSTM has them;
+kwscc.quant.int8_weights) are kept as they are, compiled without data: re-rounding them onto power-of-two
+steps was the LSTM's largest error on keras_lstm_int8 (hidden state 1.5 dB further from the float model).
+The scale goes into the gate's multiplier: the input part is then requantized by 2^-n_x * s * 2^12, the
+hidden part by 2^-n_h * s * 2^12, each as (m / 2^30) * 2^-k, m in [2^30, 2^31) (the library takes any m).
 
 What it lacks (peepholes, a projection, a nonzero initial state) runs on kwscc's own kernel,
 kwscc_lstm_s8 (kwscc.quant.lstm_own has its arithmetic), with the same gate formats plus:
@@ -28,6 +33,7 @@ import numpy as np
 from kwscc.ir import Graph, Node
 from kwscc.ops.recurrent import LSTM_PROJECTION
 from kwscc.quant.formats import Format, frac_bits_for, quantize_bias, quantize_weights, round_half_up
+from kwscc.quant.int8_weights import multiplier_shift, recorded_int8
 from kwscc.quant.kernels import pow2_multiplier_shift, requantize
 
 GATE_FRAC, ACT_FRAC, HIDDEN_FRAC = 12, 15, 7
@@ -37,6 +43,7 @@ ACTIVATIONS = {"input": "sigmoid", "output": "sigmoid", "forget": "sigmoid", "ce
 PEEPHOLE_GATES = ("input", "output", "forget")  # the IR's P blocks
 MAX_PEEPHOLE_FRAC = 30  # keeps the peephole's shift into Q3.12 far from 64 bits
 CMSIS_KERNEL, KWSCC_KERNEL = "arm_lstm_unidirectional_s8", "kwscc_lstm_s8"
+POW2_MULTIPLIER = 1 << 30  # with a shift k: the real scale 2^-k
 
 
 @dataclass(slots=True)
@@ -44,10 +51,12 @@ class LstmGate:
     input_weights: np.ndarray  # int8 [H, F]
     hidden_weights: np.ndarray  # int8 [H, H]
     input_bias: np.ndarray  # int32 [H]: bias and the input zero point's share, at the input accumulator's scale
-    input_shift: int  # k: the input part is requantized by 2^-k
+    input_shift: int  # k: the input part is requantized by (input_multiplier / 2^30) * 2^-k
     hidden_shift: int
     activation: str
-    input_frac: int  # the input accumulator's frac: n_x + n_wx
+    input_unit: float  # the input accumulator's step: 2^-(n_x + n_wx), or 2^-n_x * s with the model's weights
+    input_multiplier: int = POW2_MULTIPLIER
+    hidden_multiplier: int = POW2_MULTIPLIER
 
 
 @dataclass(slots=True)
@@ -134,10 +143,33 @@ def _peepholes(p: np.ndarray, hidden: int, cell_frac: int) -> dict[str, tuple[np
     return out
 
 
+def _to_q312(unit: float) -> tuple[int, int]:
+    """(multiplier, k) taking an accumulator in steps of `unit` to Q3.12: unit * 2^12 = (m / 2^30) * 2^-k."""
+    m, k = multiplier_shift(np.array([unit * 2.0**GATE_FRAC]))
+    return int(m[0]), int(k[0])
+
+
+def _model_gate(wg: np.ndarray, rg: np.ndarray, x_bias: np.ndarray, fmt: Format, activation: str) -> LstmGate | None:
+    """One gate for arm_lstm_unidirectional_s8 with the model's own int8 weights, each operand with the one
+    scale it was written with (the kernel has one multiplier per gate and operand), or None if W_g or R_g
+    are not such weights (kwscc.quant.int8_weights.recorded_int8 of the whole block)."""
+    written = [recorded_int8(m.reshape(1, -1)) for m in (wg, rg)]
+    if any(found is None for found in written):
+        return None
+    (qw, sw), (qr, sr) = ((q.reshape(m.shape), float(s[0])) for (q, s), m in zip(written, (wg, rg)))
+    unit = 2.0**-fmt.frac * sw
+    bias = round_half_up(np.asarray(x_bias, np.float64) / unit).astype(np.int64)
+    bias -= fmt.zero_point * qw.astype(np.int64).sum(axis=1)
+    (mx, kx), (mh, kh) = _to_q312(unit), _to_q312(2.0**-HIDDEN_FRAC * sr)
+    return LstmGate(qw, qr, np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32), kx, kh, activation, unit, mx, mh)
+
+
 def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format],
-                  ranges: dict[str, tuple[float, float]] | None = None) -> LstmLayer:
+                  ranges: dict[str, tuple[float, float]] | None = None, int8_weights: bool = False) -> LstmLayer:
     """The LSTM's integer parameters for arm_lstm_unidirectional_s8, or for kwscc_lstm_s8 when it needs
-    what the library lacks. `ranges`: calibrated (min, max) per tensor (the output's spans every step)."""
+    what the library lacks. `ranges`: calibrated (min, max) per tensor (the output's spans every step).
+    `int8_weights`: keep weights that are already int8 values (per gate and operand) as they are, on the
+    library's kernel."""
     x, w, r, b = (graph.tensors[name] for name in node.inputs[:4])
     p, h0, c0 = (graph.tensors[name].data.astype(np.float64) for name in node.inputs[4:7])
     proj = graph.tensors[node.inputs[LSTM_PROJECTION]].data if len(node.inputs) > LSTM_PROJECTION else None
@@ -148,9 +180,15 @@ def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format],
     gates = {}
     for index, gate in enumerate(GATES):
         rows = slice(index * hidden, (index + 1) * hidden)
+        kept = int8_weights and not own and _model_gate(w.data[rows], r.data[rows], b.data[rows], fmt,
+                                                                ACTIVATIONS[gate])
+        if kept:
+            gates[gate] = kept
+            continue
         qw, qr, bias, x_frac, h_frac = quantize_gate_weights(w.data[rows], r.data[rows], b.data[rows], fmt,
                                                              hidden_frac)
-        gates[gate] = LstmGate(qw, qr, bias, x_frac - GATE_FRAC, h_frac - GATE_FRAC, ACTIVATIONS[gate], x_frac)
+        gates[gate] = LstmGate(qw, qr, bias, x_frac - GATE_FRAC, h_frac - GATE_FRAC, ACTIVATIONS[gate],
+                               2.0**-x_frac)
     clip = node.attrs.get("cell_clip")
     # |c_t| <= |c_0| + t: f and i are in (0, 1) and |g| < 1
     cell_frac = cell_frac_for(max(clip, float(np.abs(c0).max())) if clip else steps + float(np.abs(c0).max()))
@@ -176,14 +214,14 @@ def correct_input_biases(parts, x_q: np.ndarray, x_float: np.ndarray) -> bool:
     """Empirical bias correction of the input part of each gate (LSTM or GRU): the mean over samples and
     time steps of what it computes in integers (x_q [N, T, F] as stored, bias included) is made to
     match the float model's x W_g + b_g. MFCC-like inputs are large, so the weights' rounding moves that
-    mean by tenths of a gate unit. parts: (gate, float W_g, float b_g) per gate, the gate having
-    input_weights, input_bias (updated) and input_frac. Returns whether any bias changed."""
+    mean by tenths of a gate unit. parts: (gate, float W_g, float b_g, the input accumulator's step) per
+    gate, the gate having input_weights and input_bias (updated). Returns whether any bias changed."""
     mean_q = x_q.reshape(-1, x_q.shape[-1]).astype(np.float64).mean(axis=0)
     mean_f = x_float.reshape(-1, x_float.shape[-1]).astype(np.float64).mean(axis=0)
     changed = False
-    for g, w, b in parts:
-        real = (g.input_weights.astype(np.float64) @ mean_q + g.input_bias) * 2.0**-g.input_frac
-        delta = np.floor((real - (w.astype(np.float64) @ mean_f + b)) * 2.0**g.input_frac + 0.5).astype(np.int64)
+    for g, w, b, unit in parts:
+        real = (g.input_weights.astype(np.float64) @ mean_q + g.input_bias) * unit
+        delta = np.floor((real - (w.astype(np.float64) @ mean_f + b)) / unit + 0.5).astype(np.int64)
         if np.any(delta):
             g.input_bias = np.clip(g.input_bias - delta, -(2**31), 2**31 - 1).astype(np.int32)
             changed = True
@@ -194,7 +232,7 @@ def correct_input_bias(layer: LstmLayer, graph: Graph, node: Node, x_q: np.ndarr
     w, b = graph.tensors[node.inputs[1]].data, graph.tensors[node.inputs[3]].data
     size = layer.hidden_size
     rows = [slice(i * size, (i + 1) * size) for i in range(len(GATES))]
-    parts = [(layer.gates[gate], w[r], b[r]) for gate, r in zip(GATES, rows)]
+    parts = [(layer.gates[gate], w[r], b[r], layer.gates[gate].input_unit) for gate, r in zip(GATES, rows)]
     return correct_input_biases(parts, x_q, x_float)
 
 
@@ -244,18 +282,18 @@ def activation_s16(x: np.ndarray, left_shift: int, kind: str) -> np.ndarray:
     return (result & 0xFFFF).astype(np.uint16).view(np.int16)
 
 
-def _pow2_requantize(v: np.ndarray, k: int, rounding: str) -> np.ndarray:
-    mult, shift = pow2_multiplier_shift(k)
-    return requantize(v, mult, shift, rounding)
+def _pow2_requantize(v: np.ndarray, k: int, rounding: str, multiplier: int = POW2_MULTIPLIER) -> np.ndarray:
+    """v * (multiplier / 2^30) * 2^-k as the library rounds it (the shift is the same for any multiplier)."""
+    return requantize(v, multiplier, pow2_multiplier_shift(k)[1], rounding)
 
 
 def vec_mat_mul_acc_s8_s16(lhs: np.ndarray, rhs: np.ndarray, bias: np.ndarray | None, dst: np.ndarray, k: int,
-                           rounding: str) -> np.ndarray:
+                           rounding: str, multiplier: int = POW2_MULTIPLIER) -> np.ndarray:
     """arm_nn_vec_mat_mul_result_acc_s8_s16: dst + requantize(bias + lhs . rhs rows), saturated to int16."""
     acc = (lhs.astype(np.int64) @ rhs.astype(np.int64).T).astype(np.int32)
     if bias is not None:
         acc = acc + bias.astype(np.int32)
-    return np.clip(_pow2_requantize(acc, k, rounding) + dst, Q15_MIN, Q15_MAX).astype(np.int16)
+    return np.clip(_pow2_requantize(acc, k, rounding, multiplier) + dst, Q15_MIN, Q15_MAX).astype(np.int16)
 
 
 def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -277,9 +315,10 @@ def lstm_s8(x: np.ndarray, layer: LstmLayer, rounding: str, state: dict | None =
     def gate(name: str, x_t: np.ndarray) -> np.ndarray:
         g = layer.gates[name]
         z = vec_mat_mul_acc_s8_s16(x_t, g.input_weights, g.input_bias, np.zeros((n, size), np.int32),
-                                   g.input_shift, rounding)
+                                   g.input_shift, rounding, g.input_multiplier)
         if hidden is not None:
-            z = vec_mat_mul_acc_s8_s16(hidden, g.hidden_weights, None, z, g.hidden_shift, rounding)
+            z = vec_mat_mul_acc_s8_s16(hidden, g.hidden_weights, None, z, g.hidden_shift, rounding,
+                                       g.hidden_multiplier)
         return activation_s16(z, 0, g.activation)
 
     for t in range(steps):

@@ -265,7 +265,7 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
             qm.layers[node.name] = QLayer(node.name, (-128, 127),
                                           table=lut.table(graph, node, formats[node.inputs[0]], out_fmt))
         elif node.op == "LSTM":
-            qm.layers[node.name] = quantize_lstm(graph, node, formats, ranges)
+            qm.layers[node.name] = quantize_lstm(graph, node, formats, ranges, int8_weights)
         elif node.op == "GRU":
             qm.layers[node.name] = quantize_gru(graph, node, formats)
         else:  # pools, pads, transposes and reshapes move values without rescaling them
