@@ -7,7 +7,7 @@ import numpy as np
 from kwscc.data import load_inputs
 from kwscc.driver import CompileOptions, compile_model
 from kwscc.frontends import reference_runner
-from kwscc.quant.formats import Format, quantize_input
+from kwscc.quant.formats import Format
 from kwscc.quant.from_int8 import input_format, int8_formats, scale_zero_point
 from kwscc.quant.quantize import quantize
 from kwscc.quant.simulate import simulate_float_inputs
@@ -172,7 +172,7 @@ def test_int8_lstm_keeps_the_files_weights_and_computes_what_they_compute():
     from kwscc.quant.from_int8 import quantize_int8_model
     from kwscc.quant.int8_weights import recorded_int8
     from kwscc.quant.lstm import GATES
-    from kwscc.quant.simulate import simulate
+    from kwscc.quant.simulate import quantize_model_input, simulate
 
     graph = run_pipeline(read_model(kws.KWS / "recurrent" / "keras_lstm_int8.tflite"))
     qm = quantize_int8_model(graph)
@@ -183,12 +183,20 @@ def test_int8_lstm_keeps_the_files_weights_and_computes_what_they_compute():
     for index, gate in enumerate(GATES):
         rows = slice(index * size, (index + 1) * size)
         for weights, kept in ((w, layer.gates[gate].input_weights), (r, layer.gates[gate].hidden_weights)):
-            np.testing.assert_array_equal(kept, recorded_int8(weights[rows].reshape(1, -1))[0].reshape(kept.shape))
+            own = recorded_int8(weights[rows].reshape(1, -1))[0].reshape(weights[rows].shape)
+            np.testing.assert_array_equal(kept[:, :own.shape[1]], own)  # a split input's W_lo columns follow
         assert layer.gates[gate].input_multiplier != 2**30  # the scale, not a power of two
+    name, fmt = graph.inputs[0], qm.formats[graph.inputs[0]]
     with np.load(kws.NPZ) as data:
         x = data["test_x490"][:50]
-    x_q = quantize_input(x, qm.formats[graph.inputs[0]])
-    got = dequantize(simulate(qm, {graph.inputs[0]: x_q})[node.outputs[0]], qm.formats[node.outputs[0]])
-    want = run_float(graph, {graph.inputs[0]: dequantize(x_q, qm.formats[graph.inputs[0]])})[node.outputs[0]]
+    x_q = quantize_model_input(qm, name, x)
+    if qm.split is None:
+        x_in = dequantize(x_q, fmt)
+    else:  # hi then lo per time step
+        planes = x_q.reshape(len(x), -1, 2 * qm.split.channels).astype(np.float64)
+        hi, lo = planes[..., :qm.split.channels], planes[..., qm.split.channels:]
+        x_in = ((hi + lo * 2.0**-qm.split.bits) * 2.0**-fmt.frac).reshape(x.shape)
+    got = dequantize(simulate(qm, {name: x_q})[node.outputs[0]], qm.formats[node.outputs[0]])
+    want = run_float(graph, {name: x_in.astype(np.float32)})[node.outputs[0]]
     sqnr = 10 * np.log10(np.sum(want.astype(np.float64) ** 2) / np.sum((want - got) ** 2))
     assert sqnr >= 38.0
