@@ -3,7 +3,8 @@
 - Transpose of a Transpose composes into one (or nothing, when the composition is the identity).
 - Two Transposes of one tensor by one permutation are one.
 - A Transpose that only moves size-1 axes is a Reshape (same bytes, no copy).
-- Reshape of a Reshape is one Reshape; a Reshape to the same shape disappears.
+- Reshape of a Reshape is one Reshape; a Reshape to the same shape disappears; a model output whose
+  first axis is not the batch (a time-major sequence) gets a leading batch axis.
 - Transpose -> flattening Reshape -> Dense: the permutation moves into the Dense weight columns,
   so a fully-connected layer after Flatten reads the NHWC tensor directly.
 - An elementwise binary op or a Concat whose activation inputs all come through Transposes of one
@@ -70,6 +71,18 @@ def _merge_reshapes(graph: Graph, node: Node) -> bool:
         return False
     node.inputs[0] = first.inputs[0]
     graph._rebuild_edges()
+    return True
+
+
+def _batch_axis_first(graph: Graph, node: Node) -> bool:
+    """A model output reshaped so that its first axis is not the batch (a time-major sequence [T, 1, H],
+    an ONNX LSTM's Y) gets a leading batch axis ([1, T, 1, H]: the same values in the same order), as
+    batched float runs and the simulator read a tensor's first axis as the batch."""
+    out = graph.tensors[node.outputs[0]]
+    if node.outputs[0] not in graph.outputs or out.shape[:1] == (1,) or graph.tensors[node.inputs[0]].shape[:1] != (1,):
+        return False
+    node.attrs = {**node.attrs, "shape": (1, *out.shape)}
+    out.shape = (1, *out.shape)
     return True
 
 
@@ -169,7 +182,7 @@ def _sink_transposes(graph: Graph, node: Node) -> bool:
 SINKS_TRANSPOSES = ("Add", "Sub", "Mul", "Div", "Max", "Min", "Concat")
 RULES = {
     "Transpose": (_compose_transposes, _merge_twin_transposes, _transpose_to_reshape, _permute_dense_columns),
-    "Reshape": (_merge_reshapes,),
+    "Reshape": (_merge_reshapes, _batch_axis_first),
     **{op: (_sink_transposes,) for op in SINKS_TRANSPOSES},
     **{op: (_hoist_transpose,) for op in LAYOUT_FREE},
 }
