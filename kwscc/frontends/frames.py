@@ -63,6 +63,9 @@ class Frames:
         axis %= len(shape)
         if not 0 <= t < shape[axis]:
             raise UnsupportedError(f"{where}: step {t} lies outside the {shape[axis]} frames of '{seq}'")
+        if shape[axis] == 1:  # the only frame (PyTorch's h_n[-1] of a batch-1 axis): no Crop, a Reshape
+            self._add(f"{out}_reshape", "Reshape", [seq], out, {"shape": tuple(out_shape)}, source)
+            return []
         view, time_axis = self._view(seq, axis, where, source)
         added = [] if view == seq else [view]
         crop_shape = list(self.graph.tensors[view].shape)
