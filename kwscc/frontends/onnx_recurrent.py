@@ -1,12 +1,14 @@
 """ONNX LSTM and GRU -> kwscc's recurrent ops (kwscc.ops.recurrent): forward, batch 1, constant
-weights and initial states, the default activations; everything else refused by name."""
+weights and initial states, the default activations, a `clip` of at least GATE_CLIP_MIN, sequence_lens
+absent or all T; everything else refused by name."""
 from __future__ import annotations
 
 import numpy as np
 from onnx import helper
 
 from kwscc.errors import UnsupportedError
-from kwscc.frontends.sequence import add_recurrent, last_step
+from kwscc.frontends.sequence import add_recurrent, last_step, time_major_input
+from kwscc.ops.recurrent import GATE_CLIP_MIN
 
 DEFAULT_ACTIVATIONS = {"LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}
 GATES = {"LSTM": 4, "GRU": 3}
@@ -36,8 +38,9 @@ def _check_attrs(onode, a: dict) -> None:
     if acts != DEFAULT_ACTIVATIONS[onode.op_type] or "activation_alpha" in a or "activation_beta" in a:
         raise _refuse(onode, f"activations {a.get('activations')} are not supported (only "
                              f"{', '.join(s.capitalize() for s in DEFAULT_ACTIVATIONS[onode.op_type])})")
-    if "clip" in a:
-        raise _refuse(onode, "the clip attribute (gate pre-activations clipped) is not supported")
+    if "clip" in a and not a["clip"] >= GATE_CLIP_MIN:
+        raise _refuse(onode, f"clip {a['clip']:g} (gate pre-activations clipped) is not supported: only a clip of at "
+                             f"least {GATE_CLIP_MIN:g}, where kwscc's int16 gate pre-activations saturate")
     if a.get("input_forget", 0):
         raise _refuse(onode, "input_forget=1 (coupled input and forget gates) is not supported")
 
@@ -50,10 +53,8 @@ def _sequence_input(r, onode, layout: int) -> tuple[str, int, int, int]:
         raise _refuse(onode, f"input must be 3-D, got {list(shape)}")
     steps, batch, features = (shape[1], shape[0], shape[2]) if layout else shape
     if not layout and x in r.graph.inputs and (x in r.dynamic_first or steps > 1):
-        length = "unknown at compile time" if x in r.dynamic_first else str(steps)
-        raise _refuse(onode, f"model input '{x}' is time-major [T, batch, {features}] (T {length}), but kwscc reads "
-                             "the first axis of a model input as the batch: export the input batch-first "
-                             f"([1, T, {features}] or [1, T*{features}]) with a fixed T")
+        raise time_major_input(f"node '{onode.name}' ({onode.op_type})", x,
+                               None if x in r.dynamic_first else steps, features)
     if batch != 1:
         raise _refuse(onode, f"batch size {batch} is not supported (only 1)")
     if layout:
@@ -110,7 +111,7 @@ def recurrent(r, onode) -> None:
     consts = [r.graph.add_const(f"{onode.name}_{what}", value).name
               for what, value in zip(("W", "R", "B", "P", "h0", "c0") if onode.op_type == "LSTM"
                                      else ("W", "R", "Wb", "Rb", "h0"), _inputs(r, onode, hidden, features))]
-    attrs = {"hidden_size": hidden}
+    attrs = {"hidden_size": hidden, **({"gate_clip": float(a["clip"])} if "clip" in a else {})}
     if onode.op_type == "GRU":
         attrs["linear_before_reset"] = bool(a.get("linear_before_reset", 0))
     outputs = list(onode.output) + [""] * (3 - len(onode.output))

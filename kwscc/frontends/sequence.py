@@ -14,6 +14,15 @@ from kwscc.ir import Graph, Node
 from kwscc.ops.recurrent import RECURRENT_OPS
 
 
+def time_major_input(where: str, x: str, steps: int | None, features: int) -> UnsupportedError:
+    """The refusal of a recurrent layer reading a time-major model input ([T, 1, F]): kwscc reads the
+    first axis of a model input as the batch. steps None: T is unknown at compile time."""
+    length = "unknown at compile time" if steps is None else str(steps)
+    return UnsupportedError(f"{where}: model input '{x}' is time-major [T, batch, {features}] (T {length}), but kwscc "
+                            "reads the first axis of a model input as the batch: export the input batch-first "
+                            f"([1, T, {features}] or [1, T*{features}]) with a fixed T")
+
+
 def add_recurrent(graph: Graph, name: str, op: str, inputs: list[str], attrs: dict, output: str) -> str:
     """Add a recurrent node writing `output` (mode attrs["output"]); returns the tensor name."""
     graph.add_node(Node(name, op, inputs, [output], attrs))

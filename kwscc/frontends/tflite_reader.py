@@ -682,6 +682,15 @@ def _squeeze(r: Reader, op: TflOp) -> None:
     r.emit(op, "Reshape", [x], {"shape": tuple(d for i, d in enumerate(xs) if i not in dims)})
 
 
+def _transpose(r: Reader, op: TflOp) -> None:
+    """TRANSPOSE by a constant permutation (a time-major recurrent layer's input or output)."""
+    x = r.activation(op, op.inputs[0])
+    perm = [int(p) for p in r.ints(op, 1, "perm")]
+    if sorted(perm) != list(range(len(r.shape(x)))):
+        raise ModelError(f"{op.where}: perm {perm} is not a permutation of the {len(r.shape(x))} axes")
+    r.emit(op, "Transpose", [x], {"perm": tuple(perm)})
+
+
 def _softmax(r: Reader, op: TflOp) -> None:
     beta = float(op.options.get("Beta", 1.0))
     if abs(beta - 1.0) > 1e-6:
@@ -805,6 +814,7 @@ def _quantize(r: Reader, op: TflOp) -> None:
 TFLITE_OPS: dict[str, Callable[[Reader, TflOp], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "MEAN": _mean, "RESHAPE": _reshape, "SQUEEZE": _squeeze,
+    "TRANSPOSE": _transpose,
     "SOFTMAX": _softmax, "PAD": _pad, "PADV2": _pad, "RELU": _relu(0.0, math.inf), "RELU6": _relu(0.0, 6.0),
     "RELU_N1_TO_1": _relu(-1.0, 1.0), "QUANTIZE": _quantize, "DEQUANTIZE": _quantize,
     "ADD": _binary("Add"), "SUB": _binary("Sub"), "MUL": _binary("Mul"), "MAXIMUM": _binary("Max"),

@@ -13,7 +13,7 @@ import numpy as np
 
 from kwscc.errors import UnsupportedError
 from kwscc.frontends import tflite_loops
-from kwscc.frontends.sequence import add_recurrent, last_step
+from kwscc.frontends.sequence import add_recurrent, last_step, time_major_input
 from kwscc.ops.recurrent import LSTM_INPUTS
 
 # input positions of the fused op (tensorflow/lite/kernels/lstm_shared.h)
@@ -83,6 +83,8 @@ def sequence_lstm(r, op) -> None:
     steps, batch, features = (shape[0], shape[1], shape[2]) if time_major else (shape[1], shape[0], shape[2])
     if batch != 1:
         raise UnsupportedError(f"{op.where}: batch size {batch} is not supported (only 1)")
+    if time_major and x in r.graph.inputs and steps > 1:
+        raise time_major_input(op.where, x, steps, features)
     hidden = r.tensor(op.inputs[INPUT_WEIGHTS["o"]]).shape[0]
     out_size = r.tensor(op.inputs[RECURRENT_WEIGHTS["o"]]).shape[-1]  # the projection's size if it has one
     if time_major:

@@ -17,7 +17,10 @@ recurrent layer, not T copies of its cell. Canonical form (frontends map to it):
       n = tanh(x W_h + r * (h R_h + Rb_h) + Wb_h)               (linear_before_reset = 1)
       h' = (1 - z) * n + z * h
   attrs: hidden_size; output "sequence" (every h, [N, T, H]) or "last" (the final h, [N, H]);
-  LSTM also cell_clip and proj_clip (None or the bound of c / of the projected h).
+  LSTM also cell_clip and proj_clip (None or the bound of c / of the projected h); optional gate_clip
+  (ONNX's `clip`: every gate pre-activation clipped to [-gate_clip, gate_clip] before its activation),
+  at least GATE_CLIP_MIN: the kernels hold pre-activations in int16 Q3.12, which saturates at 8, so
+  a larger bound changes nothing there and a smaller one would need a clip of its own.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from kwscc.ops import register
 RECURRENT_OPS = ("LSTM", "GRU")
 LSTM_INPUTS = ("x", "W", "R", "B", "P", "h0", "c0", "Wp")  # Wp (the projection) is optional
 LSTM_PROJECTION = LSTM_INPUTS.index("Wp")
+GATE_CLIP_MIN = 8.0
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -52,16 +56,16 @@ def _infer(node, inputs):
 
 def lstm_step(xw: np.ndarray, h: np.ndarray, c: np.ndarray, r: np.ndarray, p: np.ndarray,
               cell_clip: float | None, proj: np.ndarray | None = None,
-              proj_clip: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+              proj_clip: float | None = None, gate_clip: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One LSTM step from xw = x W^T + B (the input's part of the four gates), float64: (h', c')."""
     hs = c.shape[-1]
-    z = xw + h @ r.T
-    i = sigmoid(z[:, :hs] + p[:hs] * c)
-    f = sigmoid(z[:, 2 * hs:3 * hs] + p[2 * hs:] * c)
+    z = _clip(xw + h @ r.T, gate_clip)
+    i = sigmoid(_clip(z[:, :hs] + p[:hs] * c, gate_clip))
+    f = sigmoid(_clip(z[:, 2 * hs:3 * hs] + p[2 * hs:] * c, gate_clip))
     c = f * c + i * np.tanh(z[:, 3 * hs:])
     if cell_clip:
         c = np.clip(c, -cell_clip, cell_clip)
-    o = sigmoid(z[:, hs:2 * hs] + p[hs:2 * hs] * c)
+    o = sigmoid(_clip(z[:, hs:2 * hs] + p[hs:2 * hs] * c, gate_clip))
     h = o * np.tanh(c)
     if proj is not None:
         h = h @ proj.T
@@ -71,17 +75,21 @@ def lstm_step(xw: np.ndarray, h: np.ndarray, c: np.ndarray, r: np.ndarray, p: np
 
 
 def gru_step(xw: np.ndarray, h: np.ndarray, r: np.ndarray, rb: np.ndarray,
-             linear_before_reset: bool) -> np.ndarray:
+             linear_before_reset: bool, gate_clip: float | None = None) -> np.ndarray:
     """One GRU step from xw = x W^T + Wb, float64."""
     hs = h.shape[-1]
     hr = h @ r[:2 * hs].T + rb[:2 * hs]
-    z = sigmoid(xw[:, :hs] + hr[:, :hs])
-    reset = sigmoid(xw[:, hs:2 * hs] + hr[:, hs:])
+    z = sigmoid(_clip(xw[:, :hs] + hr[:, :hs], gate_clip))
+    reset = sigmoid(_clip(xw[:, hs:2 * hs] + hr[:, hs:], gate_clip))
     if linear_before_reset:
-        n = np.tanh(xw[:, 2 * hs:] + reset * (h @ r[2 * hs:].T + rb[2 * hs:]))
+        n = np.tanh(_clip(xw[:, 2 * hs:] + reset * (h @ r[2 * hs:].T + rb[2 * hs:]), gate_clip))
     else:
-        n = np.tanh(xw[:, 2 * hs:] + (reset * h) @ r[2 * hs:].T + rb[2 * hs:])
+        n = np.tanh(_clip(xw[:, 2 * hs:] + (reset * h) @ r[2 * hs:].T + rb[2 * hs:], gate_clip))
     return (1 - z) * n + z * h
+
+
+def _clip(z: np.ndarray, bound: float | None) -> np.ndarray:
+    return z if bound is None else np.clip(z, -bound, bound)
 
 
 def _run_lstm(node, xs):
@@ -92,7 +100,7 @@ def _run_lstm(node, xs):
     hs = []
     for t in range(x.shape[1]):
         h, c = lstm_step(xw[:, t], h, c, r, p, node.attrs.get("cell_clip"), proj[0] if proj else None,
-                         node.attrs.get("proj_clip"))
+                         node.attrs.get("proj_clip"), node.attrs.get("gate_clip"))
         hs.append(h)
     return [_output(node, hs)]
 
@@ -103,7 +111,7 @@ def _run_gru(node, xs):
     h = np.broadcast_to(h0, (x.shape[0], h0.shape[-1]))
     hs = []
     for t in range(x.shape[1]):
-        h = gru_step(xw[:, t], h, r, rb, node.attrs.get("linear_before_reset", False))
+        h = gru_step(xw[:, t], h, r, rb, node.attrs.get("linear_before_reset", False), node.attrs.get("gate_clip"))
         hs.append(h)
     return [_output(node, hs)]
 

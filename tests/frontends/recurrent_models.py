@@ -65,13 +65,15 @@ def lstm_tflite(directory: Path, *, steps: int, features: int, hidden: int, proj
                 peepholes: bool = False, cell_clip: float = 0.0, proj_clip: float = 0.0, seed: int = 0,
                 time_major: bool = False, last: bool = False, name: str = "lstm.tflite", activation: int = 4,
                 batch: int = 1) -> Path:
-    """x [batch, T, F] (or [T, batch, F]) -> the LSTM -> its output sequence, or (last) a STRIDED_SLICE of its
+    """x [batch, T, F] (-> TRANSPOSE to [T, batch, F] if time_major) -> the LSTM -> its output sequence, or (last) a STRIDED_SLICE of its
     last step. activation: the fused_activation_function code (4 = TANH, the only one kwscc reads)."""
     rng = np.random.default_rng(seed)
     out_size = projection or hidden
     b = ModelBuilder()
-    x_shape = [steps, batch, features] if time_major else [batch, steps, features]
-    x = b.tensor("x", x_shape)
+    x = model_input = b.tensor("x", [batch, steps, features])
+    if time_major:  # a batch-first model input transposed to the layer's time-major input
+        x = b.tensor("x_time_major", [steps, batch, features])
+        b.op("TRANSPOSE", [model_input, b.const("perm", np.array([1, 0, 2], np.int32), "INT32")], [x])
     inputs = [x]
     inputs += [b.const(f"w_{g}", rng.normal(0, 0.5, (hidden, features)).astype(np.float32)) for g in "ifco"]
     inputs += [b.const(f"r_{g}", rng.normal(0, 0.5, (hidden, out_size)).astype(np.float32)) for g in "ifco"]
@@ -94,7 +96,7 @@ def lstm_tflite(directory: Path, *, steps: int, features: int, hidden: int, proj
         last_step = b.tensor("last", [1, out_size])
         b.op("STRIDED_SLICE", [y, *ints], [last_step], options("StridedSlice", shrinkAxisMask=2))
         y = last_step
-    return b.save(directory, [x], [y], name=name)
+    return b.save(directory, [model_input], [y], name=name)
 
 
 def lstm_tflite_int8(directory: Path, *, steps: int, features: int, hidden: int, projection: int, seed: int = 0,

@@ -57,7 +57,7 @@ def test_last_step_slice_runs_the_layer_once(tmp_path):
      "activations ['Sigmoid', 'Tanh', 'Relu'] are not supported"),
     (dict(op="LSTM", attrs={"activations": ["HardSigmoid", "Tanh", "Tanh"], "activation_alpha": [0.2]}),
      "are not supported"),
-    (dict(op="LSTM", attrs={"clip": 3.0}), "the clip attribute"),
+    (dict(op="LSTM", attrs={"clip": 3.0}), "clip 3 (gate pre-activations clipped) is not supported"),
     (dict(op="LSTM", outputs=("Y_c",)), "final cell state output Y_c"),
 ])
 def test_bad_recurrent_input_refused(tmp_path, case, message):
