@@ -117,13 +117,20 @@ def recurrent(r, onode) -> None:
     outputs = list(onode.output) + [""] * (3 - len(onode.output))
     if len(outputs) > 2 and outputs[2]:
         r.cell_outputs[outputs[2]] = onode  # refused only if something reads it
+    both = all(name and name in r.consumed for name in outputs[:2])
+    sequence = None
     for mode, name, shape in (("sequence", outputs[0], (1, steps, 1, hidden) if layout else (steps, 1, 1, hidden)),
                               ("last", outputs[1], (1, 1, hidden))):
-        if name:
-            own = r.graph.unique_tensor_name(f"{name}_kwscc_{mode}")
-            add_recurrent(r.graph, f"{onode.name}_{mode}" if mode == "last" else onode.name, onode.op_type,
-                          [x, *consts], {**attrs, "output": mode}, own)
-            r.emit(onode, "Reshape", [own], {"shape": shape}, outputs=[name])
+        if not name:
+            continue
+        if mode == "last" and both:  # Y is computed anyway: Y_h is its last step, not a second run of the layer
+            r.emit(onode, "Crop", [sequence], {"axis": 1, "start": steps - 1, "end": steps}, outputs=[name])
+            continue
+        own = r.graph.unique_tensor_name(f"{name}_kwscc_{mode}")
+        add_recurrent(r.graph, f"{onode.name}_{mode}" if mode == "last" else onode.name, onode.op_type,
+                      [x, *consts], {**attrs, "output": mode}, own)
+        r.emit(onode, "Reshape", [own], {"shape": shape}, outputs=[name])
+        sequence = own
 
 
 def slice_last_step(r, onode) -> bool:

@@ -59,10 +59,10 @@ def lstm_step(xw: np.ndarray, h: np.ndarray, c: np.ndarray, r: np.ndarray, p: np
               proj_clip: float | None = None, gate_clip: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One LSTM step from xw = x W^T + B (the input's part of the four gates), float64: (h', c')."""
     hs = c.shape[-1]
-    z = _clip(xw + h @ r.T, gate_clip)
+    z = xw + h @ r.T
     i = sigmoid(_clip(z[:, :hs] + p[:hs] * c, gate_clip))
     f = sigmoid(_clip(z[:, 2 * hs:3 * hs] + p[2 * hs:] * c, gate_clip))
-    c = f * c + i * np.tanh(z[:, 3 * hs:])
+    c = f * c + i * np.tanh(_clip(z[:, 3 * hs:], gate_clip))
     if cell_clip:
         c = np.clip(c, -cell_clip, cell_clip)
     o = sigmoid(_clip(z[:, hs:2 * hs] + p[hs:2 * hs] * c, gate_clip))

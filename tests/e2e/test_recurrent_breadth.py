@@ -62,3 +62,11 @@ def test_layout1_is_beyond_onnxruntime():
             options = ort.SessionOptions()
             options.log_severity_level = 4
             ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("op", ["lstm", "gru"])
+def test_y_and_y_h_of_one_layer_run_it_once(tmp_path, op):
+    """Y feeds a second layer and Y_h is read too: Y_h is the last step of the one run (a Crop), so the stacked
+    model has two recurrent nodes, not three."""
+    result = check(VARIANTS[f"{op}-Y-and-Y_h"], tmp_path, compile_c=False)
+    assert result["result"] == "ok" and result["layers"] == f"{op.upper()}+{op.upper()}"

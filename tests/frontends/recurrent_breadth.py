@@ -64,13 +64,22 @@ def _layer(nodes, inits, rng, prefix: str, x: str, *, op: str, hidden: int, feat
     r = rng.normal(0, weight_scale / np.sqrt(hidden), (1, g * hidden, hidden))
     inputs = [x, _init(inits, f"{prefix}W", w), _init(inits, f"{prefix}R", r)]
     inputs.append(_init(inits, f"{prefix}B", rng.normal(0, 0.2, (1, 2 * g * hidden))) if bias else "")
-    if seq_lens:
+    if seq_lens == "shape":  # computed from the input's shape, as exporters write it: Cast(Shape(x)[T axis])
+        nodes.append(helper.make_node("Shape", [x], [f"{prefix}shape"]))
+        nodes.append(helper.make_node("Gather", [f"{prefix}shape", _init(inits, f"{prefix}t_axis",
+                                                                         np.array([layout], np.int64))],
+                                      [f"{prefix}t"], axis=0))
+        nodes.append(helper.make_node("Cast", [f"{prefix}t"], [f"{prefix}lens"], to=TensorProto.INT32))
+        inputs.append(f"{prefix}lens")
+    elif seq_lens:
         lens = steps if seq_lens == "full" else max(steps - 1, 1)
         inputs.append(_init(inits, f"{prefix}lens", np.full(1, lens, np.int32)))
     else:
         inputs.append("")
     state_shape = (1, 1, hidden)
-    if init:
+    if init == "input":  # the initial state as a second model input
+        inputs.append(f"{prefix}h0_input")
+    elif init:
         value = (lambda: np.zeros(state_shape)) if init == "zero" else (lambda: rng.uniform(-0.5, 0.5, state_shape))
         inputs.append(_init(inits, f"{prefix}h0", value()))
         if op == "LSTM":
@@ -113,15 +122,16 @@ def _torch_tail(nodes, inits, opset: int, y: str, tail: str, layout: int) -> str
 def onnx_model(directory: Path, name: str, *, op: str = "LSTM", hidden: int = 8, features: int = 10, steps: int = 3,
                bias: bool = True, init: str | None = None, peepholes: bool = False, attrs: dict | None = None,
                layout: int = 0, seq_lens: str | None = None, use: str = "Y_h", stacked: bool = False,
-               head: bool = False, opset: int = 14, seed: int = 0, batch: int = 1, dynamic_steps: bool = False,
-               tail: str | None = None, weight_scale: float = 1.0) -> Path:
+               head: bool = False, opset: int = 14, seed: int = 0, batch: int | str = 1, dynamic_steps: bool = False,
+               tail: str | None = None, weight_scale: float = 1.0, hidden2: int | None = None) -> Path:
     """x [batch, T, F] -> (Transpose to time-major unless layout 1) -> the layer(s) -> what `use` says:
     Y_h; Y (with its num_directions axis); Y_sq (Y squeezed); last (Y's last step sliced, the Keras form);
     Y_c; Y+Y_h (both outputs of one layer read: its Y_h added to the stacked layer's Y_h, needs stacked).
     tail (after `use`): gather_last (Y squeezed, Gather index -1 on the time axis: PyTorch's out[-1]),
     bf_gather_last (Y squeezed, Transposed batch-first, Gather index -1 on axis 1: out[:, -1]), bf_flat (the
     batch-first sequence flattened), hn_gather (Gather index -1 on Y_h's direction axis: h_n[-1]).
-    head: a Gemm + Softmax classifier over the flattened result."""
+    head: a Gemm + Softmax classifier over the flattened result. batch "N": a dynamic batch dimension;
+    hidden2: the stacked layer's hidden size (default hidden)."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
     x = "x"
@@ -139,7 +149,8 @@ def onnx_model(directory: Path, name: str, *, op: str = "LSTM", hidden: int = 8,
     if stacked:  # the first layer's sequence, its direction axis squeezed, feeds a second layer
         seq = _squeeze(nodes, inits, opset, outs["Y"], time_axis_squeeze, "l1_seq")
         second_use = ("Y_h",) if use in ("Y_h", "Y+Y_h") else ("Y",)
-        outs2 = _layer(nodes, inits, rng, "l2_", seq, features=hidden, used_outputs=second_use, **common)
+        outs2 = _layer(nodes, inits, rng, "l2_", seq, features=hidden, used_outputs=second_use,
+                       **{**common, "hidden": hidden2 or hidden})
         if use == "Y+Y_h":
             nodes.append(helper.make_node("Add", [outs["Y_h"], outs2["Y_h"]], ["both"]))
             result = "both"
@@ -161,7 +172,7 @@ def onnx_model(directory: Path, name: str, *, op: str = "LSTM", hidden: int = 8,
     if tail:  # the forms PyTorch's exporter writes (Gather of index -1 for out[-1] / h_n[-1])
         result = _torch_tail(nodes, inits, opset, result, tail, layout)
     if head:
-        size = hidden * (1 if use in ("Y_h", "last", "Y+Y_h", "Y_c") or tail in ("gather_last", "bf_gather_last",
+        size = (hidden2 or hidden if stacked else hidden) * (1 if use in ("Y_h", "last", "Y+Y_h", "Y_c") or tail in ("gather_last", "bf_gather_last",
                                                                                  "hn_gather") else steps)
         nodes.append(helper.make_node("Reshape", [result, _init(inits, "flat", np.array([1, size], np.int64))],
                                       ["flat_out"]))
@@ -171,8 +182,10 @@ def onnx_model(directory: Path, name: str, *, op: str = "LSTM", hidden: int = 8,
         nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], **({"axis": 1} if opset < 13 else {})))
         result = "probs"
     steps_dim = "T" if dynamic_steps else steps
-    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                          [batch, steps_dim, features])],
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, steps_dim, features])]
+    inputs += [helper.make_tensor_value_info(i, TensorProto.FLOAT, [1, 1, hidden])
+               for node in nodes for i in node.input if i.endswith("h0_input")]
+    graph = helper.make_graph(nodes, name, inputs,
                               [helper.make_tensor_value_info(result, TensorProto.FLOAT, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 7 if opset < 15 else 8
@@ -187,14 +200,15 @@ def onnx_model(directory: Path, name: str, *, op: str = "LSTM", hidden: int = 8,
 def tflite_model(directory: Path, name: str, *, steps: int, features: int, hidden: int = 8, projection: int = 0,
                  peepholes: bool = False, cell_clip: float = 0.0, proj_clip: float = 0.0, time_major: str = "",
                  last: bool = False, cifg: bool = False, layer_norm: bool = False, asymmetric: bool = False,
-                 head: bool = False, seed: int = 0) -> Path:
+                 head: bool = False, seed: int = 0, dynamic_steps: bool = False, batch: int = 1) -> Path:
     """x [1, T, F] -> UNIDIRECTIONAL_SEQUENCE_LSTM -> its sequence, or (last) the STRIDED_SLICE of its last step,
     optionally FULLY_CONNECTED + SOFTMAX over that step. time_major: "" (batch-first), "transpose" (a TRANSPOSE
     of the model input feeds the time-major layer) or "input" (a time-major model input [T, 1, F])."""
     rng = np.random.default_rng(seed)
     out_size = projection or hidden
     b = ModelBuilder()
-    x = model_input = b.tensor("x", [steps, 1, features] if time_major == "input" else [1, steps, features])
+    x = model_input = b.tensor("x", [steps, 1, features] if time_major == "input" else [batch, steps, features],
+                               signature=[1, -1, features] if dynamic_steps else None)
     if time_major == "transpose":  # the layer reads a time-major TRANSPOSE of a batch-first model input
         x = b.tensor("x_time_major", [steps, 1, features])
         b.op("TRANSPOSE", [model_input, b.const("perm", np.array([1, 0, 2], np.int32), "INT32")], [x])
@@ -212,13 +226,13 @@ def tflite_model(directory: Path, name: str, *, steps: int, features: int, hidde
     inputs += ([b.const("proj", rng.normal(0, 1 / np.sqrt(hidden), (out_size, hidden)).astype(np.float32)), -1]
                if projection else [-1, -1])
     for state, size in (("h_state", out_size), ("c_state", hidden)):
-        inputs.append(b.tensor(state, [1, size]))
+        inputs.append(b.tensor(state, [batch, size]))
         b.tensors[-1].isVariable = True
     if layer_norm:
         inputs += [b.const(f"ln_{g}", rng.uniform(0.5, 1.5, hidden).astype(np.float32)) if g in gates_present
                    else -1 for g in "ifco"]
     inputs += [-1] * (INPUT_COUNT - len(inputs))
-    y = b.tensor("y", [steps, 1, out_size] if time_major else [1, steps, out_size])
+    y = b.tensor("y", [steps, 1, out_size] if time_major else [batch, steps, out_size])
     b.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [y],
          options("UnidirectionalSequenceLSTM", fusedActivationFunction=4, cellClip=cell_clip, projClip=proj_clip,
                  timeMajor=bool(time_major), asymmetricQuantizeInputs=asymmetric))
@@ -275,6 +289,7 @@ def matrix() -> list[Variant]:
                                                                                                      if op == "GRU"
                                                                                                      else 3]}))
         v.append(_onnx(f"{p}-seqlens-full", op=op, seq_lens="full"))
+        v.append(_onnx(f"{p}-seqlens-shape", op=op, seq_lens="shape"))
         v.append(_onnx(f"{p}-seqlens-short", op=op, seq_lens="short",
                        expect="sequence_lens must be a constant equal to the sequence length"))
         for use in ("Y", "Y_sq", "last"):
@@ -296,6 +311,10 @@ def matrix() -> list[Variant]:
                        expect="direction 'reverse' is not supported"))
         v.append(_onnx(f"{p}-batch2", op=op, batch=2, expect="batch size 2 is not supported"))
         v.append(_onnx(f"{p}-dynamic-T", op=op, dynamic_steps=True, expect="dynamic dimension 1"))
+        v.append(_onnx(f"{p}-dynamic-batch", op=op, batch="N", head=True))
+        v.append(_onnx(f"{p}-init-input", op=op, init="input", expect="initial_h ('l1_h0_input') must be a constant"))
+        v.append(_onnx(f"{p}-stacked-20-6", 6, op=op, stacked=True, hidden=20, hidden2=6, head=True))
+        v.append(_onnx(f"{p}-t1-use-Y", 1, op=op, use="Y"))
         v.append(_onnx(f"{p}-relu", op=op, attrs={"activations": ["Sigmoid", "Relu", "Relu"][:3 if op == "LSTM"
                                                                                              else 2]},
                        expect="are not supported"))
@@ -307,6 +326,8 @@ def matrix() -> list[Variant]:
         v.append(_onnx(f"{p}-weights-x6", 5, op=op, weight_scale=6.0))
     v.append(_onnx("lstm-peepholes", 5, op="LSTM", peepholes=True))
     v.append(_onnx("lstm-peepholes-init", 5, op="LSTM", peepholes=True, init="const", hidden=20))
+    v.append(_onnx("lstm-clip8-peepholes", 5, op="LSTM", peepholes=True, init="const", attrs={"clip": 8.0},
+                   weight_scale=4.0))
     v.append(_onnx("lstm-input-forget", op="LSTM", attrs={"input_forget": 1}, expect="input_forget"))
     v.append(_onnx("lstm-use-Y_c", op="LSTM", use="Y_c", expect="final cell state output Y_c"))
     v.append(_onnx("lstm-opset14-layout1-peep", 4, op="LSTM", layout=1, peepholes=True, init="const"))
@@ -329,6 +350,8 @@ def matrix() -> list[Variant]:
     v.append(_tfl("tfl-peep-proj-clips", 5, hidden=12, projection=6, peepholes=True, cell_clip=1.0, proj_clip=0.5,
                   last=True))
     v.append(_tfl("tfl-asymmetric-inputs", 5, asymmetric=True))
+    v.append(_tfl("tfl-dynamic-T", 5, dynamic_steps=True, last=True, expect="has a dynamic dimension"))
+    v.append(_tfl("tfl-batch2", 5, batch=2, expect="batch size 2 is not supported"))
     v.append(_tfl("tfl-cifg", 5, cifg=True, expect="CIFG"))
     v.append(_tfl("tfl-layer-norm", 5, layer_norm=True, expect="layer normalisation"))
     return v
