@@ -79,7 +79,9 @@ def _batch_axis_first(graph: Graph, node: Node) -> bool:
     an ONNX LSTM's Y) gets a leading batch axis ([1, T, 1, H]: the same values in the same order), as
     batched float runs and the simulator read a tensor's first axis as the batch."""
     out = graph.tensors[node.outputs[0]]
-    if node.outputs[0] not in graph.outputs or out.shape[:1] == (1,) or graph.tensors[node.inputs[0]].shape[:1] != (1,):
+    if node.outputs[0] not in graph.outputs or out.shape[:1] == (1,):
+        return False
+    if graph.tensors[node.inputs[0]].shape[:1] != (1,):
         return False
     node.attrs = {**node.attrs, "shape": (1, *out.shape)}
     out.shape = (1, *out.shape)

@@ -172,8 +172,8 @@ def onnx_model(directory: Path, name: str, *, op: str = "LSTM", hidden: int = 8,
     if tail:  # the forms PyTorch's exporter writes (Gather of index -1 for out[-1] / h_n[-1])
         result = _torch_tail(nodes, inits, opset, result, tail, layout)
     if head:
-        size = (hidden2 or hidden if stacked else hidden) * (1 if use in ("Y_h", "last", "Y+Y_h", "Y_c") or tail in ("gather_last", "bf_gather_last",
-                                                                                 "hn_gather") else steps)
+        one_step = use in ("Y_h", "last", "Y+Y_h", "Y_c") or tail in ("gather_last", "bf_gather_last", "hn_gather")
+        size = (hidden2 or hidden if stacked else hidden) * (1 if one_step else steps)
         nodes.append(helper.make_node("Reshape", [result, _init(inits, "flat", np.array([1, size], np.int64))],
                                       ["flat_out"]))
         dense = [_init(inits, "fc_w", rng.normal(0, 1.5 / np.sqrt(size), (size, 6))),
@@ -427,7 +427,8 @@ def check(variant: Variant, directory: Path, calib: int = 32, test: int = 16, co
             result = validate(compiled, str(directory / "test.npy"))
             out["mismatches"] = result["c_vs_simulator_mismatches"]
             out["sqnr_db"] = result["output_sqnr_db"]
-            out["top1"] = result.get("top1_agreement")
+            out["top1"] = result["top1_agreement"] if variant.build.get("head") else None  # classifiers only
+            out["arena"] = result["arena_bytes"]
             out["kernels"] = ",".join(c.function for c in compiled.calls if c.node.op in ("LSTM", "GRU"))
             if out["mismatches"] or out["sqnr_db"] < variant.min_sqnr_db:
                 return {**out, "result": "FAIL", "detail": f"mismatches {out['mismatches']}, "

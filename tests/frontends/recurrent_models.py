@@ -65,8 +65,9 @@ def lstm_tflite(directory: Path, *, steps: int, features: int, hidden: int, proj
                 peepholes: bool = False, cell_clip: float = 0.0, proj_clip: float = 0.0, seed: int = 0,
                 time_major: bool = False, last: bool = False, name: str = "lstm.tflite", activation: int = 4,
                 batch: int = 1) -> Path:
-    """x [batch, T, F] (-> TRANSPOSE to [T, batch, F] if time_major) -> the LSTM -> its output sequence, or (last) a STRIDED_SLICE of its
-    last step. activation: the fused_activation_function code (4 = TANH, the only one kwscc reads)."""
+    """x [batch, T, F] (-> TRANSPOSE to [T, batch, F] if time_major) -> the LSTM -> its output sequence, or
+    (last) a STRIDED_SLICE of its last step. activation: the fused_activation_function code (4 = TANH, the
+    only one kwscc reads)."""
     rng = np.random.default_rng(seed)
     out_size = projection or hidden
     b = ModelBuilder()
