@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from kwscc.build_files import kernel_files, library_graph
+from kwscc.driver import CompileOptions, compile_model
 from kwscc.kernel_sources import entry_symbols
 from kwscc.quant.simulate import simulate_float_inputs
 from kwscc.validate.cmsis_nn import object_name
@@ -100,15 +101,32 @@ def test_cmsis_nn_v7_on_cortex_m(model, target, arm_toolchain, tmp_path):
     check_list_is_what_the_linker_pulls(c, tmp_path)
 
 
+def test_optimize_speed_kernels_with_real_cmsis_nn_on_cortex_m4(arm_toolchain, tmp_path):
+    """--optimize speed: kwscc's wide kernels (static functions in NAME.c) built with Arm's headers and the
+    model's file list (pooling and softmax only), bit for bit; the list is what the linker pulls."""
+    lib = library("cmsis_nn")
+    c = compile_model(kws.KWS / "ds_cnn_s_int8.tflite", CompileOptions(optimize="speed"))
+    assert "kwscc_depthwise_wide_s8(" in c.files[f"{c.name}.c"]
+    x = kws.kws_arrays()["test50_x490"][:2].reshape(2, -1)
+    out, _ = run_on_target(c, x, "cortex-m4", str(lib), keep=tmp_path)
+    graph = c.graph
+    feeds = {graph.inputs[0]: x.reshape((2,) + graph.tensors[graph.inputs[0]].shape[1:])}
+    expected = simulate_float_inputs(c.qm, feeds, c.backend.simulate)[graph.outputs[0]]
+    assert np.array_equal(out, expected.reshape(2, -1))
+    check_list_is_what_the_linker_pulls(c, tmp_path)
+
+
 # ------------------------------------------------------------------------------- CMSIS_5 5.9.0 (legacy q7)
 
 @pytest.mark.parametrize("target", ["host", "cortex-m4"])
 @pytest.mark.parametrize("model", kws.MODELS)
-def test_cmsis_5_legacy_backend(model, target, request):
+def test_cmsis_5_legacy_backend(model, target, request, tmp_path):
     lib = library("cmsis_5")
     if target != "host":
         request.getfixturevalue("arm_toolchain")
     c = kws.legacy_compiled(model)  # shared with tests/legacy
-    out, measured = run_on_target(c, samples(model), target, str(lib))
+    out, measured = run_on_target(c, samples(model), target, str(lib), keep=tmp_path)
     assert measured["kernels"].startswith("CMSIS_5 5.9.0 CMSIS/NN")
     check_bit_exact(c, out)
+    if target != "host":  # kwscc's CMSIS_5 table gives the list: exactly what the linker pulls
+        check_list_is_what_the_linker_pulls(c, tmp_path)
