@@ -18,6 +18,7 @@ from kwscc.quant.simulate import simulate_float_inputs
 from tests.e2e import kws_shared as kws
 from tests.installed import kwscc_script
 from tests.installed import run_ok as run
+from tests.system_packages import require_commands
 from tests.third_party import library
 
 HERE = Path(__file__).resolve().parent
@@ -62,8 +63,7 @@ def test_readme_snippets_are_the_tested_ones():
 def cmake_project(tmp_path_factory):
     """tests/build_integration/cmake_project configured and built against copies of the models (the tests touch
     them)."""
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake is not installed")
+    require_commands("cmake", "make")
     work = tmp_path_factory.mktemp("cmake")
     models = work / "kws"
     models.mkdir()
@@ -123,8 +123,7 @@ def test_cmake_regenerates_after_the_model_or_the_data_change(touched, cmake_pro
 def test_make_and_cmake_include_the_fragments(kernels, tmp_path):
     """OUT/NAME.mk in a Makefile and OUT/NAME.cmake include()d by CMake, with kwscc's kernels; a CMSIS-NN
     checkout named to make / cmake; the files `--cmsis-nn DIR` copied into OUT."""
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
+    require_commands("cmake", "make")
     extra, cpu = ["--with-host-kernels"], "cortex-m4"
     make_vars = []
     if kernels == "cmsis-nn":
@@ -142,23 +141,21 @@ def test_make_and_cmake_include_the_fragments(kernels, tmp_path):
         shutil.copy(HERE / "make_project" / f, tmp_path / f)
     run(["make", "-C", tmp_path, "OUT=out", *make_vars])
     samples("dnn_s").tofile(tmp_path / "in.f32")
-    programs = [tmp_path / "dnn_s_demo"]
-    if shutil.which("cmake") is not None:  # and the same folder include()d by CMake, without the package
-        source = tmp_path / "cmake_source"
-        source.mkdir()
-        shutil.copy(HERE / "include_project" / "CMakeLists.txt", source)
-        shutil.copy(HERE / "make_project" / "main.c", source)
-        run(["cmake", "-S", source, "-B", tmp_path / "cmake_build", f"-DOUT={tmp_path / 'out'}",
-             *[f"-D{v}" for v in make_vars]])
-        run(["cmake", "--build", tmp_path / "cmake_build"])
-        built = sorted(o.name for o in (tmp_path / "cmake_build" / "CMakeFiles" / "dnn_s_cmsis_nn.dir").rglob("*.o"))
-        if kernels == "kwscc":
-            assert built == sorted(f"{p.name}.o" for p in (tmp_path / "out" / "cmsis_nn_host").glob("*.c"))
-        else:  # exactly the model's list
-            listed = (tmp_path / "out" / "dnn_s_cmsis_nn_sources.txt").read_text().split()
-            assert built == sorted(f"{f.rsplit('/', 1)[-1]}.o" for f in listed) and built
-        programs.append(tmp_path / "cmake_build" / "dnn_s_demo")
-    for program in programs:
+    # and the same folder include()d by CMake, without the package
+    source = tmp_path / "cmake_source"
+    source.mkdir()
+    shutil.copy(HERE / "include_project" / "CMakeLists.txt", source)
+    shutil.copy(HERE / "make_project" / "main.c", source)
+    run(["cmake", "-S", source, "-B", tmp_path / "cmake_build", f"-DOUT={tmp_path / 'out'}",
+         *[f"-D{v}" for v in make_vars]])
+    run(["cmake", "--build", tmp_path / "cmake_build"])
+    built = sorted(o.name for o in (tmp_path / "cmake_build" / "CMakeFiles" / "dnn_s_cmsis_nn.dir").rglob("*.o"))
+    if kernels == "kwscc":
+        assert built == sorted(f"{p.name}.o" for p in (tmp_path / "out" / "cmsis_nn_host").glob("*.c"))
+    else:  # exactly the model's list
+        listed = (tmp_path / "out" / "dnn_s_cmsis_nn_sources.txt").read_text().split()
+        assert built == sorted(f"{f.rsplit('/', 1)[-1]}.o" for f in listed) and built
+    for program in (tmp_path / "dnn_s_demo", tmp_path / "cmake_build" / "dnn_s_demo"):
         run([program, tmp_path / "in.f32", tmp_path / "out.i8"])
         out = np.fromfile(tmp_path / "out.i8", np.int8).reshape(SAMPLES, -1)
         np.testing.assert_array_equal(out, simulated("dnn_s", cpu), err_msg=str(program))

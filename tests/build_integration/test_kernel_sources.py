@@ -13,6 +13,7 @@ import pytest
 from kwscc.kernel_sources import closure_files, cmake_sources, entry_symbols, load_table, parse_unit, \
     reachable_sources, save_table, scan
 from kwscc.validate.cmsis_nn import checkout
+from tests.system_packages import require_commands
 from tests.target.fake_cmsis_nn import make_fake_cmsis_nn
 
 HEADER = """#ifndef LIB_H
@@ -131,7 +132,7 @@ def test_every_compile_writes_the_build_files(tmp_path):
     cmake, make = (out / "dnn_s.cmake").read_text(), (out / "dnn_s.mk").read_text()
     assert all(f'"{f}"' in cmake for f in listed) and all(f in make for f in listed)
     assert "add_library(dnn_s STATIC" in cmake and "DNN_S_SRCS :=" in make and "DNN_S_CFLAGS =" in make
-    if shutil.which("make"):
-        shown = subprocess.run(["make", "-s", "-f", "-", "show"], input=f"include {out}/dnn_s.mk\nshow:\n\t@echo $(DNN_S_SRCS)\n",
-                               capture_output=True, text=True, cwd=tmp_path)
-        assert shown.stdout.strip() == f"{out}/dnn_s.c"
+    require_commands("make")
+    shown = subprocess.run(["make", "-s", "-f", "-", "show"], input=f"include {out}/dnn_s.mk\nshow:\n\t@echo $(DNN_S_SRCS)\n",
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert shown.stdout.strip() == f"{out}/dnn_s.c"

@@ -4,7 +4,6 @@ kernels and with the real CMSIS-NN v7.0.0 when it is there: it must hear what kw
 from __future__ import annotations
 
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from kwscc.driver import CompileOptions, compile_model
 from kwscc.quant.simulate import simulate_float_inputs
 from tests.e2e import kws_shared as kws
 from tests.installed import run_in_clone_like_folder
+from tests.system_packages import require_commands
 from tests.target.linking import archive_members
 from tests.third_party import library
 
@@ -37,8 +37,7 @@ README_BLOCK = re.compile(r"\*\*A bare-metal firmware: `examples/firmware`\.\*\*
 @pytest.mark.parametrize("kernels", ["kwscc", "cmsis-nn"])
 def test_example_firmware_under_qemu(kernels, arm_toolchain, tmp_path):
     """The README's two commands as written, from a folder laid out like the checkout (build/ inside it)."""
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake is not installed")
+    require_commands("cmake", "make")
     commands = README_BLOCK.search((kws.ROOT / "README.md").read_text()).group(1)
     option = "[-DCMSIS_NN_PATH=/path/to/CMSIS-NN]"
     assert option in commands and "--target run" in commands

@@ -6,10 +6,8 @@ pulls every file of the two models' CMSIS-NN lists out of kwscc_cmsis_nn and not
 from __future__ import annotations
 
 import re
-import shutil
 
 import numpy as np
-import pytest
 
 from kwscc.driver import CompileOptions, compile_model
 from kwscc.quant.simulate import simulate_float_inputs
@@ -17,6 +15,7 @@ from kwscc.streaming import as_calls, calls_per_clip, simulate_stream
 from tests.e2e import kws_shared as kws
 from tests.installed import kwscc_script
 from tests.installed import run_ok as run
+from tests.system_packages import require_commands
 from tests.target.linking import archive_members
 from tests.third_party import library
 
@@ -29,8 +28,7 @@ CROSS_M55 = ["-DCMAKE_SYSTEM_NAME=Generic", "-DCMAKE_C_COMPILER=arm-none-eabi-gc
 
 
 def configure_and_build(tmp_path, cpu: str, extra: list[str]):
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake is not installed")
+    require_commands("cmake", "make")
     lib = library("cmsis_nn")
     cmake_dir = run([kwscc_script(), "--cmake-dir"]).stdout.strip()
     build = tmp_path / "build"
