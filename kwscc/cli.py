@@ -75,8 +75,9 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-input-zero-point", dest="input_zero_point", action="store_false",
                    help="quantize the input symmetrically (Qm.n) instead of with the zero point that fits its range")
     p.add_argument("--split-input", choices=("auto", "on", "off"),
-                   help="each input value as hi + lo int8 for a convolutional first layer (finer input, "
-                        "2x its MACs and input buffer): auto = only where it does not raise the arena; "
+                   help="each input value as hi + lo int8 for a convolutional or LSTM/GRU first layer "
+                        "(input 4 bits finer; 2x the input buffer and the first layer's input MACs): auto = "
+                        "only where it does not raise the arena (a recurrent layer needs no scratch for it); "
                         "default: as --optimize says (balanced and speed: auto, ram: off, accuracy: on)")
     p.add_argument("--optimize", default="balanced", choices=("balanced", "speed", "ram", "accuracy"),
                    help="trade-off (cmsis-nn backend): speed = the kernels with the fewest instructions (cost "

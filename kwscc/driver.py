@@ -118,7 +118,8 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
     elif graph.recorded_ranges and backend.name in REFINABLE_BACKENDS:  # formats from its own (scale, zp)
         # --optimize speed trades the file's exact weights (a multiplier per channel) for shift-only requantization
         qm = quantize_int8_model(graph, per_channel=options.weights == "per-channel", rounding=options.rounding,
-                                 unsigned=options.unsigned_relu, keep_weights=options.optimize != "speed")
+                                 unsigned=options.unsigned_relu, keep_weights=options.optimize != "speed",
+                                 split_input=options.split_input != "off")
     elif graph.recorded_ranges:  # a quantized model carries its own ranges
         qm = backend.quantize(graph, graph.recorded_ranges, per_channel=options.weights == "per-channel",
                               rounding=options.rounding)

@@ -11,7 +11,9 @@ layer run on every call, on its state after the call's last frame.
 
 The form this supports: model input -> reshapes only -> LSTM/GRU layers (stacked: a layer's every-step
 output may feed the next recurrent layer only) -> per-call layers on the last layer's final state (or the
-sequence itself as the model output). Anything else is refused with one line naming the node.
+sequence itself as the model output). Anything else is refused with one line naming the node. A split
+input (kwscc.quant.split_input, hi then lo per time step) is cut into calls like any input: a call's
+frames hold 2F int8 each.
 """
 from __future__ import annotations
 
@@ -92,8 +94,6 @@ def _shortened(shape: tuple[int, ...], clip: int, frames: int) -> tuple[int, ...
 
 def streaming_model(qm: QuantModel, frames: int) -> QuantModel:
     """The per-call program of the quantized whole-clip model `qm` (see the module docstring)."""
-    if qm.split is not None:
-        raise _refuse("the split input (--split-input) is not supported with streaming; add --split-input off")
     clip = check_streamable(qm.graph, frames)
     graph = qm.graph.copy()
     recurrent = [node for node in graph.nodes() if node.op in RECURRENT_OPS]

@@ -309,7 +309,7 @@ def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     if layer.kernel == KWSCC_LSTM:
         return lower_kwscc_lstm(qm, node, prefix)
     size, steps = layer.hidden_size, layer.steps
-    features = qm.graph.tensors[node.inputs[0]].shape[2]
+    features = layer.gates["input"].input_weights.shape[1]  # 2F columns for a split input: hi, then lo
     state = align4(2 * size)
     arrays, gates = [], {}
     for gate in LSTM_GATES:
@@ -342,7 +342,7 @@ def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     which streaming (kwscc.streaming) keeps in NAME_state instead."""
     layer = qm.layers[node.name]
     size, out_size, steps = layer.hidden_size, layer.output_size, layer.steps
-    features = qm.graph.tensors[node.inputs[0]].shape[2]
+    features = layer.gates["input"].input_weights.shape[1]  # 2F columns for a split input: hi, then lo
     arrays, gates = [], []
 
     def add(suffix: str, ctype: str, values: np.ndarray, role: str) -> int:
@@ -386,7 +386,7 @@ def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
 def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     """kwscc_gru_s8 (CMSIS-NN has no GRU); scratch: the int16 state (from the initial state) and four int16
     gate buffers, two int8 buffers (the state as Q0.7 and r * h). Streaming (kwscc.streaming): the int16 state
-    is in NAME_state."""
+    is in NAME_state. A split input: the kernel reads hi and lo (2F int8 per step), x = hi * 2^B + lo."""
     layer = qm.layers[node.name]
     size, steps = layer.hidden_size, layer.steps
     arrays, gates = [], []
@@ -405,10 +405,10 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
         initial = len(arrays) - 1
     params = {"steps": steps, "input_size": qm.graph.tensors[node.inputs[0]].shape[2], "hidden_size": size,
               "gates": gates, "linear_before_reset": layer.linear_before_reset, "last_only": layer.last_only,
-              "streaming": qm.streaming is not None, "initial_hidden": initial}
+              "streaming": qm.streaming is not None, "initial_hidden": initial, "split_bits": layer.split_bits}
     state = align4(2 * size) if qm.streaming else 0
     scratch = align4((4 if qm.streaming else 5) * 2 * size + 2 * size)
-    macs = steps * 3 * size * (params["input_size"] + size)
+    macs = steps * 3 * size * (params["input_size"] * (2 if layer.split_bits else 1) + size)
     return KernelCall(node, "kwscc_gru_s8", "ops/gru.c.j2", params, {"c": scratch, "dsp": scratch, "mve": scratch},
                       macs, arrays, kernels=RNN_HELPERS + ("kwscc_gru_s8",), state=state,
                       state_initial=((0, initial),) if qm.streaming and initial is not None else ())

@@ -25,8 +25,9 @@ import numpy as np
 
 from kwscc.ir import Graph
 from kwscc.ops.recurrent import RECURRENT_OPS
-from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, Format
+from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, Format, frac_bits_for
 from kwscc.quant.quantize import UNSIGNED_ZERO_POINT, QuantModel, quantize
+from kwscc.quant.split_input import find_split
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +86,26 @@ def own_recurrence(graph: Graph) -> set[str]:
 
 
 def quantize_int8_model(graph: Graph, per_channel: bool = True, rounding: str = "default",
-                        unsigned: bool = True, weight_method: str = "mse", keep_weights: bool = True) -> QuantModel:
+                        unsigned: bool = True, weight_method: str = "mse", keep_weights: bool = True,
+                        split_input: bool = True) -> QuantModel:
     """The QuantModel of a model that records its own int8 quantization, without calibration data.
     unsigned=False keeps every tensor but the input symmetric; keep_weights=False re-rounds the weights
-    to power-of-two steps (requantization by a shift: fewer instructions, lower agreement)."""
+    to power-of-two steps (requantization by a shift: fewer instructions, lower agreement). split_input:
+    the input as hi + lo int8 planes where an LSTM/GRU reads it (kwscc.quant.split_input: the GRU joins
+    them, an LSTM reads them with [W, W_lo], its kept int8 weights too); a Conv keeps the model's own int8
+    weights and an unsplit input (a split needs [W, W_lo] at one scale)."""
     from kwscc.quant.refine import offset_tensors
 
     allowed = offset_tensors(graph) if unsigned else frozenset()
     ranges, affine, inputs = int8_formats(graph, graph.recorded_ranges, allowed)
+    split = find_split(graph) if split_input else None
+    if split is not None and split.recurrent:  # symmetric (a split has no zero point): the range's max rule
+        inputs[split.input] = Format(frac_bits_for(max(map(abs, graph.recorded_ranges[split.input]))))
+        log.info("input split into hi + lo int8 planes for layer '%s'", split.layer)
+    else:
+        split = None
     qm = quantize(graph, ranges, per_channel=per_channel, rounding=rounding, weight_method=weight_method,
-                  input_formats=inputs, output_formats=affine, int8_weights=keep_weights)
+                  input_formats=inputs, output_formats=affine, int8_weights=keep_weights, split=split)
     weighted = [qm.layers[node.name] for node in graph.nodes() if node.op in ("Conv", "Dense")]
     log.info("formats from the model's own int8 quantization: input %s, %d tensors with a zero point; "
              "%d of %d weighted layers keep the model's int8 weights", ", ".join(str(f) for f in inputs.values()),

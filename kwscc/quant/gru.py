@@ -14,6 +14,8 @@ as Q0.7; it starts from h0 in Q0.15 (saturated; zero unless the model gives it).
   linear_before_reset: n = tanh(sat16(xw_n + div(r * hr_n, 15)))
   else: rh8 = sat8(div(r * h16, 23)); n = tanh(sat16(xw_n + hr_n(rh8)))
   h16 = sat16(n + div(z * (h16 - n), 15));  h8 = sat8(div(h16, 8))
+A split model input (kwscc.quant.split_input) reaches the GRU as F hi then F lo int8 per step: the
+kernel reads x = hi * 2^B + lo, in Format(n_x + B): hi . W_g * 2^B + lo . W_g.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import numpy as np
 from kwscc.ir import Graph, Node
 from kwscc.quant.formats import MIN_FRAC, Format, frac_bits_for, quantize_bias, round_half_up
 from kwscc.quant.kernels import INT32_MAX
+from kwscc.quant.split_input import joined
 from kwscc.quant.lstm import (
     ACT_FRAC, GATE_FRAC, HIDDEN_FRAC, Q15_MAX, Q15_MIN, activation_s16, correct_input_biases, quantize_gate_weights,
 )
@@ -51,15 +54,19 @@ class GruLayer:
     last_only: bool
     weight_frac: None = None  # the report's per-layer weight formats are for Conv/Dense
     initial_hidden: np.ndarray | None = None  # int16 Q0.15 [H] (the h0 input, saturated); None: zero
+    split_bits: int = 0  # B > 0: the input is split (hi, lo), x = hi * 2^B + lo (kwscc.quant.split_input)
 
     @property
     def hidden_size(self) -> int:
         return self.gates["update"].hidden_weights.shape[0]
 
 
-def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLayer:
+def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format], split_bits: int = 0) -> GruLayer:
+    """split_bits: the input is split (kwscc.quant.split_input), its values 2^split_bits finer than its
+    format (which has no zero point)."""
     x, w, r, wb, rb = (graph.tensors[name] for name in node.inputs[:5])
     fmt = formats[node.inputs[0]]
+    fmt = Format(fmt.frac + split_bits, fmt.zero_point)
     hidden, steps = node.attrs["hidden_size"], x.shape[1]
     gates = {}
     for index, gate in enumerate(GATES):
@@ -67,14 +74,14 @@ def quantize_gru(graph: Graph, node: Node, formats: dict[str, Format]) -> GruLay
         x_bias = _input_bias(wb, rb, gate, rows)
         qw, qr, bias, x_frac, h_frac = quantize_gate_weights(w.data[rows], r.data[rows], x_bias, fmt)
         if wide_input_weights(x.shape[2], hidden):
-            qw, bias, x_frac = _input_weights_s16(w.data[rows], x_bias, fmt)
+            qw, bias, x_frac = _input_weights_s16(w.data[rows], x_bias, fmt, 128 << split_bits)
         h_bias = quantize_bias(rb.data[rows] if gate == "new" else np.zeros(hidden), np.full(hidden, h_frac))
         gates[gate] = GruGate(qw, qr, bias, h_bias, x_frac - GATE_FRAC, h_frac - GATE_FRAC, x_frac)
     formats[node.outputs[0]] = Format(HIDDEN_FRAC)
     h0 = graph.tensors[node.inputs[5]].data
     initial = np.clip(round_half_up(h0 * 2.0**ACT_FRAC), Q15_MIN, Q15_MAX).astype(np.int16) if np.any(h0) else None
     return GruLayer(node.name, gates, bool(node.attrs.get("linear_before_reset")), steps,
-                    node.attrs["output"] == "last", initial_hidden=initial)
+                    node.attrs["output"] == "last", initial_hidden=initial, split_bits=split_bits)
 
 
 INPUT_WEIGHT_BITS = 16
@@ -85,14 +92,16 @@ def wide_input_weights(features: int, hidden: int) -> bool:
     return 2 * features <= hidden
 
 
-def _input_weights_s16(wg: np.ndarray, x_bias: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray, int]:
+def _input_weights_s16(wg: np.ndarray, x_bias: np.ndarray, fmt: Format,
+                       x_bound: int = 128) -> tuple[np.ndarray, np.ndarray, int]:
     """int16 W_g in one max-rule format n_wx, the input part's int32 bias (with the input zero point's
-    share) and n_x + n_wx; n_wx lowered until the bias and the zero point's share fit in int32."""
+    share) and n_x + n_wx; n_wx lowered until the bias and the zero point's share fit in int32, and the
+    whole sum for inputs up to x_bound."""
     n_wx = frac_bits_for(float(np.abs(wg).max())) + INPUT_WEIGHT_BITS - 8
     while True:
         qw = np.clip(round_half_up(wg * 2.0**n_wx), -(2**15), 2**15 - 1).astype(np.int64)
         bias = round_half_up(np.asarray(x_bias, np.float64) * 2.0**(fmt.frac + n_wx)) - fmt.zero_point * qw.sum(axis=1)
-        bound = np.abs(bias) + 128 * np.abs(qw).sum(axis=1)  # the whole accumulator too (int64 in C, kept small)
+        bound = np.abs(bias) + x_bound * np.abs(qw).sum(axis=1)  # the whole accumulator too (int64 in C, kept small)
         if np.all(bound <= INT32_MAX) or n_wx <= MIN_FRAC:
             return qw.astype(np.int16), np.clip(bias, -INT32_MAX, INT32_MAX).astype(np.int32), fmt.frac + n_wx
         n_wx -= 1
@@ -110,7 +119,12 @@ def correct_input_bias(layer: GruLayer, graph: Graph, node: Node, x_q: np.ndarra
     rows = [slice(i * size, (i + 1) * size) for i in range(len(GATES))]
     parts = [(layer.gates[gate], w.data[r], _input_bias(wb, rb, gate, r), 2.0**-layer.gates[gate].input_frac)
              for gate, r in zip(GATES, rows)]
-    return correct_input_biases(parts, x_q, x_float)
+    return correct_input_biases(parts, layer_input(layer, x_q), x_float)
+
+
+def layer_input(layer: GruLayer, x: np.ndarray) -> np.ndarray:
+    """The input values the kernel multiplies: x as stored, or a split input's hi * 2^B + lo."""
+    return joined(x, layer.split_bits) if layer.split_bits else x
 
 
 def divide_pow2(v: np.ndarray, k: int) -> np.ndarray:
@@ -133,9 +147,10 @@ def matvec_part(lhs: np.ndarray, weights: np.ndarray, bias: np.ndarray, k: int) 
 
 
 def gru_s8(x: np.ndarray, layer: GruLayer, state: dict | None = None) -> np.ndarray:
-    """kwscc_gru_s8 over x [N, T, F] int8: the hidden sequence [N, T, H] int8 Q0.7. state (streaming,
-    kwscc.streaming): {"hidden": int16 [N, H]} to start from, updated in place; empty or None: the
+    """kwscc_gru_s8 over x [N, T, F] int8 ([N, T, 2F] when split): the hidden sequence [N, T, H] int8 Q0.7.
+    state (streaming, kwscc.streaming): {"hidden": int16 [N, H]} to start from, updated in place; empty or None: the
     layer's initial state."""
+    x = layer_input(layer, x)
     n, steps, _ = x.shape
     size = layer.hidden_size
     state = {} if state is None else state

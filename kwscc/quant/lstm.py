@@ -35,6 +35,7 @@ from kwscc.ops.recurrent import LSTM_PROJECTION
 from kwscc.quant.formats import Format, frac_bits_for, quantize_bias, quantize_weights, round_half_up
 from kwscc.quant.int8_weights import multiplier_shift, recorded_int8
 from kwscc.quant.kernels import pow2_multiplier_shift, requantize
+from kwscc.quant.split_input import split_weights
 
 GATE_FRAC, ACT_FRAC, HIDDEN_FRAC = 12, 15, 7
 Q15_MIN, Q15_MAX = -32768, 32767
@@ -165,11 +166,13 @@ def _model_gate(wg: np.ndarray, rg: np.ndarray, x_bias: np.ndarray, fmt: Format,
 
 
 def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format],
-                  ranges: dict[str, tuple[float, float]] | None = None, int8_weights: bool = False) -> LstmLayer:
+                  ranges: dict[str, tuple[float, float]] | None = None, int8_weights: bool = False,
+                  split_bits: int = 0) -> LstmLayer:
     """The LSTM's integer parameters for arm_lstm_unidirectional_s8, or for kwscc_lstm_s8 when it needs
     what the library lacks. `ranges`: calibrated (min, max) per tensor (the output's spans every step).
     `int8_weights`: keep weights that are already int8 values (per gate and operand) as they are, on the
-    library's kernel."""
+    library's kernel. split_bits: the input is split (kwscc.quant.split_input): the input weights become
+    [W, W_lo] over its F hi and F lo columns."""
     x, w, r, b = (graph.tensors[name] for name in node.inputs[:4])
     p, h0, c0 = (graph.tensors[name].data.astype(np.float64) for name in node.inputs[4:7])
     proj = graph.tensors[node.inputs[LSTM_PROJECTION]].data if len(node.inputs) > LSTM_PROJECTION else None
@@ -189,6 +192,9 @@ def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format],
                                                              hidden_frac)
         gates[gate] = LstmGate(qw, qr, bias, x_frac - GATE_FRAC, h_frac - GATE_FRAC, ACTIVATIONS[gate],
                                2.0**-x_frac)
+    if split_bits:
+        for g in gates.values():
+            g.input_weights = split_weights(g.input_weights, split_bits)
     clip = node.attrs.get("cell_clip")
     # |c_t| <= |c_0| + t: f and i are in (0, 1) and |g| < 1
     cell_frac = cell_frac_for(max(clip, float(np.abs(c0).max())) if clip else steps + float(np.abs(c0).max()))

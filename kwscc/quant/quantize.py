@@ -229,6 +229,10 @@ def _binary_layer(node: Node, formats, ranges, unsigned, wanted) -> QLayer:
     return QLayer(node.name, params["act"], params=params)
 
 
+def _split_bits(split: InputSplit | None, node: Node) -> int:
+    return split.bits if split is not None and split.layer == node.name else 0
+
+
 def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: bool = True,
              rounding: str = "default", *, unsigned=frozenset(), weight_method: str = "max",
              input_formats: dict[str, Format] | None = None, split: InputSplit | None = None,
@@ -265,9 +269,10 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
             qm.layers[node.name] = QLayer(node.name, (-128, 127),
                                           table=lut.table(graph, node, formats[node.inputs[0]], out_fmt))
         elif node.op == "LSTM":
-            qm.layers[node.name] = quantize_lstm(graph, node, formats, ranges, int8_weights)
+            qm.layers[node.name] = quantize_lstm(graph, node, formats, ranges, int8_weights,
+                                                 _split_bits(split, node))
         elif node.op == "GRU":
-            qm.layers[node.name] = quantize_gru(graph, node, formats)
+            qm.layers[node.name] = quantize_gru(graph, node, formats, _split_bits(split, node))
         else:  # pools, pads, transposes and reshapes move values without rescaling them
             formats[node.outputs[0]] = formats[node.inputs[0]]
             if node.op in ("MaxPool", "AveragePool"):

@@ -8,9 +8,9 @@ need int16 activations in RAM and kernels kwscc cannot check against golden vect
   hi = round(x * 2^n)              (the input's Qm.n, clamped to int8)
   lo = round((x * 2^n - hi) * 2^B) (the rounding residual, B = SPLIT_BITS finer, clamped to int8)
 
-so x = (hi + lo * 2^-B) * 2^-n within 2^-(n+B+1). Each input pixel's C channels become 2C: C of hi
-then C of lo. The first layer (a Conv without groups reading the input through reshapes only)
-runs over those 2C channels with int8 weights [W, W_lo], W_lo = round(W * 2^-B) (half up), so one
+so x = (hi + lo * 2^-B) * 2^-n within 2^-(n+B+1). Each input pixel's (or time step's) C channels become
+2C: C of hi then C of lo. The first layer reads the input through reshapes only and is a Conv without
+groups or a recurrent layer (LSTM, GRU; see below). A Conv runs over those 2C channels with int8 weights [W, W_lo], W_lo = round(W * 2^-B) (half up), so one
 ordinary arm_convolve_wrapper_s8 call accumulates hi * W + lo * W * 2^-B: x * W with a finer input.
 Flash holds only W: the generated C builds the [W, W_lo] filter in the layer's scratch (arena)
 before the call. What it costs: the first layer's MACs double, its scratch grows by twice its
@@ -24,6 +24,16 @@ The sum is least near B = 3.5, about 7x below the error of the int8 input alone 
 a larger B only moves the error into the lo weights. Measured (top-1 agreement, 2000 clips) for
 B = 2..6: CNN_S 0.9905 / 0.990 / 0.990 / 0.9915 / 0.988, DS_CNN_S 0.9835 / 0.9805 / 0.983 / 0.9805 /
 0.979, against 0.9805 / 0.974 without the split (with an input zero point instead).
+
+A recurrent first layer (its input [N, T, F]: F hi then F lo per time step) costs no scratch:
+  - GRU (kwscc's own kernel): x = hi * 2^B + lo exactly, an input 2^B finer (Format(n + B)); the
+    kernel sums hi . W_g, scales it by 2^B and adds lo . W_g (int8 or int16 W_g, no extra flash);
+  - LSTM: the kernels' input part reads 2F columns with int8 weights [W, W_lo], as a Conv does
+    (CMSIS-NN's arm_lstm_unidirectional_s8 reads its input with its own int8 products); flash
+    holds both (4 H F more bytes).
+An MFCC input's small coefficients need that: on the Keras GRU (10 MFCCs, 2000 test clips) the input in
+Q6.1 flips 2 clips against the float model, Q3.4 for all but the energy column 1, a step of 2^-5
+none, with every other layer quantized.
 """
 from __future__ import annotations
 
@@ -32,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwscc.ir import Graph
+from kwscc.ops.recurrent import RECURRENT_OPS
 from kwscc.quant.formats import Format, quantize_input
 
 SPLIT_BITS = 4  # lo holds the residual in [-8, 8]; inputs past the calibrated range clamp at +-127
@@ -40,15 +51,16 @@ SPLIT_BITS = 4  # lo holds the residual in [-8, 8]; inputs past the calibrated r
 @dataclass(frozen=True, slots=True)
 class InputSplit:
     input: str  # the graph input
-    layer: str  # the Conv that reads it
+    layer: str  # the Conv, LSTM or GRU that reads it
     tensors: frozenset[str]  # the input and the reshapes of it on the way: all hold 2C channels
-    channels: int  # C: channels of the layer's input
+    channels: int  # C: channels of the layer's input (a recurrent layer's features F)
     bits: int = SPLIT_BITS
+    recurrent: bool = False  # the layer is an LSTM or GRU
 
 
 def find_split(graph: Graph) -> InputSplit | None:
     """The split for `graph`, or None: one input, read only through reshapes by one Conv whose
-    groups are 1 (a Dense first layer would double a whole weight matrix: not split)."""
+    groups are 1 or by an LSTM/GRU (a Dense first layer would double a whole weight matrix: not split)."""
     if len(graph.inputs) != 1:
         return None
     tensor = graph.inputs[0]
@@ -62,13 +74,23 @@ def find_split(graph: Graph) -> InputSplit | None:
             tensor = node.outputs[0]
             path.append(tensor)
             continue
+        if node.op in RECURRENT_OPS:
+            return InputSplit(graph.inputs[0], node.name, frozenset(path), int(graph.tensors[tensor].shape[2]),
+                              recurrent=True)
         if node.op != "Conv" or node.attrs["group"] != 1 or node.attrs.get("layout", "NHWC") != "NHWC":
             return None
         return InputSplit(graph.inputs[0], node.name, frozenset(path), int(graph.tensors[tensor].shape[3]))
 
 
+def joined(planes: np.ndarray, bits: int) -> np.ndarray:
+    """A recurrent layer's split input [..., 2F] (hi then lo) as the values it stands for, hi * 2^bits +
+    lo (int64 [..., F]): the input 2^bits finer, as kwscc_gru_s8 sums it."""
+    features = planes.shape[-1] // 2
+    return (planes[..., :features].astype(np.int64) << bits) + planes[..., features:]
+
+
 def split_weights(qw: np.ndarray, bits: int) -> np.ndarray:
-    """int8 OHWI weights W -> [W, W_lo] along I, W_lo = floor((W + 2^(bits-1)) / 2^bits): the filter the
+    """int8 OHWI (or LSTM [4H, F]) weights W -> [W, W_lo] along I, W_lo = floor((W + 2^(bits-1)) / 2^bits): the filter the
     generated C builds (and the simulator runs)."""
     w = qw.astype(np.int16)
     lo = (w + (1 << (bits - 1))) >> bits
