@@ -211,6 +211,10 @@ def cmd_compile(args, argv) -> int:
     from kwscc.driver import compile_model, output_files, write_outputs
     from kwscc.report.report import build_report, format_table, report_files
 
+    if args.cmsis_nn:  # a wrong folder fails before the compile, not after it
+        from kwscc.validate.cmsis_nn import checkout
+
+        checkout(args.cmsis_nn)
     compiled = compile_model(args.model, _options(args, argv))
     with progress.step("building the report"):
         report = build_report(compiled)

@@ -24,3 +24,10 @@ class ToolError(KwsccError):
     """An external tool (C compiler, generated program) failed."""
 
     exit_code = 1
+
+
+class CheckoutError(ToolError):
+    """A library checkout the user named (--cmsis-nn, --cmsis-5) is missing or laid out otherwise: bad
+    input like any other (exit 2), not a tool that failed."""
+
+    exit_code = 2

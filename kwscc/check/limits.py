@@ -19,6 +19,7 @@ MAX_DIM = 1 << 24  # any single dimension
 MAX_TENSOR_ELEMENTS = 1 << 24  # any tensor, batch included (16 Mi values; 64 MiB as float)
 MAX_ARENA_BYTES = 1 << 28  # the int8 activation arena (256 MiB)
 MAX_WEIGHT_MAGNITUDE = float(1 << 24)  # any weight or bias of a Conv/Dense, after folding
+MAX_NODES = 1 << 15  # operations of a graph, its loops unrolled (a keyword spotter has tens to a few thousand)
 MAX_DATA_ELEMENTS = 1 << 30  # one array of a .npy/.npz data file
 MAX_DATA_BYTES = 1 << 32  # one array of a .npy/.npz data file, in bytes (4 GiB)
 
@@ -42,3 +43,10 @@ def check_arena(size: int) -> None:
     if size > MAX_ARENA_BYTES:
         raise LimitError(f"the activation arena needs {size} bytes, beyond kwscc's limit of {MAX_ARENA_BYTES} "
                          "(docs/limits.md)")
+
+
+def check_node_count(count: int, what: str) -> None:
+    """Refuse a graph that would hold more than MAX_NODES operations (`what` names where it grows)."""
+    if count > MAX_NODES:
+        raise LimitError(f"{what}: the graph would hold {count} operations, beyond kwscc's limit of {MAX_NODES} "
+                         "(loops are unrolled: steps x the operations of their body count; docs/limits.md)")

@@ -25,11 +25,16 @@ FLOAT_INPUTS = {
     "Relu": (0,), "Clip": (0, 1, 2), "MaxPool": (0,), "AveragePool": (0,), "GlobalAveragePool": (0,),
     "ReduceMean": (0,), "Softmax": (0,), "Dropout": (0,), "Sigmoid": (0,), "Tanh": (0,), "HardSigmoid": (0,),
     "HardSwish": (0,), "LeakyRelu": (0,), "PRelu": (0, 1), "Pad": (0, 2), "Split": (0,),
+    "LSTM": (0, 1, 2, 3, 5, 6, 7), "GRU": (0, 1, 2, 3, 5),
 }
 # ops whose inputs must all have one type (ONNX binds them to one type parameter T)
 SAME_TYPE_INPUTS = ("Add", "Sub", "Mul", "Div", "Concat")
 # inputs that must be int64: shapes, axes, slice bounds
-INT64_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean": (1,), "Slice": (1, 2, 3, 4)}
+INT64_INPUTS = {"Reshape": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceMean": (1,), "Slice": (1, 2, 3, 4),
+                "Loop": (0,)}
+# inputs that must be int32 (LSTM/GRU sequence_lens) or bool (a Loop's condition)
+INT32_INPUTS = {"LSTM": (4,), "GRU": (4,)}
+BOOL_INPUTS = {"Loop": (1,)}
 # numpy kinds an initializer may have at all (strings, complex numbers and objects never)
 CONST_KINDS = "fiub"
 
@@ -153,9 +158,11 @@ def check_node(onode, tensors: dict[str, Tensor]) -> None:
     if onode.op_type in SAME_TYPE_INPUTS and len({t.dtype for t in inputs if t is not None}) > 1:
         types = ", ".join(f"'{n}' {t.dtype}" for n, t in zip(onode.input, inputs) if t is not None)
         raise ModelError(f"{where}: inputs of different types ({types}); ONNX needs one type for all")
-    for i in INT64_INPUTS.get(onode.op_type, ()):
-        if i < len(inputs) and inputs[i] is not None and np.dtype(inputs[i].dtype) != np.int64:
-            raise ModelError(f"{where}: input {i} ('{onode.input[i]}') has type {inputs[i].dtype}; ONNX needs int64")
+    for table, dtype in ((INT64_INPUTS, np.int64), (INT32_INPUTS, np.int32), (BOOL_INPUTS, np.bool_)):
+        for i in table.get(onode.op_type, ()):
+            if i < len(inputs) and inputs[i] is not None and np.dtype(inputs[i].dtype) != dtype:
+                raise ModelError(f"{where}: input {i} ('{onode.input[i]}') has type {inputs[i].dtype}; ONNX needs "
+                                 f"{np.dtype(dtype).name}")
     attrs = {a.name: helper.get_attribute_value(a) for a in onode.attribute}
     check = NODE_CHECKS.get(onode.op_type)
     if check is not None:
@@ -372,7 +379,78 @@ def _reshape(where: str, attrs: dict, inputs) -> None:
             check_shape(target.tolist(), where)
 
 
+# ---------------------------------------------------------------------------------------------------
+# recurrent layers and loops
+# ---------------------------------------------------------------------------------------------------
+RNN_GATES = {"LSTM": 4, "GRU": 3}
+RNN_DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}
+RNN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "affine", "leakyrelu", "thresholdedrelu", "scaledtanh", "hardsigmoid",
+                   "elu", "softsign", "softplus")
+RNN_FLAGS = {"LSTM": ("layout", "input_forget"), "GRU": ("layout", "linear_before_reset")}
+
+
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _recurrent(op: str, where: str, attrs: dict, inputs) -> None:
+    """LSTM / GRU attributes and the shapes of W, R, B, sequence_lens, the initial states and peepholes
+    (ONNX's definitions), before the reader maps the node."""
+    gates = RNN_GATES[op]
+    direction = _text(attrs.get("direction", b"forward"))
+    if direction not in RNN_DIRECTIONS:
+        raise ModelError(f"{where}: direction '{direction}' is not one of {', '.join(RNN_DIRECTIONS)}")
+    dirs = RNN_DIRECTIONS[direction]
+    for name in RNN_FLAGS[op]:
+        if attrs.get(name, 0) not in (0, 1):
+            raise ModelError(f"{where}: {name} must be 0 or 1, got {attrs[name]}")
+    if "clip" in attrs and not (math.isfinite(float(attrs["clip"])) and float(attrs["clip"]) > 0):
+        raise ModelError(f"{where}: clip {attrs['clip']} must be a finite number > 0")
+    activations = [_text(a) for a in attrs.get("activations", [])]
+    if activations and len(activations) != (gates - 1 if op == "LSTM" else 2) * dirs:
+        raise ModelError(f"{where}: {len(activations)} activations {activations}; {op} needs "
+                         f"{(gates - 1 if op == 'LSTM' else 2) * dirs} for direction {direction}")
+    unknown = [a for a in activations if a.lower() not in RNN_ACTIVATIONS]
+    if unknown:
+        raise ModelError(f"{where}: unknown activation(s) {unknown}")
+    for name in ("activation_alpha", "activation_beta"):
+        if any(not math.isfinite(float(v)) for v in attrs.get(name, [])):
+            raise ModelError(f"{where}: {name} {list(attrs[name])} must hold finite numbers")
+    hidden = int(attrs.get("hidden_size", 0))
+    if not 1 <= hidden <= MAX_DIM:
+        raise ModelError(f"{where}: hidden_size {attrs.get('hidden_size', 'missing')} must be 1..{MAX_DIM}")
+    if dirs != 1:
+        return  # the reader refuses a bidirectional layer by name, whatever its shapes
+    x = _rank(where, inputs[0], 3)
+    layout = int(attrs.get("layout", 0))
+    batch, features = (x[0] if layout else x[1]), x[2]
+    expected = {1: ("W", (1, gates * hidden, features)), 2: ("R", (1, gates * hidden, hidden)),
+                3: ("B", (1, 2 * gates * hidden)), 4: ("sequence_lens", (batch,)),
+                5: ("initial_h", (batch, 1, hidden) if layout else (1, batch, hidden))}
+    if op == "LSTM":
+        expected[6] = ("initial_c", expected[5][1])
+        expected[7] = ("P", (1, 3 * hidden))
+    for i in (1, 2):
+        if i >= len(inputs) or inputs[i] is None:
+            raise ModelError(f"{where}: {expected[i][0]} (input {i}) is missing")
+    for i, (what, shape) in expected.items():
+        t = inputs[i] if i < len(inputs) else None
+        if t is not None and tuple(t.shape) != shape:
+            raise ModelError(f"{where}: {what} '{t.name}' has shape {list(t.shape)}; with hidden_size {hidden}, "
+                             f"{features} input features and batch {batch} it must be "
+                             f"{list(shape)}")
+
+
+def _loop(where: str, attrs: dict, inputs) -> None:
+    """A Loop's trip count M and first condition: scalars (the types are checked above)."""
+    for i, what in ((0, "trip count M"), (1, "condition")):
+        t = inputs[i] if i < len(inputs) else None
+        if t is not None and math.prod(t.shape) != 1:
+            raise ModelError(f"{where}: the {what} ('{t.name}') has shape {list(t.shape)}; it must be a scalar")
+
+
 NODE_CHECKS = {
+    "LSTM": lambda *args: _recurrent("LSTM", *args), "GRU": lambda *args: _recurrent("GRU", *args), "Loop": _loop,
     "Conv": _conv, "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _global_pool,
     "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batchnorm, "Softmax": _softmax,
     "Flatten": _flatten, "Transpose": _transpose, "Clip": _clip, "Squeeze": _squeeze,

@@ -22,7 +22,9 @@ WEIGHT_TYPES = {
     "INT16": (("INT8",), ("INT64", "INT32")),
 }
 # option fields that must be finite numbers
-FLOAT_OPTIONS = ("Beta",)
+FLOAT_OPTIONS = ("Beta", "CellClip", "ProjClip")
+# option fields that must also be >= 0 (a clip of 0 means none)
+NON_NEGATIVE_OPTIONS = ("CellClip", "ProjClip")
 
 
 def check_model(model) -> None:
@@ -32,7 +34,12 @@ def check_model(model) -> None:
         for field in FLOAT_OPTIONS:
             value = op.options.get(field)
             if value is not None and not math.isfinite(float(value)):
-                raise ModelError(f"{op.where}: {field.lower()} is {value} (field {field.lower()}); it must be finite")
+                raise ModelError(f"{op.where}: {_snake(field)} is {value} (field {_snake(field)}); it must be finite")
+        for field in NON_NEGATIVE_OPTIONS:
+            value = op.options.get(field)
+            if value is not None and float(value) < 0:
+                raise ModelError(f"{op.where}: {_snake(field)} is {value:g} (field {_snake(field)}); it must be >= 0 "
+                                 "(0: no clipping)")
         if op.name in CONVERTING or not op.inputs or op.inputs[0] < 0 or not op.outputs:
             continue
         x, y = tensors[op.inputs[0]], tensors[op.outputs[0]]
@@ -47,6 +54,10 @@ def check_model(model) -> None:
                                  "(field quantization)")
         if op.name in WEIGHTED and x.type in WEIGHT_TYPES:
             _check_weight_types(op, x.type, [tensors[i] if i >= 0 else None for i in op.inputs[1:3]])
+
+
+def _snake(field: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in field).lstrip("_")
 
 
 def _check_weight_types(op, activation: str, weights) -> None:

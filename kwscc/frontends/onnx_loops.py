@@ -16,6 +16,7 @@ import logging
 import numpy as np
 from onnx import helper, numpy_helper
 
+from kwscc.check.limits import check_node_count
 from kwscc.errors import ModelError, UnsupportedError
 from kwscc.ir import Node, Tensor
 
@@ -76,10 +77,19 @@ def _check(r, onode, body, states: int, scans: int) -> tuple[list[int], int]:
     if len(lengths) != 1:
         raise ModelError(f"{where}: the scan inputs have different lengths {sorted(lengths)}")
     steps = lengths.pop()
-    if steps > MAX_STEPS:
-        raise UnsupportedError(f"{where}: the scan runs {steps} steps; kwscc unrolls loops and supports at most "
-                               f"{MAX_STEPS}")
+    _check_steps(r, where, steps, body)
     return axes, steps
+
+
+def _check_steps(r, where: str, steps: int, body) -> None:
+    """Refuse a loop of no step or of more than MAX_STEPS, or whose unrolled steps would not fit the
+    graph, before anything is unrolled."""
+    if steps < 1:
+        raise UnsupportedError(f"{where}: the loop runs {steps} steps; kwscc needs at least one")
+    if steps > MAX_STEPS:
+        raise UnsupportedError(f"{where}: the loop runs {steps} steps; kwscc unrolls loops and supports at most "
+                               f"{MAX_STEPS} (docs/limits.md)")
+    check_node_count(len(r.graph) + steps * len(body.node), where)
 
 
 def scan(r, onode) -> None:
@@ -182,7 +192,12 @@ def loop(r, onode) -> None:
     if (onode.input[0] and limit is None) or go is None:
         raise UnsupportedError(f"{where}: the loop's trip count is not known at compile time (its trip count M and "
                                "condition must be constants)")
+    if limit is not None:
+        _check_steps(r, where, int(np.asarray(limit).reshape(-1)[0]), body)
     states = len(onode.input) - 2
+    if len(body.output) < 1 + states:
+        raise ModelError(f"{where}: the body has {len(body.output)} outputs for the condition and {states} "
+                         "loop-carried values")
     own = _body_names(body)
     hoisted = _hoist_constants(r, onode, body)
     values = list(onode.input[2:])

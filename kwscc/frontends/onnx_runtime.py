@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kwscc.errors import ModelError
+
 log = logging.getLogger(__name__)
 
 BATCH_CHECK_SAMPLES = 2  # samples the batched copy is compared on, one at a time, before it is trusted
@@ -66,6 +68,12 @@ class _ReferenceSession:
         return self.evaluator.run(names, feeds)
 
 
+def _refused(model_path: Path, exc: Exception) -> ModelError:
+    """onnxruntime's failure on the model itself, as one line."""
+    text = " ".join(str(exc).split()).split("Status Message: ")[-1]
+    return ModelError(f"{model_path.name}: onnxruntime cannot run the model: {text[:240]}")
+
+
 def batch_free_model(model):
     """A copy of `model` whose inputs and outputs have a free first dimension and whose Reshape shapes
     (initializers) with a leading 1 take the batch from their input (0, or -1 when no other -1)."""
@@ -108,13 +116,19 @@ def reference_runner(model_path: Path, wanted: list[str]):
     import onnx
 
     model = _with_outputs(onnx.load(str(model_path)), wanted)
-    single = _session(model)
+    try:
+        single = _session(model)
+    except Exception as exc:  # onnxruntime's own types: a model kwscc's checks let through
+        raise _refused(model_path, exc) from None
     names = [o.name for o in single.get_outputs()]
     state: dict = {}
 
     def one_by_one(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         count = next(iter(feeds.values())).shape[0]
-        rows = [single.run(names, {k: v[i:i + 1] for k, v in feeds.items()}) for i in range(count)]
+        try:
+            rows = [single.run(names, {k: v[i:i + 1] for k, v in feeds.items()}) for i in range(count)]
+        except Exception as exc:
+            raise _refused(model_path, exc) from None
         return {name: np.concatenate([row[j] for row in rows]) for j, name in enumerate(names)}
 
     def batched_or_none(feeds: dict[str, np.ndarray]):

@@ -39,6 +39,9 @@ def unpack(r, op) -> None:
     if not -len(shape) <= axis < len(shape):
         raise ModelError(f"{op.where}: axis {axis} is outside the {len(shape)}-D input {list(shape)}")
     axis %= len(shape)
+    num = int(op.options.get("Num", len(op.outputs)))
+    if num != len(op.outputs):
+        raise ModelError(f"{op.where}: num {num} (field num) differs from its {len(op.outputs)} outputs")
     if len(op.outputs) != shape[axis]:
         raise ModelError(f"{op.where}: {len(op.outputs)} outputs for {shape[axis]} frames of {list(shape)}")
     for t, out_idx in enumerate(op.outputs):
@@ -52,7 +55,10 @@ def gather(r, op) -> None:
     index = r.ints(op, 1, "indices")
     if len(index) != 1 or int(op.options.get("BatchDims", 0)):
         raise UnsupportedError(f"{op.where}: only a GATHER of one frame with a constant index is supported")
-    axis = int(op.options.get("Axis", 0)) % len(shape)
+    axis = int(op.options.get("Axis", 0))
+    if not -len(shape) <= axis < len(shape):
+        raise ModelError(f"{op.where}: axis {axis} is outside the {len(shape)}-D input {list(shape)}")
+    axis %= len(shape)
     if not 0 <= index[0] < shape[axis]:  # TFLite refuses negative indices too
         raise ModelError(f"{op.where}: index {index[0]} is outside the {shape[axis]} frames of '{x}'")
     _take(r, op, x, axis, index[0], op.outputs[0])

@@ -187,6 +187,25 @@ def _quantization(fb_tensor) -> tuple[np.ndarray | None, np.ndarray | None, int]
     return scale, zero, int(q.QuantizedDimension())
 
 
+# integer tensor types whose quantization parameters are checked, with the range of their zero points
+# (None: 32/64-bit biases, whose zero points LiteRT ignores)
+INTEGER_RANGES = {"INT8": (-128, 127), "UINT8": (0, 255), "INT16": (-32768, 32767), "INT32": None, "INT64": None}
+
+
+def _check_quantization(name: str, type_name: str, scale: np.ndarray, zero: np.ndarray) -> None:
+    """Scales must be finite and positive, zero points within the tensor type's range: a scale of 0,
+    NaN or Inf (an edited file) would otherwise turn into garbage multipliers without a word."""
+    bad = scale[~(np.isfinite(scale) & (scale > 0))]
+    if bad.size:
+        raise ModelError(f"tensor '{name}': quantization scale {bad[0]:g} (field scale); every scale must be a "
+                         "finite number > 0")
+    bounds = INTEGER_RANGES[type_name]
+    if bounds is not None and np.any((zero < bounds[0]) | (zero > bounds[1])):
+        value = int(zero[(zero < bounds[0]) | (zero > bounds[1])][0])
+        raise ModelError(f"tensor '{name}': zero point {value} (field zero_point) is outside the range of "
+                         f"{type_name} ({bounds[0]}..{bounds[1]})")
+
+
 def _tensor(fb_model, sg, i: int, names: set, buf: bytes, path: Path) -> TflTensor:
     t = sg.Tensors(i)
     raw_name = (t.Name() or b"").decode("utf-8", "replace")
@@ -201,6 +220,11 @@ def _tensor(fb_model, sg, i: int, names: set, buf: bytes, path: Path) -> TflTens
     scale, zero, qdim = _quantization(t)
     if scale is not None and zero.size not in (1, scale.size):
         raise ModelError(f"tensor '{name}': {zero.size} zero points for {scale.size} scales (field zero_point)")
+    if scale is not None and type_name in INTEGER_RANGES:
+        _check_quantization(name, type_name, scale, zero)
+    if scale is not None and scale.size > 1 and not 0 <= qdim < len(shape):
+        raise ModelError(f"tensor '{name}': quantized dimension {qdim} (field quantized_dimension) is outside its "
+                         f"shape {list(shape)}")
     tensor = TflTensor(i, name, shape, signature, type_name, None, scale,
                        None if zero is None else np.broadcast_to(zero, scale.shape).copy(), qdim,
                        t.Sparsity() is not None)

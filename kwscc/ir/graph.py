@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from kwscc.check.limits import check_node_count
 from kwscc.errors import ModelError
 
 
@@ -79,6 +80,7 @@ class Graph:
         """Insert a node; with infer, its output tensors are created by the op's shape inference."""
         if node.name in self._nodes:
             node.name = self.unique_node_name(node.name)
+        check_node_count(len(self._nodes) + 1, f"node '{node.name}' ({node.op})")
         self._nodes[node.name] = node
         self._order[node.name] = self._counter
         self._counter += 1

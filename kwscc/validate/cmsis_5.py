@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from kwscc.errors import ToolError
+from kwscc.errors import CheckoutError
 
 # CMSIS/NN/Include/arm_nnfunctions.h's $Revision in each CMSIS_5 release
 API_REVISIONS = {"V.9.0.0": "5.9.0"}
@@ -43,14 +43,14 @@ class Cmsis5:
 def checkout(directory: str | os.PathLike) -> Cmsis5:
     top = Path(directory).expanduser().resolve()
     if not top.is_dir():
-        raise ToolError(f"--cmsis-5 {directory}: no such directory")
+        raise CheckoutError(f"--cmsis-5 {directory}: no such directory")
     nn = top / "CMSIS" / "NN"
     needed = (nn / "Include" / "arm_nnfunctions.h", top / "CMSIS" / "DSP" / "Include" / "arm_math_types.h",
               top / "CMSIS" / "Core" / "Include" / "cmsis_compiler.h")
     if not all(p.is_file() for p in needed) or not (nn / "Source").is_dir():
         hint = (" (this looks like ARM-software/CMSIS-NN: use it with the cmsis-nn backend and --cmsis-nn)"
                 if (top / "Include" / "arm_nnfunctions.h").is_file() else "")
-        raise ToolError(f"--cmsis-5 {directory}: not a CMSIS_5 checkout: expected CMSIS/NN/Include, CMSIS/NN/Source, "
+        raise CheckoutError(f"--cmsis-5 {directory}: not a CMSIS_5 checkout: expected CMSIS/NN/Include, CMSIS/NN/Source, "
                         f"CMSIS/DSP/Include and CMSIS/Core/Include (ARM-software/CMSIS_5 up to 5.9.0){hint}")
     sources = tuple(sorted((nn / "Source").rglob("*.c")))
     match = re.search(r"\$Revision:\s*(V\.[0-9.]+)", needed[0].read_text(errors="replace"))

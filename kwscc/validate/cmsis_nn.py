@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from kwscc.errors import ToolError
+from kwscc.errors import CheckoutError, ToolError
 from kwscc.kernel_sources import cmake_sources
 
 log = logging.getLogger(__name__)
@@ -65,17 +65,17 @@ def checkout(directory: str | os.PathLike) -> CmsisNN:
     root = Path(directory).expanduser().resolve()
     include, source = root / "Include", root / "Source"
     if not root.is_dir():
-        raise ToolError(f"--cmsis-nn {directory}: no such directory")
+        raise CheckoutError(f"--cmsis-nn {directory}: no such directory")
     missing = [h for h in REQUIRED_HEADERS if not (include / h).is_file()]
     if missing or not source.is_dir():
         hint = ""
         if (root / "CMSIS" / "NN").is_dir() or (root / "NN" / "Include").is_dir():
             hint = " (this looks like CMSIS_5: its CMSIS/NN is the legacy API; use ARM-software/CMSIS-NN v4.0.0-v7.0.0)"
-        raise ToolError(f"--cmsis-nn {directory}: not a CMSIS-NN checkout: expected Include/{', Include/'.join(REQUIRED_HEADERS)} "
+        raise CheckoutError(f"--cmsis-nn {directory}: not a CMSIS-NN checkout: expected Include/{', Include/'.join(REQUIRED_HEADERS)} "
                         f"and Source/ (the layout of ARM-software/CMSIS-NN v4.x-v7.x){hint}")
     sources = tuple(cmake_sources(source))
     if not sources:
-        raise ToolError(f"--cmsis-nn {directory}: no C sources under Source/")
+        raise CheckoutError(f"--cmsis-nn {directory}: no C sources under Source/")
     version, revision = _version(root)
     if version is not None and int(version.split(".")[0]) not in SUPPORTED_MAJOR:
         log.warning("CMSIS-NN %s at %s: kwscc supports v4.x-v7.x; building anyway", version, root)

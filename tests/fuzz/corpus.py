@@ -802,11 +802,23 @@ VARIANTS = {"identity_chain": 6, "npz_bomb": 2}
 DEFAULT_VARIANTS = 30
 
 
+def all_families() -> dict[str, tuple[Callable, int]]:
+    """Every cause -> (its family, its number of cases): these and the recurrent ones
+    (tests/fuzz/recurrent_corpus.py, which builds on the helpers above)."""
+    from tests.fuzz import recurrent_corpus as rec
+
+    families = {cause: (family, VARIANTS.get(cause, DEFAULT_VARIANTS)) for cause, family in FAMILIES.items()}
+    families["npz_bomb"] = (lambda rng: _data_case("npz_bomb", rng), VARIANTS["npz_bomb"])
+    families.update({cause: (family, rec.VARIANTS.get(cause, rec.DEFAULT_VARIANTS))
+                     for cause, family in rec.FAMILIES.items()})
+    return families
+
+
 def cases(seed: int = 16) -> Iterator[Case]:
     """Every case of the corpus, in a fixed order; the same seed gives the same cases."""
-    for cause, family in [*FAMILIES.items(), ("npz_bomb", lambda rng: _data_case("npz_bomb", rng))]:
+    for cause, (family, count) in all_families().items():
         rng = np.random.default_rng([seed, sum(cause.encode())])
-        for i in range(VARIANTS.get(cause, DEFAULT_VARIANTS)):
+        for i in range(count):
             yield Case(f"{cause}-{i:03d}", cause, family(rng))
 
 
