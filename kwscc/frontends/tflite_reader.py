@@ -222,7 +222,8 @@ def _tensor(fb_model, sg, i: int, names: set, buf: bytes, path: Path) -> TflTens
         raise ModelError(f"tensor '{name}': {zero.size} zero points for {scale.size} scales (field zero_point)")
     if scale is not None and type_name in INTEGER_RANGES:
         _check_quantization(name, type_name, scale, zero)
-    if scale is not None and scale.size > 1 and not 0 <= qdim < len(shape):
+    if scale is not None and scale.size > 1 and len(shape) > 1 and not 0 <= qdim < len(shape):
+        # (a 1-D tensor is read along axis 0 whatever its field says, as tflite-micro does)
         raise ModelError(f"tensor '{name}': quantized dimension {qdim} (field quantized_dimension) is outside its "
                          f"shape {list(shape)}")
     tensor = TflTensor(i, name, shape, signature, type_name, None, scale,

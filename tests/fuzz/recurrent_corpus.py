@@ -811,13 +811,14 @@ def _int8_zero_points(rng) -> Build:
 
 def _int8_scale_count(rng) -> Build:
     """Per-channel parameters that do not fit the tensor: too many or too few scales, or a quantized
-    dimension outside the tensor."""
+    dimension outside a weight matrix (a 1-D bias is read along axis 0 whatever the field says, as
+    tflite-micro reads it)."""
     kind = int(rng.integers(3))
     pick = int(rng.integers(1 << 16))
 
     def mutate(m):
         tensors = [(sg, t) for sg, t in _quantized_tensors(m) if m.buffers[t.buffer].data is not None
-                   and t.shape is not None and len(t.shape) >= 1 and t.shape[0] > 2]
+                   and t.shape is not None and len(t.shape) >= (2 if kind == 2 else 1) and t.shape[0] > 2]
         _, t = tensors[pick % len(tensors)]
         q = t.quantization
         if kind == 0:
