@@ -62,8 +62,15 @@ def _check(r, onode, body, states: int, scans: int) -> tuple[list[int], int]:
         raise ModelError(f"{where}: the body has {len(body.input)} inputs for {states} states and {scans} scan inputs")
     if len(body.output) < states or len(onode.output) > len(body.output):
         raise ModelError(f"{where}: the body has {len(body.output)} outputs for {states} states")
-    for field_name, count in (("scan_input_directions", scans), ("scan_output_directions", len(body.output) - states)):
-        directions = list(_attr(onode, field_name, [0] * count))
+    counts = {"scan_input_directions": scans, "scan_output_directions": len(body.output) - states,
+              "scan_input_axes": scans, "scan_output_axes": len(body.output) - states}
+    for field_name, count in counts.items():
+        values = _attr(onode, field_name, None)
+        if values is not None and len(values) != count:
+            raise ModelError(f"{where}: {field_name} {list(values)} has {len(values)} values for {count} "
+                             f"{'scan inputs' if 'input' in field_name else 'scan outputs'}")
+    for field_name in ("scan_input_directions", "scan_output_directions"):
+        directions = list(_attr(onode, field_name, []))
         if any(directions):
             raise UnsupportedError(f"{where}: reverse scan directions ({field_name} {directions}) are not supported; "
                                    "only forward scans")
