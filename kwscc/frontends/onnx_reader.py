@@ -378,6 +378,18 @@ def _constant(r: Reader, onode) -> None:
     r.graph.add_tensor(Tensor(onode.output[0], tuple(value.shape), str(value.dtype), value))
 
 
+def _constant_of_shape(r: Reader, onode) -> None:
+    """ConstantOfShape of a constant shape (PyTorch's traced torch.zeros initial states, their shape computed
+    from the input's static shape) is a constant."""
+    shape = r.const(onode, 0, "shape").astype(np.int64).reshape(-1)
+    attrs = attrs_of(onode)
+    fill = numpy_helper.to_array(attrs["value"]).reshape(-1) if "value" in attrs else np.zeros(1, np.float32)
+    if fill.size != 1:
+        raise ModelError(f"node '{onode.name}' (ConstantOfShape): value must hold one element, got {fill.size}")
+    value = np.full(check_shape(shape, f"node '{onode.name}' (ConstantOfShape)"), fill[0], fill.dtype)
+    r.graph.add_tensor(Tensor(onode.output[0], tuple(value.shape), str(value.dtype), value))
+
+
 def _variadic(r: Reader, onode) -> None:
     """Max / Min of any number of inputs: a chain of two-input nodes (one input: Identity)."""
     inputs = [name for name in onode.input if name]
@@ -428,7 +440,7 @@ ONNX_OPS: dict[str, Callable[[Reader, object], None]] = {
     "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _global_pool, "ReduceMean": _reduce_mean,
     "Flatten": _flatten, "Reshape": _reshape, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
     "Transpose": _transpose, "Softmax": _softmax, "Identity": _identity, "Dropout": _identity,
-    "Constant": _constant, "Shape": _simple("Shape"), "Gather": _gather,
+    "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Shape": _simple("Shape"), "Gather": _gather,
     "Concat": _simple("Concat"), "Cast": _simple("Cast"), "Slice": _simple("Slice"),
     "Add": _simple("Add"), "Sub": _simple("Sub"), "Mul": _simple("Mul"), "Div": _simple("Div"),
     "Max": _variadic, "Min": _variadic,

@@ -79,6 +79,20 @@ def _layer(nodes, inits, rng, prefix: str, x: str, *, op: str, hidden: int, feat
     state_shape = (1, 1, hidden)
     if init == "input":  # the initial state as a second model input
         inputs.append(f"{prefix}h0_input")
+    elif init == "zeros_of_shape":  # PyTorch's traced torch.zeros(layers, x.size(batch axis), H)
+        nodes.append(helper.make_node("Shape", [x], [f"{prefix}x_shape"]))
+        nodes.append(helper.make_node("Gather", [f"{prefix}x_shape", _init(inits, f"{prefix}n_axis",
+                                                                           np.array(1 - layout, np.int64))],
+                                      [f"{prefix}n"], axis=0))
+        nodes.append(helper.make_node("Unsqueeze", [f"{prefix}n", _init(inits, f"{prefix}ax0", np.array([0], np.int64))]
+                                      if opset >= 13 else [f"{prefix}n"], [f"{prefix}n1"],
+                                      **({} if opset >= 13 else {"axes": [0]})))
+        nodes.append(helper.make_node("Concat", [_init(inits, f"{prefix}dirs", np.array([1], np.int64)), f"{prefix}n1",
+                                                 _init(inits, f"{prefix}hs", np.array([hidden], np.int64))],
+                                      [f"{prefix}state_shape"], axis=0))
+        nodes.append(helper.make_node("ConstantOfShape", [f"{prefix}state_shape"], [f"{prefix}zeros"],
+                                      value=numpy_helper.from_array(np.zeros(1, np.float32))))
+        inputs += [f"{prefix}zeros"] * (2 if op == "LSTM" else 1)
     elif init:
         value = (lambda: np.zeros(state_shape)) if init == "zero" else (lambda: rng.uniform(-0.5, 0.5, state_shape))
         inputs.append(_init(inits, f"{prefix}h0", value()))
@@ -100,11 +114,17 @@ def _layer(nodes, inits, rng, prefix: str, x: str, *, op: str, hidden: int, feat
     return {n: f"{prefix}{n}" for n in names if n in used_outputs}
 
 
-def _torch_tail(nodes, inits, opset: int, y: str, tail: str, layout: int) -> str:
+def _torch_tail(nodes, inits, opset: int, y: str, tail: str, layout: int, hidden: int) -> str:
     last = _init(inits, "minus_one", np.array(-1, np.int64))
     if tail == "hn_gather":
         nodes.append(helper.make_node("Gather", [y, last], ["hn_last"], axis=0))
         return "hn_last"
+    if tail == "bf4_gather_last":  # Y [T, 1, N, H] -> Transpose [N, T, 1, H] -> Reshape [N, T, H] -> out[:, -1]
+        nodes.append(helper.make_node("Transpose", [y], ["t_bf4"], perm=[2, 0, 1, 3]))
+        shape = _init(inits, "t_bf_shape", np.array([1, -1, hidden], np.int64))
+        nodes.append(helper.make_node("Reshape", ["t_bf4", shape], ["t_bf"]))
+        nodes.append(helper.make_node("Gather", ["t_bf", last], ["t_last"], axis=1))
+        return "t_last"
     seq = _squeeze(nodes, inits, opset, y, 2 if layout else 1, "t_seq")  # [T, 1, H] (or [1, T, H], layout 1)
     if tail == "gather_last":
         nodes.append(helper.make_node("Gather", [seq, last], ["t_last"], axis=layout))
@@ -170,9 +190,9 @@ def onnx_model(directory: Path, name: str, *, op: str = "LSTM", hidden: int = 8,
                                               axes=[layout]))
             result = _squeeze(nodes, inits, opset, "y_last", layout, "y_lastsq")
     if tail:  # the forms PyTorch's exporter writes (Gather of index -1 for out[-1] / h_n[-1])
-        result = _torch_tail(nodes, inits, opset, result, tail, layout)
+        result = _torch_tail(nodes, inits, opset, result, tail, layout, hidden2 or hidden if stacked else hidden)
     if head:
-        one_step = use in ("Y_h", "last", "Y+Y_h", "Y_c") or tail in ("gather_last", "bf_gather_last", "hn_gather")
+        one_step = use in ("Y_h", "last", "Y+Y_h", "Y_c") or (tail or "").endswith(("gather_last", "hn_gather"))
         size = (hidden2 or hidden if stacked else hidden) * (1 if one_step else steps)
         nodes.append(helper.make_node("Reshape", [result, _init(inits, "flat", np.array([1, size], np.int64))],
                                       ["flat_out"]))
@@ -197,13 +217,47 @@ def onnx_model(directory: Path, name: str, *, op: str = "LSTM", hidden: int = 8,
 
 # ---------------------------------------------------------------- TFLite models
 
+def _tfl_lstm(b: ModelBuilder, rng, x: int, prefix: str, *, steps: int, features: int, hidden: int, projection: int,
+              peepholes: bool, cell_clip: float, proj_clip: float, time_major: bool, cifg: bool, layer_norm: bool,
+              asymmetric: bool, batch: int) -> int:
+    """One UNIDIRECTIONAL_SEQUENCE_LSTM reading x; returns its output sequence."""
+    out_size = projection or hidden
+    gates_present = "fco" if cifg else "ifco"
+
+    def per_gate(what: str, shape, scale: float) -> list[int]:
+        return [b.const(f"{prefix}{what}_{g}", rng.normal(0, scale, shape).astype(np.float32))
+                if g in gates_present else -1 for g in "ifco"]
+
+    inputs = [x, *per_gate("w", (hidden, features), 1 / np.sqrt(features)),
+              *per_gate("r", (hidden, out_size), 1 / np.sqrt(out_size))]
+    inputs += ([b.const(f"{prefix}p_{g}", rng.normal(0, 0.5, hidden).astype(np.float32)) if g in gates_present else -1
+                for g in "ifo"] if peepholes else [-1] * 3)
+    inputs += per_gate("b", (hidden,), 0.2)
+    inputs += ([b.const(f"{prefix}proj", rng.normal(0, 1 / np.sqrt(hidden), (out_size, hidden)).astype(np.float32)),
+                -1] if projection else [-1, -1])
+    for state, size in (("h_state", out_size), ("c_state", hidden)):
+        inputs.append(b.tensor(f"{prefix}{state}", [batch, size]))
+        b.tensors[-1].isVariable = True
+    if layer_norm:
+        inputs += [b.const(f"{prefix}ln_{g}", rng.uniform(0.5, 1.5, hidden).astype(np.float32))
+                   if g in gates_present else -1 for g in "ifco"]
+    inputs += [-1] * (INPUT_COUNT - len(inputs))
+    y = b.tensor(f"{prefix}y", [steps, 1, out_size] if time_major else [batch, steps, out_size])
+    b.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [y],
+         options("UnidirectionalSequenceLSTM", fusedActivationFunction=4, cellClip=cell_clip, projClip=proj_clip,
+                 timeMajor=time_major, asymmetricQuantizeInputs=asymmetric))
+    return y
+
+
 def tflite_model(directory: Path, name: str, *, steps: int, features: int, hidden: int = 8, projection: int = 0,
                  peepholes: bool = False, cell_clip: float = 0.0, proj_clip: float = 0.0, time_major: str = "",
                  last: bool = False, cifg: bool = False, layer_norm: bool = False, asymmetric: bool = False,
-                 head: bool = False, seed: int = 0, dynamic_steps: bool = False, batch: int = 1) -> Path:
-    """x [1, T, F] -> UNIDIRECTIONAL_SEQUENCE_LSTM -> its sequence, or (last) the STRIDED_SLICE of its last step,
-    optionally FULLY_CONNECTED + SOFTMAX over that step. time_major: "" (batch-first), "transpose" (a TRANSPOSE
-    of the model input feeds the time-major layer) or "input" (a time-major model input [T, 1, F])."""
+                 head: bool = False, seed: int = 0, dynamic_steps: bool = False, batch: int = 1, layers: int = 1,
+                 flat_head: bool = False) -> Path:
+    """x [1, T, F] -> UNIDIRECTIONAL_SEQUENCE_LSTM (layers of them, each reading the previous one's sequence)
+    -> its sequence, or (last) the STRIDED_SLICE of its last step, optionally FULLY_CONNECTED + SOFTMAX over
+    that step (head) or over the flattened sequence (flat_head). time_major: "" (batch-first), "transpose" (a
+    TRANSPOSE of the model input feeds the time-major layer) or "input" (a time-major model input [T, 1, F])."""
     rng = np.random.default_rng(seed)
     out_size = projection or hidden
     b = ModelBuilder()
@@ -212,30 +266,13 @@ def tflite_model(directory: Path, name: str, *, steps: int, features: int, hidde
     if time_major == "transpose":  # the layer reads a time-major TRANSPOSE of a batch-first model input
         x = b.tensor("x_time_major", [steps, 1, features])
         b.op("TRANSPOSE", [model_input, b.const("perm", np.array([1, 0, 2], np.int32), "INT32")], [x])
-    gates_present = "fco" if cifg else "ifco"
-
-    def per_gate(what: str, shape, scale: float) -> list[int]:
-        return [b.const(f"{what}_{g}", rng.normal(0, scale, shape).astype(np.float32)) if g in gates_present else -1
-                for g in "ifco"]
-
-    inputs = [x, *per_gate("w", (hidden, features), 1 / np.sqrt(features)),
-              *per_gate("r", (hidden, out_size), 1 / np.sqrt(out_size))]
-    inputs += ([b.const(f"p_{g}", rng.normal(0, 0.5, hidden).astype(np.float32)) if g in gates_present else -1
-                for g in "ifo"] if peepholes else [-1] * 3)
-    inputs += per_gate("b", (hidden,), 0.2)
-    inputs += ([b.const("proj", rng.normal(0, 1 / np.sqrt(hidden), (out_size, hidden)).astype(np.float32)), -1]
-               if projection else [-1, -1])
-    for state, size in (("h_state", out_size), ("c_state", hidden)):
-        inputs.append(b.tensor(state, [batch, size]))
-        b.tensors[-1].isVariable = True
-    if layer_norm:
-        inputs += [b.const(f"ln_{g}", rng.uniform(0.5, 1.5, hidden).astype(np.float32)) if g in gates_present
-                   else -1 for g in "ifco"]
-    inputs += [-1] * (INPUT_COUNT - len(inputs))
-    y = b.tensor("y", [steps, 1, out_size] if time_major else [batch, steps, out_size])
-    b.op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [y],
-         options("UnidirectionalSequenceLSTM", fusedActivationFunction=4, cellClip=cell_clip, projClip=proj_clip,
-                 timeMajor=bool(time_major), asymmetricQuantizeInputs=asymmetric))
+    y = x
+    for layer in range(layers):
+        y = _tfl_lstm(b, rng, y, f"l{layer + 1}_", steps=steps, features=features if layer == 0 else out_size,
+                      hidden=hidden, projection=projection, peepholes=peepholes, cell_clip=cell_clip,
+                      proj_clip=proj_clip, time_major=bool(time_major), cifg=cifg, layer_norm=layer_norm,
+                      asymmetric=asymmetric, batch=batch)
+    size = out_size
     if last or head:
         begin, end = ([-1, 0, 0], [steps, 1, out_size]) if time_major else ([0, -1, 0], [1, steps, out_size])
         ints = [b.const(what, np.array(v, np.int32), "INT32") for what, v in
@@ -243,8 +280,13 @@ def tflite_model(directory: Path, name: str, *, steps: int, features: int, hidde
         last_step = b.tensor("last", [1, out_size])
         b.op("STRIDED_SLICE", [y, *ints], [last_step], options("StridedSlice", shrinkAxisMask=1 if time_major else 2))
         y = last_step
-    if head:
-        w = b.const("fc_w", rng.normal(0, 1.5 / np.sqrt(out_size), (6, out_size)).astype(np.float32))
+    elif flat_head:
+        size = steps * out_size
+        flat = b.tensor("flat", [1, size])
+        b.op("RESHAPE", [y, b.const("flat_shape", np.array([1, size], np.int32), "INT32")], [flat])
+        y = flat
+    if head or flat_head:
+        w = b.const("fc_w", rng.normal(0, 1.5 / np.sqrt(size), (6, size)).astype(np.float32))
         bias = b.const("fc_b", rng.normal(0, 0.1, 6).astype(np.float32))
         logits = b.tensor("logits", [1, 6])
         b.op("FULLY_CONNECTED", [y, w, bias], [logits], options("FullyConnected"))
@@ -298,7 +340,7 @@ def matrix() -> list[Variant]:
         v.append(_onnx(f"{p}-stacked", 4, op=op, stacked=True))
         v.append(_onnx(f"{p}-stacked-seq-head", 4, op=op, stacked=True, use="Y_sq", head=True))
         v.append(_onnx(f"{p}-head", 4, op=op, head=True))
-        for tail in ("gather_last", "bf_gather_last", "bf_flat"):
+        for tail in ("gather_last", "bf_gather_last", "bf_flat", "bf4_gather_last"):
             v.append(_onnx(f"{p}-torch-{tail}", 4, op=op, use="Y", tail=tail, head=True))
         v.append(_onnx(f"{p}-torch-hn_gather", 4, op=op, use="Y_h", tail="hn_gather", head=True))
         v.append(_onnx(f"{p}-torch-layout1-gather", 4, op=op, layout=1, use="Y", tail="gather_last", head=True))
@@ -312,6 +354,8 @@ def matrix() -> list[Variant]:
         v.append(_onnx(f"{p}-batch2", op=op, batch=2, expect="batch size 2 is not supported"))
         v.append(_onnx(f"{p}-dynamic-T", op=op, dynamic_steps=True, expect="dynamic dimension 1"))
         v.append(_onnx(f"{p}-dynamic-batch", op=op, batch="N", head=True))
+        v.append(_onnx(f"{p}-torch-zero-state", 4, op=op, init="zeros_of_shape", use="Y", tail="bf_gather_last",
+                       head=True))
         v.append(_onnx(f"{p}-init-input", op=op, init="input", expect="initial_h ('l1_h0_input') must be a constant"))
         v.append(_onnx(f"{p}-stacked-20-6", 6, op=op, stacked=True, hidden=20, hidden2=6, head=True))
         v.append(_onnx(f"{p}-t1-use-Y", 1, op=op, use="Y"))
@@ -343,6 +387,10 @@ def matrix() -> list[Variant]:
         v.append(_tfl(f"tfl{tm}-last-head", 5, time_major=time_major, head=True))
     v.append(_tfl("tfl-time-major-input", 5, time_major="input", head=True, expect="is time-major [T, batch, 10]"))
     v.append(_tfl("tfl-h64-f40-t49", 49, 40, hidden=64, last=True))
+    v.append(_tfl("tfl-stacked", 5, layers=2, hidden=12, head=True))
+    v.append(_tfl("tfl-stacked-time-major", 5, layers=2, hidden=12, time_major="transpose", head=True))
+    v.append(_tfl("tfl-flat-head", 5, flat_head=True))
+    v.append(_tfl("tfl-stacked-proj-flat", 5, layers=2, hidden=12, projection=6, peepholes=True, flat_head=True))
     v.append(_tfl("tfl-cell-clip", 5, cell_clip=0.8))
     v.append(_tfl("tfl-peepholes", 5, peepholes=True))
     v.append(_tfl("tfl-projection", 5, hidden=12, projection=6))
@@ -427,7 +475,8 @@ def check(variant: Variant, directory: Path, calib: int = 32, test: int = 16, co
             result = validate(compiled, str(directory / "test.npy"))
             out["mismatches"] = result["c_vs_simulator_mismatches"]
             out["sqnr_db"] = result["output_sqnr_db"]
-            out["top1"] = result["top1_agreement"] if variant.build.get("head") else None  # classifiers only
+            classifier = variant.build.get("head") or variant.build.get("flat_head")
+            out["top1"] = result["top1_agreement"] if classifier else None
             out["arena"] = result["arena_bytes"]
             out["kernels"] = ",".join(c.function for c in compiled.calls if c.node.op in ("LSTM", "GRU"))
             if out["mismatches"] or out["sqnr_db"] < variant.min_sqnr_db:

@@ -559,3 +559,17 @@ def test_every_error_is_a_kwscc_error(tmp_path):
     """The error hierarchy the CLI relies on: both classes exit with code 2."""
     assert issubclass(ModelError, KwsccError) and issubclass(UnsupportedError, KwsccError)
     assert ModelError.exit_code == UnsupportedError.exit_code == 2
+
+
+def test_constant_of_shape_from_the_input_shape(tmp_path):
+    """ConstantOfShape of a shape computed from the static input shape (PyTorch's traced torch.zeros) is a
+    constant; one beyond kwscc's tensor limit is refused before anything is allocated."""
+    value = numpy_helper.from_array(np.array([0.5], np.float32))
+    m = make_model([node("Shape", ["x"], ["s"]), node("ConstantOfShape", ["s"], ["c"], value=value),
+                    node("Add", ["x", "c"], ["y"])], {"x": [1, 6]}, ["y"])
+    read_and_compare(m, tmp_path)
+    huge = make_model([node("ConstantOfShape", ["s"], ["c"], value=value), node("Add", ["x", "c"], ["y"])],
+                      {"x": [1, 6]}, {"y": [1, 6]}, {"s": np.array([1 << 20, 1 << 20], np.int64)}, infer=False,
+                      check=False)
+    with pytest.raises(KwsccError, match="ConstantOfShape.*beyond kwscc's limit"):
+        read_model(save(huge, tmp_path, "huge.onnx"))
