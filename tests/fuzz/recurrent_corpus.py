@@ -837,7 +837,8 @@ def _int8_scale_count(rng) -> Build:
 # the command line
 # ---------------------------------------------------------------------------------------------------
 RECURRENT_FILES = [RECURRENT / n for n in ("keras_lstm.onnx", "keras_lstm_int8.tflite", "keras_gru.onnx",
-                                           "gru_s_int8.tflite", "keras_lstm.tflite", "gru_s_rnnop.onnx")]
+                                           "gru_s_int8.tflite", "keras_lstm.tflite", "gru_s_rnnop.onnx", "gru_s.tflite",
+                                           "lstm_s.onnx", "crnn_s_unrolled.tflite", "basic_lstm_s_unrolled.tflite")]
 
 
 def _needs_calib(path: Path) -> bool:
@@ -873,6 +874,28 @@ def _streaming_not_recurrent(rng) -> Build:
         calib = f"{KWS / 'kws_synth.npz'}:calib_x{250 if 'dnn' in path.name else 490}" if "int8" not in path.name else ""
         return _compile(path, "--streaming", str(frames), calib=calib)
     return build
+
+
+def _input_shape(rng) -> Build:
+    """--input-shape giving a recurrent model an input its reshape to [T, ...] cannot take (another
+    element count), a long clip among them."""
+    path = _pick(rng, RECURRENT_FILES)
+    dims = _pick(rng, [(1, 491), (1, 7), (2, 490), (1, 491, 1), (1, 10 ** 6), (1000, 250)])
+
+    def build(folder: Path) -> list[str]:
+        steps = STEPS[_clips(path)]
+        shape = dims if np.prod(dims) != 10 * steps else (*dims[:-1], dims[-1] + 1)
+        name = _input_name(path)
+        return _compile(path, "--input-shape", f"{name}={','.join(map(str, shape))}",
+                        calib=None if _needs_calib(path) else "")
+    return build
+
+
+def _input_name(path: Path) -> str:
+    if path.suffix == ".onnx":
+        return _model(path).graph.input[0].name
+    m = _tfl(path)
+    return m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].name.decode()
 
 
 def _option_values(rng) -> Build:
@@ -952,6 +975,7 @@ FAMILIES: dict[str, Callable[[np.random.Generator], Build]] = {
     "streaming_value": _streaming_value,
     "streaming_not_dividing": _streaming_not_dividing,
     "streaming_not_recurrent": _streaming_not_recurrent,
+    "recurrent_input_shape": _input_shape,
     "option_values": _option_values,
     "validate_label_names": _validate_label_names,
 }
