@@ -383,6 +383,7 @@ def _reshape(where: str, attrs: dict, inputs) -> None:
 # recurrent layers and loops
 # ---------------------------------------------------------------------------------------------------
 RNN_GATES = {"LSTM": 4, "GRU": 3}
+RNN_ACTIVATION_COUNT = {"LSTM": 3, "GRU": 2}  # per direction
 RNN_DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}
 RNN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "affine", "leakyrelu", "thresholdedrelu", "scaledtanh", "hardsigmoid",
                    "elu", "softsign", "softplus")
@@ -407,9 +408,9 @@ def _recurrent(op: str, where: str, attrs: dict, inputs) -> None:
     if "clip" in attrs and not (math.isfinite(float(attrs["clip"])) and float(attrs["clip"]) > 0):
         raise ModelError(f"{where}: clip {attrs['clip']} must be a finite number > 0")
     activations = [_text(a) for a in attrs.get("activations", [])]
-    if activations and len(activations) != (gates - 1 if op == "LSTM" else 2) * dirs:
+    if activations and len(activations) != RNN_ACTIVATION_COUNT[op] * dirs:
         raise ModelError(f"{where}: {len(activations)} activations {activations}; {op} needs "
-                         f"{(gates - 1 if op == 'LSTM' else 2) * dirs} for direction {direction}")
+                         f"{RNN_ACTIVATION_COUNT[op] * dirs} for direction {direction}")
     unknown = [a for a in activations if a.lower() not in RNN_ACTIVATIONS]
     if unknown:
         raise ModelError(f"{where}: unknown activation(s) {unknown}")
@@ -437,8 +438,7 @@ def _recurrent(op: str, where: str, attrs: dict, inputs) -> None:
         t = inputs[i] if i < len(inputs) else None
         if t is not None and tuple(t.shape) != shape:
             raise ModelError(f"{where}: {what} '{t.name}' has shape {list(t.shape)}; with hidden_size {hidden}, "
-                             f"{features} input features and batch {batch} it must be "
-                             f"{list(shape)}")
+                             f"{features} input features and batch {batch} it must be {list(shape)}")
 
 
 def _loop(where: str, attrs: dict, inputs) -> None:
