@@ -898,6 +898,16 @@ def _input_name(path: Path) -> str:
     return m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].name.decode()
 
 
+def _legacy_backend(rng) -> Build:
+    """A recurrent model for the cmsis-nn-legacy backend, which has no recurrent kernel: refused by name."""
+    path = _pick(rng, RECURRENT_FILES)
+    extra = _pick(rng, [[], ["--streaming", "7"], ["--legacy-softmax", "cmsis"]])
+
+    def build(folder: Path) -> list[str]:
+        return _compile(path, "--backend", "cmsis-nn-legacy", *extra, calib=None if _needs_calib(path) else "")
+    return build
+
+
 def _option_values(rng) -> Build:
     path = _pick(rng, RECURRENT_FILES)
     extra = _pick(rng, [["--optimize", "fast"], ["--optimize", ""], ["--optimize", "SPEED"], ["--optimize"],
@@ -976,10 +986,11 @@ FAMILIES: dict[str, Callable[[np.random.Generator], Build]] = {
     "streaming_not_dividing": _streaming_not_dividing,
     "streaming_not_recurrent": _streaming_not_recurrent,
     "recurrent_input_shape": _input_shape,
+    "legacy_backend_recurrent": _legacy_backend,
     "option_values": _option_values,
     "validate_label_names": _validate_label_names,
 }
 # families whose variants repeat quickly (few distinct mutations): fewer cases
 VARIANTS = {"scan_empty_body": 6, "rnn_sequence_lens_runtime": 8, "rnn_initial_state_runtime": 8,
-            "validate_label_names": 8, "scan_steps_huge": 12, "while_trip_huge": 8, "nested_loops": 10}
+            "validate_label_names": 8, "legacy_backend_recurrent": 8, "scan_steps_huge": 12, "while_trip_huge": 8, "nested_loops": 10}
 DEFAULT_VARIANTS = 20
