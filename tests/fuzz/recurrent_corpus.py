@@ -773,6 +773,26 @@ def _seq_lstm_options(rng) -> Build:
     return _tfl_case(SEQ_LSTM_TFLITE, mutate, rng)
 
 
+def _lstm_last_step(rng) -> Build:
+    """The STRIDED_SLICE that takes the LSTM's last step, with strides, bounds or masks changed."""
+    kind = int(rng.integers(7))
+
+    def mutate(m):
+        sg, op = _tfl_ops(m, "STRIDED_SLICE", 0)[0]
+        options = op.builtinOptions
+        if kind in (0, 1, 2):  # strides 0, 2, -1 along the time axis
+            _set_const(m, sg, op.inputs[3], np.array([1, [0, 2, -1][kind], 1], np.int32))
+        elif kind == 3:  # begins beyond the sequence
+            _set_const(m, sg, op.inputs[1], np.array([0, 100, 0], np.int32))
+        elif kind == 4:
+            options.ellipsisMask = 1
+        elif kind == 5:
+            options.newAxisMask = 2
+        else:  # begin and end of another rank
+            _set_const(m, sg, op.inputs[1], np.array([0, -1], np.int32))
+    return _tfl_case(SEQ_LSTM_TFLITE, mutate, rng)
+
+
 def _quantized_tensors(m) -> list:
     return [(sg, t) for sg in m.subgraphs for t in sg.tensors
             if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale)]
@@ -979,6 +999,7 @@ FAMILIES: dict[str, Callable[[np.random.Generator], Build]] = {
     "seq_lstm_inputs": _seq_lstm_inputs,
     "seq_lstm_types": _seq_lstm_types,
     "seq_lstm_options": _seq_lstm_options,
+    "lstm_last_step_slice": _lstm_last_step,
     "int8_scales": _int8_scales,
     "int8_zero_points": _int8_zero_points,
     "int8_scale_count": _int8_scale_count,
