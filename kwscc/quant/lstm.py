@@ -11,8 +11,9 @@ Formats (x in Format(n_x, z_x); every scale a power of two, so every multiplier 
   hidden int8 Q0.7 (|h| < 1): o * tanh(c) -> h by 2^-(30 - 7).
 The kernel starts from a zero state (it clears the cell and skips the hidden part at t = 0).
 A quantized model's own int8 weights (one scale s per gate and operand, as TFLite's int8 LSTM has them;
-kwscc.quant.int8_weights) are kept as they are, compiled without data: re-rounding them onto power-of-two
-steps was the LSTM's largest error on keras_lstm_int8 (hidden state 1.5 dB further from the float model).
+kwscc.quant.int8_weights) are kept as they are, with or without calibration data and in every --optimize
+mode: re-rounding them onto power-of-two steps was the LSTM's largest error on keras_lstm_int8 (hidden
+state 1.5 dB further from the float model), and the library requantizes by a multiplier anyway.
 The scale goes into the gate's multiplier: the input part is then requantized by 2^-n_x * s * 2^12, the
 hidden part by 2^-n_h * s * 2^12, each as (m / 2^30) * 2^-k, m in [2^30, 2^31) (the library takes any m).
 
@@ -166,12 +167,11 @@ def _model_gate(wg: np.ndarray, rg: np.ndarray, x_bias: np.ndarray, fmt: Format,
 
 
 def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format],
-                  ranges: dict[str, tuple[float, float]] | None = None, int8_weights: bool = False,
-                  split_bits: int = 0) -> LstmLayer:
+                  ranges: dict[str, tuple[float, float]] | None = None, split_bits: int = 0) -> LstmLayer:
     """The LSTM's integer parameters for arm_lstm_unidirectional_s8, or for kwscc_lstm_s8 when it needs
     what the library lacks. `ranges`: calibrated (min, max) per tensor (the output's spans every step).
-    `int8_weights`: keep weights that are already int8 values (per gate and operand) as they are, on the
-    library's kernel. split_bits: the input is split (kwscc.quant.split_input): the input weights become
+    Weights that are already int8 values (per gate and operand) stay as they are on the library's kernel.
+    split_bits: the input is split (kwscc.quant.split_input): the input weights become
     [W, W_lo] over its F hi and F lo columns."""
     x, w, r, b = (graph.tensors[name] for name in node.inputs[:4])
     p, h0, c0 = (graph.tensors[name].data.astype(np.float64) for name in node.inputs[4:7])
@@ -183,7 +183,7 @@ def quantize_lstm(graph: Graph, node: Node, formats: dict[str, Format],
     gates = {}
     for index, gate in enumerate(GATES):
         rows = slice(index * hidden, (index + 1) * hidden)
-        kept = int8_weights and not own and _model_gate(w.data[rows], r.data[rows], b.data[rows], fmt,
+        kept = not own and _model_gate(w.data[rows], r.data[rows], b.data[rows], fmt,
                                                                 ACTIVATIONS[gate])
         if kept:
             gates[gate] = kept

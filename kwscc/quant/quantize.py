@@ -243,8 +243,8 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
     formats of graph inputs chosen elsewhere (else symmetric, from the ranges). `output_formats`: the
     format wanted for some Conv / Dense / binary-op outputs, any zero point (only for tensors
     kwscc.quant.refine.offset_tensors lists); a layer that cannot reach one takes the symmetric format of
-    its range. `int8_weights`: keep weights that are already int8 values as they are
-    (kwscc.quant.int8_weights)."""
+    its range. `int8_weights`: keep Conv / Dense weights that are already int8 values as they are
+    (kwscc.quant.int8_weights; an LSTM on the library's kernel always keeps such weights)."""
     formats: dict[str, Format] = {name: Format(frac_bits_for(_absmax(ranges, name))) for name in graph.inputs}
     formats.update(input_formats or {})
     if split is not None and formats[split.input].zero_point:
@@ -269,8 +269,7 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
             qm.layers[node.name] = QLayer(node.name, (-128, 127),
                                           table=lut.table(graph, node, formats[node.inputs[0]], out_fmt))
         elif node.op == "LSTM":
-            qm.layers[node.name] = quantize_lstm(graph, node, formats, ranges, int8_weights,
-                                                 _split_bits(split, node))
+            qm.layers[node.name] = quantize_lstm(graph, node, formats, ranges, _split_bits(split, node))
         elif node.op == "GRU":
             qm.layers[node.name] = quantize_gru(graph, node, formats, _split_bits(split, node))
         else:  # pools, pads, transposes and reshapes move values without rescaling them
