@@ -83,7 +83,8 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
                    help="trade-off (cmsis-nn backend): speed = the kernels with the fewest instructions (cost "
                         "table per core) even if their scratch raises the arena, including kwscc's wide kernels "
                         "(their weights as int16: 2x those layers' weight flash), and an int8 model compiled without data "
-                        "gets power-of-two weights instead of its own (shift-only requantization, lower agreement); ram = the kernels with the least "
+                        "gets power-of-two weights instead of its own (shift-only requantization, lower agreement; an "
+                        "LSTM keeps its own); ram = the kernels with the least "
                         "scratch, no split input; accuracy = the split input even where it raises the arena; "
                         "balanced (default) = the fastest kernels and the split input where the arena does not grow")
     p.add_argument("--kernels", default="auto", choices=("auto", "cmsis-nn", "kwscc"),
