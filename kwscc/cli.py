@@ -102,6 +102,10 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
                         "after the recurrent ones run on every call on its current state, so the last call of a "
                         "clip gives the whole clip's output bit for bit; validate then feeds each clip in calls "
                         "of FRAMES frames")
+    p.add_argument("--no-raise-recurrent", dest="raise_recurrent", action="store_false",
+                   help="keep unrolled recurrent cells as the model's plain ops (Dense, Sigmoid, Mul, ...) instead "
+                        "of one LSTM/GRU layer: slower and larger, for comparing with the raised layer or working "
+                        "around a cell kwscc raises wrongly")
     _common_options(p)
 
 
@@ -197,7 +201,7 @@ def _options(args, argv):
                           input_zero_point=args.input_zero_point, split_input=args.split_input,
                           search_formats=args.search_formats, optimize=args.optimize, kernels=args.kernels,
                           input_shapes=dict(args.input_shape), streaming=args.streaming,
-                          command=recorded_command(argv))
+                          raise_recurrent=args.raise_recurrent, command=recorded_command(argv))
 
 
 def _write_text(path: str, text: str) -> None:

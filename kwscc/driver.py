@@ -17,7 +17,7 @@ from kwscc.frontends import read_model
 from kwscc.ir import Graph
 from kwscc.memory.planner import MemoryPlan, plan_memory
 from kwscc.naming import c_comment, c_identifier, file_stem
-from kwscc.passes import run_pipeline
+from kwscc.passes import run_pipeline, without_pass
 from kwscc.quant.from_int8 import quantize_int8_model
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.refine import REFINABLE_BACKENDS
@@ -50,6 +50,7 @@ class CompileOptions:
     command: str = "kwscc"
     provisional_formats: bool = False  # a float model without data gets placeholder formats (kwscc report)
     streaming: int | None = None  # frames per NAME_run call, recurrent state kept between calls (kwscc.streaming)
+    raise_recurrent: bool = True  # unrolled cells become one LSTM/GRU node (kwscc.passes.raise_recurrent)
 
 
 @dataclass(slots=True)
@@ -104,7 +105,7 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
         source = read_model(model, options.input_shapes)
     check_one_input_one_output(source)
     with progress.step("optimising the graph"):
-        graph = run_pipeline(source)
+        graph = run_pipeline(source, None if options.raise_recurrent else without_pass("raise_recurrent"))
         backend.check(graph)
         if options.streaming is not None:
             check_streamable(graph, options.streaming)

@@ -32,14 +32,9 @@ def constraint_nhwc(graph: Graph, node: Node) -> bool:
 
 
 def constraint_same_shapes(graph: Graph, node: Node) -> bool:
-    """both inputs must be activations of the output's shape (only per-channel or scalar constants that fold into the producing Conv/Gemm can broadcast)"""
+    """an activation input must have the output's shape (a constant operand may broadcast: it is stored expanded to the output's shape, one byte per value)"""
     out = graph.tensors[node.outputs[0]].shape
-    return all(not graph.tensors[t].is_const and graph.tensors[t].shape == out for t in node.inputs)
-
-
-def constraint_activation_inputs(graph: Graph, node: Node) -> bool:
-    """every input must be an activation (a constant input is not supported)"""
-    return not any(graph.tensors[t].is_const for t in node.inputs)
+    return all(graph.tensors[t].is_const or graph.tensors[t].shape == out for t in node.inputs)
 
 
 def constraint_concat_shapes(graph: Graph, node: Node) -> bool:
@@ -90,7 +85,7 @@ CONSTRAINTS = {
     "Softmax": (constraint_softmax_last_axis,),
     "Reshape": (),
     "Add": BINARY, "Sub": BINARY, "Mul": BINARY, "Max": BINARY, "Min": BINARY,
-    "Concat": (constraint_batch_one, constraint_activation_inputs, constraint_concat_shapes),
+    "Concat": (constraint_batch_one, constraint_concat_shapes),
     "Pad": (constraint_batch_one, constraint_batch_axis_kept),
     "Transpose": (constraint_batch_one, constraint_batch_axis_kept),
     "Crop": (constraint_batch_one, constraint_not_the_batch_axis),
@@ -114,8 +109,12 @@ KERNELS = {
     "Dense": "arm_fully_connected_s8 (per-tensor) or a 1x1 arm_convolve_wrapper_s8 (per-channel)",
     "MaxPool": "arm_max_pool_s8", "AveragePool": "arm_avgpool_s8 (also ReduceMean / MEAN over H, W or both)",
     "Softmax": "arm_softmax_s8", "Reshape": "nothing (an alias of its input's bytes)",
-    "Add": "arm_elementwise_add_s8", "Sub": "arm_elementwise_add_s8 (the second input negated)",
-    "Mul": "arm_elementwise_mul_s8", "Max": "kwscc_max_min_s8", "Min": "kwscc_max_min_s8", "Concat": "kwscc_concat_s8",
+    "Add": "arm_elementwise_add_s8 (a constant operand: an int8 array in flash)",
+    "Sub": "arm_elementwise_add_s8 (the second input negated; a constant operand: an int8 array in flash)",
+    "Mul": "arm_elementwise_mul_s8 (a constant operand: an int8 array in flash)",
+    "Max": "kwscc_max_min_s8 (with one constant value: a Clip, fused into the op before it or a table)",
+    "Min": "kwscc_max_min_s8 (with one constant value: a Clip, fused into the op before it or a table)",
+    "Concat": "kwscc_concat_s8 (constant inputs copied from int8 arrays in flash)",
     "Pad": "kwscc_pad_s8 (a zero pad before a Conv folds into its padding instead)",
     "Transpose": "kwscc_transpose_s8; nothing at the model input (quantize_input writes NHWC from NCHW)",
     "Crop": "kwscc_crop_s8 (each output of a Split / SPLIT / SPLIT_V: a copy of its slice)",

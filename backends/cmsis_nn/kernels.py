@@ -66,11 +66,21 @@ class KernelCall:
     state: int = 0  # bytes of recurrent state kept between calls (--streaming): in NAME_state, not the arena
     # (byte offset in the state, index in arrays) of each nonzero initial state NAME_reset_state copies; rest zero
     state_initial: tuple[tuple[int, int], ...] = ()
+    constant_inputs: dict[int, str] = field(default_factory=dict)  # input index -> the const array it reads
 
     @property
     def activations(self) -> list[str]:
         """The tensors the call reads from the arena or the caller's input (weights are consts)."""
-        return list(self.node.inputs) if self.node.op in MULTI_INPUT_OPS else [self.node.inputs[0]]
+        if self.node.op not in MULTI_INPUT_OPS:
+            return [self.node.inputs[0]]
+        return [t for i, t in enumerate(self.node.inputs) if i not in self.constant_inputs]
+
+    def operands(self, pointer) -> list[str]:
+        """C expressions of the tensors the call reads, in input order: pointer(tensor) for activations,
+        the const array's symbol for constant operands (multi-input ops only)."""
+        if self.node.op not in MULTI_INPUT_OPS:
+            return [pointer(self.node.inputs[0])]
+        return [self.constant_inputs.get(i) or pointer(t) for i, t in enumerate(self.node.inputs)]
 
 
 def dims(shape: tuple[int, ...]) -> dict:
@@ -412,6 +422,20 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     return KernelCall(node, "kwscc_gru_s8", "ops/gru.c.j2", params, {"c": scratch, "dsp": scratch, "mve": scratch},
                       macs, arrays, kernels=RNN_HELPERS + ("kwscc_gru_s8",), state=state,
                       state_initial=((0, initial),) if qm.streaming and initial is not None else ())
+
+
+def attach_constants(qm: QuantModel, call: KernelCall, prefix: str, emitted: dict[str, str]) -> None:
+    """The call reads its constant operands (kwscc.quant.binary) from const arrays in flash; the first
+    call reading a constant holds its array, later calls reuse the symbol (`emitted`: tensor -> symbol)."""
+    if call.node.op not in MULTI_INPUT_OPS:
+        return
+    for i, t in enumerate(call.node.inputs):
+        if t not in qm.constants:
+            continue
+        if t not in emitted:
+            emitted[t] = f"{prefix}_c{i}"
+            call.arrays.append(ConstArray(emitted[t], "int8_t", qm.constants[t].reshape(-1), "constant"))
+        call.constant_inputs[i] = emitted[t]
 
 
 def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:

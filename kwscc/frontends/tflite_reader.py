@@ -144,6 +144,7 @@ OPTIONS = {
     "STRIDED_SLICE": tflite_recurrent.STRIDED_SLICE_OPTIONS,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": tflite_recurrent.LSTM_OPTIONS,
     "UNPACK": tflite_loops.UNPACK_OPTIONS,
+    "PACK": ("PackOptions", ("ValuesCount", "Axis")),
     "GATHER": tflite_loops.GATHER_OPTIONS,
     "WHILE": tflite_loops.WHILE_OPTIONS,
 }
@@ -819,6 +820,51 @@ def _concatenation(r: Reader, op: TflOp) -> None:
     r.emit(op, "Concat", xs, {"axis": axis})
 
 
+def _pack(r: Reader, op: TflOp) -> None:
+    """PACK (TF's stack) of N tensors of one shape along a new axis: each gets a size-1 axis there,
+    then one Concat. Step outputs stacked time-major (axis 0 of [1, H] frames: [T, 1, H]) are
+    concatenated batch-first ([1, T, H]) and then reshaped, so the batch stays on axis 0."""
+    xs = [_operand(r, op, pos) for pos in range(len(op.inputs))]
+    shapes = {r.shape(x) for x in xs}
+    if len(shapes) != 1:
+        raise ModelError(f"{op.where}: inputs of different shapes {sorted(list(s) for s in shapes)} cannot be packed")
+    shape = shapes.pop()
+    axis = int(op.options.get("Axis", 0))
+    if not -len(shape) - 1 <= axis <= len(shape):
+        raise ModelError(f"{op.where}: axis {axis} is outside a {len(shape) + 1}-D result")
+    axis %= len(shape) + 1
+    out_shape = shape[:axis] + (len(xs),) + shape[axis:]
+    if axis == 0 and shape[:1] == (1,):  # time-major: stack on axis 1 of the batch-first view
+        axis = 1
+    expanded = shape[:axis] + (1,) + shape[axis:]
+    parts = []
+    for i, (x, idx) in enumerate(zip(xs, op.inputs)):
+        if r.graph.tensors[x].is_const:
+            parts.append(r.graph.add_const(f"{x}_packed", r.graph.tensors[x].data.reshape(expanded)).name)
+        else:
+            parts.append(r.emit(op, "Reshape", [x], {"shape": expanded}, outputs=[r.internal(f"{x}_packed", idx)],
+                                helper=f"in{i}"))
+    stacked_shape = expanded[:axis] + (len(xs),) + expanded[axis + 1:]
+    if stacked_shape == out_shape:
+        r.emit(op, "Concat", parts, {"axis": axis})
+        return
+    stacked = r.emit(op, "Concat", parts, {"axis": axis}, outputs=[r.internal(r.name(op.outputs[0]), op.outputs[0])],
+                     helper="stack")
+    r.emit(op, "Reshape", [stacked], {"shape": out_shape})
+
+
+def _fill(r: Reader, op: TflOp) -> None:
+    """FILL with a constant shape and value: a constant (zero initial states of unrolled cells)."""
+    dims = r.ints(op, 0, "dims")
+    idx = op.inputs[1] if len(op.inputs) > 1 else -1
+    value = r.known_value(idx) if idx >= 0 else None
+    if value is None or value.size != 1:
+        raise UnsupportedError(f"{op.where}: only a FILL with a constant scalar value is supported")
+    if min(dims, default=1) < 0:
+        raise ModelError(f"{op.where}: negative dimension in {dims}")
+    r.folded[op.outputs[0]] = np.full(dims, value.reshape(-1)[0], value.dtype)
+
+
 def _quantize(r: Reader, op: TflOp) -> None:
     """QUANTIZE / DEQUANTIZE: the IR is float, so an activation passes through unchanged (its range
     is recorded from the quantized side); DEQUANTIZE of a constant folds into a float constant."""
@@ -843,7 +889,7 @@ TFLITE_OPS: dict[str, Callable[[Reader, TflOp], None]] = {
     "SOFTMAX": _softmax, "PAD": _pad, "PADV2": _pad, "RELU": _relu(0.0, math.inf), "RELU6": _relu(0.0, 6.0),
     "RELU_N1_TO_1": _relu(-1.0, 1.0), "QUANTIZE": _quantize, "DEQUANTIZE": _quantize,
     "ADD": _binary("Add"), "SUB": _binary("Sub"), "MUL": _binary("Mul"), "MAXIMUM": _binary("Max"),
-    "MINIMUM": _binary("Min"), "CONCATENATION": _concatenation,
+    "MINIMUM": _binary("Min"), "CONCATENATION": _concatenation, "PACK": _pack, "FILL": _fill,
     "LOGISTIC": _table_activation("Sigmoid"), "TANH": _table_activation("Tanh"),
     "HARD_SWISH": _table_activation("HardSwish"), "LEAKY_RELU": _table_activation("LeakyRelu", "Alpha"),
     "PRELU": _prelu, "SPLIT": _split, "SPLIT_V": _split,

@@ -9,8 +9,8 @@ import numpy as np
 from kwscc.check.graph import check_graph
 from kwscc.ir import Graph
 from kwscc.passes import (
-    fold_batchnorm, fold_constants, fold_pad, fold_zeros, fuse_activation, raise_recurrent, remove_identity,
-    simplify_layout, to_nhwc,
+    broadcast_constants, clip_bounds, fold_batchnorm, fold_constants, fold_pad, fold_zeros, fuse_activation,
+    raise_recurrent, remove_identity, simplify_layout, to_nhwc,
 )
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ DEFAULT_PIPELINE: list[tuple[str, Pass]] = [
     ("fold_constants", fold_constants.run),
     ("remove_identity", remove_identity.run),
     ("fold_zeros", fold_zeros.run),  # an unrolled loop's first step from a zero state, as converters fold it
+    ("clip_bounds", clip_bounds.run),  # Max/Min with a constant bound -> Clip: cell clips, then fusion
     ("raise_recurrent", raise_recurrent.run),  # before fusion and layout passes change the cells' ops
     ("fold_batchnorm", fold_batchnorm.run),
     ("fuse_activation", fuse_activation.run),  # before the layout change: Relu then sits right after its producer
@@ -28,7 +29,13 @@ DEFAULT_PIPELINE: list[tuple[str, Pass]] = [
     ("simplify_layout", simplify_layout.run),
     ("fold_pad", fold_pad.run),  # after the layout change: pads are then NHWC like the Conv's
     ("fold_constants", fold_constants.run),
+    ("broadcast_constants", broadcast_constants.run),  # last: what no Conv/Dense absorbed reaches the kernels
 ]
+
+
+def without_pass(name: str) -> list[tuple[str, Pass]]:
+    """DEFAULT_PIPELINE less one pass (e.g. --no-raise-recurrent)."""
+    return [(n, fn) for n, fn in DEFAULT_PIPELINE if n != name]
 
 
 def run_pipeline(graph: Graph, pipeline: list[tuple[str, Pass]] | None = None) -> Graph:

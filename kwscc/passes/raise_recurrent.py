@@ -3,7 +3,9 @@
 Converters that unroll a recurrent layer (TensorFlow's unrolled graphs, kwscc's own unrolling of
 ONNX Scan and TFLite WHILE) leave T copies of the cell: frame t of the sequence is a Crop of one
 sequence tensor, and each step computes its state from that frame and the previous step's state
-through FullyConnected (Dense), Split (Crop), Sigmoid, Tanh, Mul, Add and Sub. This pass finds those
+through FullyConnected (Dense), Split (Crop), Sigmoid, Tanh, Mul, Add and Sub; an LSTM's cell and
+projection clips are Clips (kwscc.passes.clip_bounds makes them from MINIMUM / MAXIMUM), and a state
+may be reshaped on its way to the next step. This pass finds those
 chains and replaces them by one node in the canonical form, so calibration, the simulator and the
 backends see a cell and run one kernel.
 
@@ -16,7 +18,8 @@ How a chain is found:
      from constants;
   3. the region (every node between the frames and the steps' outputs) may read nothing else and may
      leave only hidden states to the rest of the graph: the last one (output "last") or several
-     (output "sequence"; each then comes from a Crop of the node's sequence output);
+     (output "sequence"; each then comes from a Crop of the node's sequence output, and a stack of
+     them all in step order, TF's PACK of the step outputs, is a Reshape of it);
   4. before the rewrite, the region (run by kwscc's IR executor) and the new node's float reference
      must agree on random inputs. A chain that fails any check stays as it was.
 """
@@ -64,7 +67,7 @@ def _chains(view: CellView) -> list[Chain]:
             continue
         chain = [start]
         while len(following := [s for s in by_input.get(chain[-1].h, []) if s.c_prev == chain[-1].c
-                                and s.params.keys() == chain[-1].params.keys()]) == 1:
+                                and s.params.keys() == chain[-1].params.keys() and s.attrs == chain[-1].attrs]) == 1:
             chain.append(following[0])
         found = _frames(view, chain)
         if found is not None:
@@ -206,9 +209,35 @@ def _raise(view: CellView, chain: Chain) -> bool:
             src = graph.unique_tensor_name(f"{out}_{t}")
             graph.add_node(Node(f"{name}_step{t}", "Crop", [out], [src], {"axis": 1, "start": t, "end": t + 1}))
         graph.add_node(Node(f"{name}_h{t}", "Reshape", [src], [state], {"shape": graph.tensors[state].shape}))
+    if not last and leaving == chain.states:
+        _stacks_as_reshapes(graph, out, leaving)
     log.info("raised %d unrolled %s steps into node '%s' (output %s)", steps, step.op, name,
              "last" if last else "sequence")
     return True
+
+
+def _stacks_as_reshapes(graph: Graph, sequence: str, states: list[str]) -> None:
+    """A Concat of every step's state in step order (TF's stack of the step outputs: PACK, or
+    Unsqueeze + Concat), laid out one state after the other, is the raised node's sequence output
+    reshaped: no copy, and the per-step Crops it read go."""
+    def state_of(tensor: str) -> str | None:
+        while tensor not in states:
+            node = graph.producer(tensor)
+            if node is None or node.op != "Reshape":
+                return None
+            tensor = node.inputs[0]
+        return tensor
+
+    for node in graph.nodes():
+        if node.op != "Concat" or [state_of(t) for t in node.inputs] != states:
+            continue
+        shape = graph.tensors[node.outputs[0]].shape
+        if int(np.prod(shape[:node.attrs["axis"] % len(shape)])) != 1:
+            continue  # the states interleave in the result
+        graph.remove_node(node.name)
+        graph.add_node(Node(node.name, "Reshape", [sequence], list(node.outputs), {"shape": shape}))
+        log.debug("the stack of %d steps '%s' reads the sequence output", len(states), node.outputs[0])
+    remove_dead_nodes(graph)
 
 
 def run(graph: Graph) -> bool:

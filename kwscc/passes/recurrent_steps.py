@@ -68,6 +68,24 @@ class CellView:
         shape = self.graph.tensors[tensor].shape
         return shape[-1] if shape and int(np.prod(shape[:-1])) == 1 else -1
 
+    def origin(self, tensor: str) -> str:
+        """The tensor `tensor` reshapes (through size-keeping Reshapes): a state read as [1, 1, H]
+        by the next step is still that state."""
+        size = self.graph.tensors[tensor].size
+        while (node := self.node(tensor, "Reshape")) is not None and self.graph.tensors[node.inputs[0]].size == size:
+            tensor = node.inputs[0]
+        return tensor
+
+    def clipped(self, tensor: str) -> tuple[str, float | None]:
+        """(x, bound) when `tensor` is Clip(x, -bound, bound) (a cell or projection clip), else (tensor, None)."""
+        node = self.node(tensor, "Clip")
+        if node is None or len(node.inputs) != 1:
+            return tensor, None
+        lo, hi = node.attrs.get("min", -np.inf), node.attrs.get("max", np.inf)
+        if not (0 < hi < np.inf and lo == -hi):
+            return tensor, None
+        return node.inputs[0], float(hi)
+
     def last_axis(self, node: Node, tensor: str) -> bool:
         return node.attrs["axis"] % len(self.graph.tensors[tensor].shape) == len(self.graph.tensors[tensor].shape) - 1
 
@@ -180,7 +198,7 @@ def _peephole(view: CellView, lin: Linear, cell: str, hidden: int) -> np.ndarray
         return None
     for a, b in view.products(lin.others[0]):
         p = view.const(b)
-        if a == cell and p is not None and p.size in (1, hidden):
+        if view.origin(a) == cell and p is not None and p.size in (1, hidden):
             return np.broadcast_to(p.reshape(-1), (hidden,)).copy()
     return None
 
@@ -188,48 +206,54 @@ def _peephole(view: CellView, lin: Linear, cell: str, hidden: int) -> np.ndarray
 def _match_lstm(view: CellView, h: str) -> Step | None:
     """h = o * tanh(c) (or its projection through a bias-free Dense), c = f * c_prev + i * tanh(g)."""
     m, proj = h, None
-    dense = view.node(h, "Dense")
+    projected, proj_clip = view.clipped(h)
+    dense = view.node(projected, "Dense")
     if dense is not None and len(dense.inputs) == 2 and view.const(dense.inputs[1]) is not None:
         m, proj = dense.inputs[0], view.const(dense.inputs[1])
+    clips = {"proj_clip": proj_clip} if proj is not None and proj_clip else {}
     for o_out, tanh_c in view.products(m):
         tanh = view.node(tanh_c, "Tanh")
         lin_o = view.gate(o_out, "Sigmoid")
         if tanh is None or lin_o is None:
             continue
         c = tanh.inputs[0]
-        add = view.node(c, "Add")
+        summed, cell_clip = view.clipped(c)
+        add = view.node(summed, "Add")
         if add is None:
             continue
         for forget, inp in (add.inputs, add.inputs[::-1]):
             for f_out, c_prev in view.products(forget):
                 for i_out, g_out in view.products(inp):
-                    step = _lstm_step(view, h, c, c_prev, [view.gate(i_out, "Sigmoid"), lin_o,
-                                                         view.gate(f_out, "Sigmoid"), view.gate(g_out, "Tanh")], proj)
+                    step = _lstm_step(view, h, c, view.origin(c_prev), [
+                        view.gate(i_out, "Sigmoid"), lin_o, view.gate(f_out, "Sigmoid"), view.gate(g_out, "Tanh")],
+                        proj, {**clips, **({"cell_clip": cell_clip} if cell_clip else {})})
                     if step is not None:
                         return step
     return None
 
 
 def _lstm_step(view: CellView, h: str, c: str, c_prev: str, lins: list[Linear | None],
-               proj: np.ndarray | None) -> Step | None:
-    """Gate forms in ONNX order i, o, f, g -> the canonical LSTM's parameters."""
+               proj: np.ndarray | None, clips: dict) -> Step | None:
+    """Gate forms in ONNX order i, o, f, g -> the canonical LSTM's parameters (clips: cell_clip and
+    proj_clip where the cell has them)."""
     if None in lins:
         return None
     operands = _split_operands(view, lins)
     if operands is None:
         return None
-    x, h_prev = operands
+    x, h_read = operands  # the state as the gates read it (perhaps a Reshape of it)
+    h_prev = view.origin(h_read)
     hidden = lins[0].bias.size
     peepholes = [_peephole(view, lins[0], c_prev, hidden), _peephole(view, lins[1], c, hidden),
                  _peephole(view, lins[2], c_prev, hidden)]
     if any(p is None for p in peepholes) or lins[3].others or view.width(c) != hidden:
         return None
     params = {"W": np.concatenate([lin.weights[x] for lin in lins]),
-              "R": np.concatenate([lin.weights[h_prev] for lin in lins]),
+              "R": np.concatenate([lin.weights[h_read] for lin in lins]),
               "B": np.concatenate([lin.bias for lin in lins]), "P": np.concatenate(peepholes)}
     if proj is not None:
         params["Wp"] = proj
-    return Step("LSTM", x, h_prev, h, params, {"hidden_size": hidden}, c_prev, c)
+    return Step("LSTM", x, h_prev, h, params, {"hidden_size": hidden, **clips}, c_prev, c)
 
 
 def _match_gru(view: CellView, h: str) -> Step | None:
@@ -239,6 +263,7 @@ def _match_gru(view: CellView, h: str) -> Step | None:
         return None
     for first, second in (add.inputs, add.inputs[::-1]):
         for z, h_prev in view.products(first):
+            h_prev = view.origin(h_prev)
             for one_minus_z, n in view.products(second):
                 sub = view.node(one_minus_z, "Sub")
                 one = None if sub is None else view.const(sub.inputs[0])
@@ -250,7 +275,7 @@ def _match_gru(view: CellView, h: str) -> Step | None:
         for z, difference in view.products(second):
             sub = view.node(difference, "Sub")
             if sub is not None and sub.inputs[1] == first:
-                step = _gru_step(view, h, sub.inputs[0], view.gate(z, "Sigmoid"), first)
+                step = _gru_step(view, h, view.origin(sub.inputs[0]), view.gate(z, "Sigmoid"), first)
                 if step is not None:
                     return step
     return None
@@ -265,32 +290,34 @@ def _gru_step(view: CellView, h: str, h_prev: str, lin_z: Linear | None, n: str)
     candidates = lin_n.others if reset_after else [name for name in lin_n.weights if view.frame(name) is None]
     if len(candidates) != 1:
         return None
-    for r, rest in view.products(candidates[0]):
+    for r, rest in view.products(view.origin(candidates[0])):
         lin_r = view.gate(r, "Sigmoid")
         if lin_r is None or lin_r.others:
             continue
         operands = _split_operands(view, [lin_z, lin_r])
-        if operands is None or operands[1] != h_prev:
+        if operands is None or view.origin(operands[1]) != h_prev:
             continue
-        x = operands[0]
+        x, h_read = operands
         if reset_after:
             lin_hr = view.linear(rest, 0, hidden, hidden)
-            if lin_hr is None or lin_hr.others or set(lin_hr.weights) != {h_prev} or set(lin_n.weights) != {x}:
+            if lin_hr is None or lin_hr.others or len(lin_hr.weights) != 1 or set(lin_n.weights) != {x}:
                 continue
-            r_n, rb_n = lin_hr.weights[h_prev], lin_hr.bias
+            (read, r_n), rb_n = next(iter(lin_hr.weights.items())), lin_hr.bias
+            if view.origin(read) != h_prev:
+                continue
         else:
-            if rest != h_prev or set(lin_n.weights) != {x, candidates[0]} or lin_n.others:
+            if view.origin(rest) != h_prev or set(lin_n.weights) != {x, candidates[0]} or lin_n.others:
                 continue
             r_n, rb_n = lin_n.weights[candidates[0]], np.zeros(hidden)
         params = {"W": np.concatenate([lin_z.weights[x], lin_r.weights[x], lin_n.weights[x]]),
-                  "R": np.concatenate([lin_z.weights[h_prev], lin_r.weights[h_prev], r_n]),
+                  "R": np.concatenate([lin_z.weights[h_read], lin_r.weights[h_read], r_n]),
                   "Wb": np.concatenate([lin_z.bias, lin_r.bias, lin_n.bias]),
                   "Rb": np.concatenate([np.zeros(2 * hidden), rb_n])}
         return Step("GRU", x, h_prev, h, params, {"hidden_size": hidden, "linear_before_reset": reset_after})
     return None
 
 
-MATCHERS = {"Mul": _match_lstm, "Dense": _match_lstm, "Add": _match_gru}
+MATCHERS = {"Mul": _match_lstm, "Dense": _match_lstm, "Clip": _match_lstm, "Add": _match_gru}  # Clip: a clipped projection
 
 
 

@@ -21,12 +21,20 @@ divided by 2^(f - n_o) with rounding (monotonic, so it commutes with the max).
 Concat (kwscc_concat_s8): inputs already in the output's format are copied; the others are divided
 by 2^(n_i - n_o) with rounding into it. Inputs that all share one format keep it; inputs that are all
 unsigned (zero point -128) stay unsigned at the coarsest step.
+
+Constant operands (an unrolled cell's forget bias, its 1 - z, a folded zero state; broadcast to the
+output's shape by kwscc.passes.broadcast_constants) are int8 arrays in flash, each in the finest
+format that holds its values (constant_format: 1.0 is 64 in Q1.6, not a saturated 127 in Q0.7). A
+constant a Concat copies takes the format of the activations beside it when its values fit there, so
+the copy needs no rescaling and does not coarsen the output.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from kwscc.errors import UnsupportedError
 from kwscc.ir import Node
-from kwscc.quant.formats import Format, act_limits
+from kwscc.quant.formats import MAX_FRAC, MIN_FRAC, ZERO_TENSOR_FRAC, Format, act_limits, round_half_up
 
 ADD_LEFT_SHIFT = 20
 UNSIGNED_ZERO_POINT = -128
@@ -93,3 +101,26 @@ def concat_params(inputs: list[Format], fo: Format) -> list[dict]:
     """Per input: the rescaling copy's arguments (all zero for a plain copy)."""
     return [{"input_offset": 0 if f == fo else -f.zero_point, "right_shift": f.frac - fo.frac,
              "out_offset": 0 if f == fo else fo.zero_point} for f in inputs]
+
+
+def quantize_constant(values: np.ndarray, fmt: Format) -> np.ndarray:
+    """int8 values of a constant operand in `fmt` (rounded half up, saturated)."""
+    q = round_half_up(np.asarray(values, np.float64) * 2.0**fmt.frac) + fmt.zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def fits(values: np.ndarray, fmt: Format) -> bool:
+    """True when every value rounds into `fmt` without saturating."""
+    q = round_half_up(np.asarray(values, np.float64) * 2.0**fmt.frac) + fmt.zero_point
+    return bool(np.all((q >= -128) & (q <= 127)))
+
+
+def constant_format(values: np.ndarray) -> Format:
+    """The finest symmetric format whose int8 range holds every value of a constant operand."""
+    absmax = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    if absmax == 0.0 or not np.isfinite(absmax):
+        return Format(ZERO_TENSOR_FRAC)
+    n = int(np.clip(7 - np.ceil(np.log2(absmax)), MIN_FRAC, MAX_FRAC))
+    while n > MIN_FRAC and not fits(values, Format(n)):
+        n -= 1
+    return Format(n)

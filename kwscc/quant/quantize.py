@@ -27,7 +27,10 @@ import numpy as np
 
 from kwscc.errors import DataError
 from kwscc.ir import Graph, Node
-from kwscc.quant.binary import BINARY_OPS, binary_output_format, binary_params, concat_output_format, concat_params
+from kwscc.quant.binary import (
+    BINARY_OPS, binary_output_format, binary_params, concat_output_format, concat_params, constant_format, fits,
+    quantize_constant,
+)
 from kwscc.ops.activation import TABLE_OPS
 from kwscc.quant import lut
 from kwscc.quant.formats import (
@@ -83,6 +86,8 @@ class QuantModel:
     split: InputSplit | None = None  # the input as hi + lo int8 planes (kwscc.quant.split_input)
     steps: tuple[str, ...] = ()  # the data-driven steps applied (kwscc.quant.refine.STEPS)
     streaming: Streaming | None = None  # the LSTM/GRU state kept between calls (kwscc.streaming)
+    # int8 values of the constant operands of binary ops and Concat (their formats are in `formats`)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def input_format(self) -> Format:
@@ -219,6 +224,27 @@ def _weighted_layer(graph: Graph, node: Node, formats, ranges, per_channel: bool
     )
 
 
+def _constant_operands(qm: QuantModel, node: Node, fmt_for) -> None:
+    """Formats and int8 values of the node's constant inputs not yet quantized; fmt_for(values) picks
+    the format (a constant read by several ops keeps the first one's: each op rescales its inputs)."""
+    for name in node.inputs:
+        t = qm.graph.tensors[name]
+        if t.is_const and name not in qm.constants:
+            qm.formats[name] = fmt = fmt_for(t.data)
+            qm.constants[name] = quantize_constant(t.data, fmt)
+
+
+def _concat_layer(qm: QuantModel, node: Node) -> QLayer:
+    """Constants copied into a Concat take the activations' output format where their values fit in it."""
+    graph, formats = qm.graph, qm.formats
+    live = [formats[t] for t in node.inputs if not graph.tensors[t].is_const or t in qm.constants]
+    beside = concat_output_format(live) if live else None
+    _constant_operands(qm, node, lambda v: beside if beside is not None and fits(v, beside) else constant_format(v))
+    ins = [formats[t] for t in node.inputs]
+    formats[node.outputs[0]] = concat_output_format(ins)
+    return QLayer(node.name, (-128, 127), params={"inputs": concat_params(ins, formats[node.outputs[0]])})
+
+
 def _binary_layer(node: Node, formats, ranges, unsigned, wanted) -> QLayer:
     out = node.outputs[0]
     target = _output_candidates(out, frac_bits_for(_absmax(ranges, out)), unsigned, wanted)[0]
@@ -257,12 +283,10 @@ def quantize(graph: Graph, ranges: dict[str, tuple[float, float]], per_channel: 
         elif node.op == "Softmax":
             formats[node.outputs[0]] = SOFTMAX_OUTPUT
         elif node.op in BINARY_OPS:
+            _constant_operands(qm, node, constant_format)
             qm.layers[node.name] = _binary_layer(node, formats, ranges, unsigned, output_formats or {})
         elif node.op == "Concat":
-            ins = [formats[t] for t in node.inputs]
-            formats[node.outputs[0]] = concat_output_format(ins)
-            qm.layers[node.name] = QLayer(node.name, (-128, 127),
-                                          params={"inputs": concat_params(ins, formats[node.outputs[0]])})
+            qm.layers[node.name] = _concat_layer(qm, node)
         elif node.op in TABLE_OPS:
             out_fmt = lut.output_format(*ranges[node.outputs[0]])
             formats[node.outputs[0]] = out_fmt

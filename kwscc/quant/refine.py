@@ -241,7 +241,7 @@ def correct_biases(qm: QuantModel, samples: dict[str, dict[str, np.ndarray]], va
     values.update({name: quantize_model_input(qm, name, x) for name, x in feeds.items()})
     changed = 0
     for node in graph.nodes():
-        x_q = values[node.inputs[0]]
+        x_q = values.get(node.inputs[0])  # None for a constant operand (binary ops)
         if node.op in ("Conv", "Dense"):
             layer = qm.layers[node.name]
             in_fmt, out_fmt = qm.formats[node.inputs[0]], qm.formats[node.outputs[0]]

@@ -85,7 +85,9 @@ def _binary(qm: QuantModel, node: Node, a: np.ndarray, b: np.ndarray) -> np.ndar
 
 
 def _concat(qm: QuantModel, node: Node, *xs: np.ndarray) -> np.ndarray:
-    parts = [kernels.rescale_s8(x, **p) for x, p in zip(xs, qm.layers[node.name].params["inputs"])]
+    batch = max(x.shape[0] for x in xs)  # a constant input (batch 1) is the same for every sample
+    parts = [kernels.rescale_s8(np.broadcast_to(x, (batch,) + x.shape[1:]), **p)
+             for x, p in zip(xs, qm.layers[node.name].params["inputs"])]
     return np.concatenate(parts, axis=node.attrs["axis"] % parts[0].ndim)
 
 
@@ -129,8 +131,9 @@ MULTI_INPUT_SIMULATORS = {"Add": _binary, "Sub": _binary, "Mul": _binary, "Max":
 def simulate_node(qm: QuantModel, node: Node, values: dict[str, np.ndarray], state: dict | None = None) -> np.ndarray:
     """The int8 output of one node, its inputs read from `values` (tensor name -> int8 batch). state: the
     streaming program's recurrent state (see simulate)."""
-    if node.op in MULTI_INPUT_SIMULATORS:
-        return MULTI_INPUT_SIMULATORS[node.op](qm, node, *(values[t] for t in node.inputs))
+    if node.op in MULTI_INPUT_SIMULATORS:  # constant operands (batch 1) broadcast over the batch
+        return MULTI_INPUT_SIMULATORS[node.op](qm, node, *(values[t] if t in values else qm.constants[t]
+                                                          for t in node.inputs))
     if state is not None and node.op in RECURRENT_OPS:
         return SIMULATORS[node.op](qm, node, values[node.inputs[0]], state.setdefault(node.name, {}))
     return SIMULATORS[node.op](qm, node, values[node.inputs[0]])

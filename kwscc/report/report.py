@@ -93,9 +93,10 @@ def _layer(compiled: Compiled, index: int, call, step: dict[str, int], cpu_build
         "step": step[node.name],
         "output_shape": [int(d) for d in graph.tensors[out].shape],
         "macs": int(getattr(call, "macs", 0)),
-        "weights_bytes": int(sum(a.values.nbytes for a in arrays if a.role == "weights")),
+        "weights_bytes": int(sum(a.values.nbytes for a in arrays if a.role in ("weights", "constant"))),
         "bias_bytes": int(sum(a.values.nbytes for a in arrays if a.role == "bias")),
-        "quant_params_bytes": int(sum(a.values.nbytes for a in arrays if a.role not in ("weights", "bias"))),
+        "quant_params_bytes": int(sum(a.values.nbytes for a in arrays
+                                      if a.role not in ("weights", "constant", "bias"))),
         "arrays": [{"symbol": a.suffix, "role": a.role, "ctype": a.ctype, "bytes": int(a.values.nbytes)}
                    for a in arrays],
         "input_bytes": int(sum(compiled.qm.stored_bytes(t) for t in acts)),

@@ -1,5 +1,6 @@
 """Graphs kwscc refuses get one line on stderr naming what the user wrote, exit 2, and no output folder:
-two inputs, two outputs, a cycle, a broadcast no kernel computes, a two-input op on the legacy backend."""
+two inputs, two outputs, a cycle, a broadcast no kernel computes, a two-input op on the legacy backend.
+A constant operand of any shape is no refusal: it is stored expanded to the output's shape."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +47,8 @@ def activation_broadcast():
 
 
 def const_broadcast():
-    """A constant that varies over H and W cannot fold into the conv's per-channel bias."""
+    """A constant that varies over H and W cannot fold into the conv's per-channel bias: the Add reads it
+    from flash (compiles, see test_constant_operand_compiles)."""
     k = np.arange(36, dtype=np.float32).reshape(1, 1, 6, 6)
     return make_model([_conv("x", "a", "conv_a"), helper.make_node("Add", ["a", "k"], ["y"], name="add_map")],
                       {"x": [1, 1, 6, 6]}, ["y"], {"w": W, "k": k})
@@ -62,8 +64,7 @@ CASES = {
     "two_inputs": (two_inputs, [], "the model has 2 inputs ('x', 'z'); kwscc compiles models with one input and one output"),
     "two_outputs": (two_outputs, [], "the model has 2 outputs ('a', 'b'); kwscc compiles models with one input and one output"),
     "cycle": (cycle, [], "invalid ONNX model: Nodes in a graph must be topologically sorted"),
-    "activation_broadcast": (activation_broadcast, [], "node 'add_mean' (Add): both inputs must be activations of the output's shape"),
-    "const_broadcast": (const_broadcast, [], "node 'add_map' (Add): both inputs must be activations of the output's shape"),
+    "activation_broadcast": (activation_broadcast, [], "node 'add_mean' (Add): an activation input must have the output's shape"),
     "legacy_add": (residual, ["--backend", "cmsis-nn-legacy"],
                    "node 'residual_add' (Add): not supported by the cmsis-nn-legacy backend"),
 }
@@ -81,3 +82,11 @@ def test_bad_graph_one_line_exit_2(tmp_path, capsys, case):
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("kwscc: error: ") and message in err[0], err
     assert not out.exists()
+
+
+def test_constant_operand_compiles(tmp_path, capsys):
+    path = tmp_path / "const_broadcast.onnx"
+    onnx.save(const_broadcast(), str(path))
+    np.savez(tmp_path / "data.npz", x=np.random.default_rng(0).normal(size=(8, 1, 6, 6)).astype(np.float32))
+    assert main([str(path), "-o", str(tmp_path / "out"), "--calib", f"{tmp_path / 'data.npz'}:x"]) == 0
+    assert "add_map" in (tmp_path / "out" / "const_broadcast.c").read_text()

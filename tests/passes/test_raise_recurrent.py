@@ -49,10 +49,13 @@ class Unrolled:
 
 def lstm_layer(u: Unrolled, frames: list[str], *, features=F, folded_step0=False, forget_bias=1.0,
                cell_act="Tanh", shared=True, initial=False, peepholes=False,
-               projection=0, keras=False) -> tuple[list[str], list[str]]:
+               projection=0, keras=False, clip=None, reshape_state=False) -> tuple[list[str], list[str]]:
     """TF BasicLSTMCell: [i, j, f, o] = split(Gemm(concat(x, h))); f gets forget_bias. TF LSTMCell's
     peepholes: i and f also read w * c_prev, o reads w * c; its projection: h = (o * tanh(c)) Wp.
-    `keras`: Keras's unrolled cell, [i, f, j, o] = split(Gemm(x) + MatMul(h)), no forget bias."""
+    `keras`: Keras's unrolled cell, [i, f, j, o] = split(Gemm(x) + MatMul(h)), no forget bias.
+    `clip`: "clip" (ONNX Clip) or "minmax" (Max then Min, TFLite's form) of c to [-0.8, 0.8] (and of a
+    projection to [-0.5, 0.5]); `reshape_state`: h and c reach the next step through Reshapes to [1, 1, n]
+    and back."""
     state = projection or H
     u.weights("lstm_w", features + state, 4 * H)
     u.weights("lstm_b", 4 * H, scale=0.3)
@@ -85,14 +88,30 @@ def lstm_layer(u: Unrolled, frames: list[str], *, features=F, folded_step0=False
         else:
             fg = u.node("Sigmoid", [f if keras else u.node("Add", [f, "fb"], s + "fpre")], s + "f")
             c = u.node("Add", [u.node("Mul", [c, fg], s + "fc"), ig], s + "c")
+        if clip:
+            c = clipped(u, c, 0.8, clip, s + "cc")
         if peepholes:
             o = u.node("Add", [u.node("Mul", [c, w_o], s + "po"), o], s + "opre")
         h = u.node("Mul", [u.node(cell_act, [c], s + "tc"), u.node("Sigmoid", [o], s + "o")], s + "h")
         if projection:
             h = u.node("MatMul", [h, u.weights("proj", H, projection) if t == 0 else "proj"], s + "hp")
+            if clip:
+                h = clipped(u, h, 0.5, clip, s + "hc")
         hs.append(h)
         cs.append(c)
+        if reshape_state:
+            for n in {state, H}:
+                u.inits[f"{n}_3d"], u.inits[f"{n}_2d"] = np.array([1, 1, n], np.int64), np.array([1, n], np.int64)
+            h, c = (u.node("Reshape", [u.node("Reshape", [v, f"{n}_3d"], s + f"{v}3d"), f"{n}_2d"], s + f"{v}2d")
+                    for v, n in ((h, state), (c, H)))
     return hs, cs
+
+
+def clipped(u: Unrolled, x: str, bound: float, form: str, out: str) -> str:
+    lo, hi = u.const(f"lo{bound}", -bound), u.const(f"hi{bound}", bound)
+    if form == "clip":
+        return u.node("Clip", [x, lo, hi], out)
+    return u.node("Min", [u.node("Max", [x, lo], out + "_lo"), hi], out)
 
 
 def gru_layer(u: Unrolled, frames: list[str], *, reset_after: bool, folded_step0=False,
@@ -249,4 +268,56 @@ def test_a_cell_that_fails_the_numeric_check_is_left_alone(tmp_path, monkeypatch
     monkeypatch.setattr(raise_recurrent, "TOLERANCE", -1.0)  # nothing can agree: every raise is refused
     graph = compiled_graph(path)
     assert not recurrent_nodes(graph) and graph.ops().count("Sigmoid") == 3 * T - 1  # step 0: f * 0 folded
+    assert_matches_onnxruntime(path, graph)
+
+
+@pytest.mark.parametrize("form", ["clip", "minmax"])
+def test_cell_and_projection_clips_are_read(tmp_path, form):
+    u = Unrolled()
+    hs, _ = lstm_layer(u, [f"x{t}" for t in range(T)], folded_step0=True, peepholes=True, projection=3, clip=form)
+    path = u.model(hs[-1], tmp_path / "clipped.onnx")
+    graph = compiled_graph(path)
+    (lstm,) = recurrent_nodes(graph)
+    assert (lstm.attrs["cell_clip"], lstm.attrs["proj_clip"]) == (pytest.approx(0.8), pytest.approx(0.5))
+    assert not {"Clip", "Max", "Min", "Sigmoid"} & set(graph.ops())
+    assert_matches_onnxruntime(path, graph)
+
+
+def test_an_asymmetric_cell_clip_stays_plain_ops(tmp_path):
+    """The canonical cell clip is symmetric: a clip to [-0.8, 0.5] is no LSTM the op can express."""
+    u = Unrolled()
+    hs, _ = lstm_layer(u, [f"x{t}" for t in range(T)], folded_step0=True, clip="clip")
+    u.inits["lo0.8"] = np.asarray(-0.5, np.float32)
+    path = u.model(hs[-1], tmp_path / "asymmetric.onnx")
+    graph = compiled_graph(path)
+    assert not recurrent_nodes(graph)
+    assert_matches_onnxruntime(path, graph)
+
+
+def test_states_reshaped_between_steps(tmp_path):
+    u = Unrolled()
+    hs, _ = lstm_layer(u, [f"x{t}" for t in range(T)], reshape_state=True, peepholes=True)
+    path = u.model(hs[-1], tmp_path / "reshaped.onnx")
+    graph = compiled_graph(path)
+    (lstm,) = recurrent_nodes(graph)
+    assert lstm.attrs["output"] == "last" and "Sigmoid" not in graph.ops()
+    assert_matches_onnxruntime(path, graph)
+
+
+def test_a_stack_of_every_step_reads_the_sequence_output(tmp_path):
+    """TF's stack of the step outputs (Unsqueeze + Concat here, PACK in TFLite) into [1, T, H]: the
+    raised node's sequence output, reshaped, with no per-step Crop left."""
+    u = Unrolled()
+    hs = gru_layer(u, [f"x{t}" for t in range(T)], reset_after=True, folded_step0=True)
+    u.inits["axes"], u.inits["flat_shape"] = np.array([1], np.int64), np.array([1, T * H], np.int64)
+    frames = [u.node("Unsqueeze", [h, "axes"], f"h{t}_3d") for t, h in enumerate(hs)]
+    seq = u.node("Concat", frames, "stack", axis=1)
+    flat = u.node("Reshape", [seq, "flat_shape"], "flat")
+    u.nodes.append(helper.make_node("Gemm", [flat, u.weights("fc_w", T * H, CLASSES), u.weights("fc_b", CLASSES)],
+                                    ["y"], name="head"))
+    path = save(make_model(u.nodes, {"x": [1, T, F]}, {"y": [1, CLASSES]}, u.inits), tmp_path, "stack.onnx")
+    graph = compiled_graph(path)
+    (gru,) = recurrent_nodes(graph)
+    assert gru.attrs["output"] == "sequence"
+    assert not {"Crop", "Concat"} & set(graph.ops()), graph.ops()
     assert_matches_onnxruntime(path, graph)
