@@ -10,6 +10,8 @@ from kwscc.ir import Graph
 from kwscc.ir.execute import run_float
 from kwscc.passes import (
     DEFAULT_PIPELINE,
+    broadcast_constants,
+    clip_bounds,
     fold_batchnorm,
     fold_constants,
     fold_zeros,
@@ -453,12 +455,40 @@ def test_fold_zeros(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------
+# clip_bounds, broadcast_constants
+# ---------------------------------------------------------------------------------------------------
+def test_min_max_with_a_constant_bound_become_one_clip(tmp_path):
+    """Max(x, -2) then Min(., 3) is one Clip [-2, 3]; a Max of two activations and a Min with a vector
+    bound stay."""
+    nodes = [node("Max", ["x", "lo"], ["a"]), node("Min", ["a", "hi"], ["b"]), node("Max", ["b", "x"], ["c"]),
+             node("Min", ["c", "vec"], ["y"])]
+    g = graph_of(tmp_path, nodes, {"x": [1, 4]}, ["y"], {"lo": np.array([-2.0], np.float32),
+                                                        "hi": np.array(3.0, np.float32), "vec": rnd(4)})
+    after, (changed,) = apply(g, clip_bounds.run)
+    assert changed
+    assert [(n.op, n.attrs) for n in after.nodes()] == [
+        ("Clip", {"min": -2.0, "max": 3.0}), ("Max", {}), ("Min", {})]
+    assert_same_outputs(g, after, feeds={"x": rnd(1, 4, scale=4.0)})
+
+
+def test_constant_operands_are_expanded_once_per_shape(tmp_path):
+    nodes = [node("Sub", ["one", "x"], ["a"]), node("Mul", ["a", "w"], ["b"]), node("Add", ["b", "one"], ["y"])]
+    g = graph_of(tmp_path, nodes, {"x": [1, 4]}, ["y"], {"one": np.array([1.0], np.float32), "w": rnd(4)})
+    after, (changed,) = apply(g, broadcast_constants.run)
+    assert changed
+    sub, mul, add = after.nodes()
+    assert sub.inputs[0] == add.inputs[1] and after.tensors[sub.inputs[0]].shape == (1, 4)  # one copy of "one"
+    assert after.tensors[mul.inputs[1]].shape == (1, 4)
+    assert_same_outputs(g, after)
+
+
+# ---------------------------------------------------------------------------------------------------
 # The default pipeline
 # ---------------------------------------------------------------------------------------------------
 def test_pipeline_order():
     assert [name for name, _ in DEFAULT_PIPELINE] == [
-        "fold_constants", "remove_identity", "fold_zeros", "raise_recurrent", "fold_batchnorm", "fuse_activation",
-        "to_nhwc", "simplify_layout", "fold_pad", "fold_constants",
+        "fold_constants", "remove_identity", "fold_zeros", "clip_bounds", "raise_recurrent", "fold_batchnorm",
+        "fuse_activation", "to_nhwc", "simplify_layout", "fold_pad", "fold_constants", "broadcast_constants",
     ]
 
 
