@@ -8,7 +8,8 @@ import numpy as np
 from kwscc.backends.base import Backend, read_sources, render_model, tensor_pointer
 from kwscc.backends.cmsis_nn import constraints, kernel_choice, own_kernels
 from kwscc.backends.cmsis_nn.kernels import (
-    KWSCC_KERNELS, POW2_MULTIPLIER, KernelCall, attach_constants, lower, raster_overlap, shared_multiplier_channels,
+    KWSCC_KERNELS, POW2_MULTIPLIER, KernelCall, attach_constants, lower, raster_overlap, share_identical_arrays,
+    shared_multiplier_channels,
 )
 from kwscc.codegen import c_float_literal
 from kwscc.ir.layout import input_walk
@@ -48,14 +49,14 @@ class CmsisNNBackend(Backend):
         calls = []
         optimize = getattr(self.options, "optimize", "balanced")
         kernels = getattr(self.options, "kernels", "auto")
-        constants: dict[str, str] = {}
         for node in qm.graph.nodes():
             layer_prefix = f"{prefix}_l{len(calls):02d}"
             call = lower(qm, node, layer_prefix, CPU_BUILDS[cpu])
             if call is not None:
-                attach_constants(qm, call, layer_prefix, constants)
+                attach_constants(qm, call, layer_prefix)
                 calls.append(kernel_choice.choose(qm, node, call, layer_prefix, cpu, CPU_BUILDS[cpu], optimize,
                                                   kernels))
+        share_identical_arrays(calls)
         return calls
 
     def scratch(self, calls: list[KernelCall], cpu: str, split: bool = True) -> dict[str, int]:
@@ -115,7 +116,8 @@ class CmsisNNBackend(Backend):
         return {
             "index": index, "op": call.node.op, "comment": c_comment(f"'{call.node.name}'"),
             "function": call.function, "template": f"cmsis_nn/{call.template}", "p": call.params,
-            "arrays": [{"symbol": a.suffix, "ctype": a.ctype, "data": a.values, "role": a.role} for a in call.arrays],
+            "arrays": [{"symbol": a.suffix, "ctype": a.ctype, "data": a.values, "role": a.role, "shared": a.shared}
+                       for a in call.arrays],
             "input": inputs[0], "output": tensor_pointer(plan, call.node.outputs[0]), "inputs": inputs,
             "scratch_ptr": f"(arena + {scratch.offset})" if scratch else "NULL",
             "scratch_size": scratch.size if scratch else 0, "name": name,

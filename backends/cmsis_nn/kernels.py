@@ -47,7 +47,8 @@ class ConstArray:
     suffix: str  # symbol is <prefix>_<suffix>
     ctype: str
     values: np.ndarray
-    role: str  # weights | bias | shift | multiplier | table
+    role: str  # weights | bias | shift | multiplier | table | constant (an operand of a binary op / Concat)
+    shared: bool = False  # an earlier call defines the same bytes under this symbol (share_identical_arrays)
 
 
 @dataclass(slots=True)
@@ -424,18 +425,30 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
                       state_initial=((0, initial),) if qm.streaming and initial is not None else ())
 
 
-def attach_constants(qm: QuantModel, call: KernelCall, prefix: str, emitted: dict[str, str]) -> None:
-    """The call reads its constant operands (kwscc.quant.binary) from const arrays in flash; the first
-    call reading a constant holds its array, later calls reuse the symbol (`emitted`: tensor -> symbol)."""
+def attach_constants(qm: QuantModel, call: KernelCall, prefix: str) -> None:
+    """The call reads its constant operands (kwscc.quant.binary) from const arrays in flash."""
     if call.node.op not in MULTI_INPUT_OPS:
         return
     for i, t in enumerate(call.node.inputs):
-        if t not in qm.constants:
-            continue
-        if t not in emitted:
-            emitted[t] = f"{prefix}_c{i}"
-            call.arrays.append(ConstArray(emitted[t], "int8_t", qm.constants[t].reshape(-1), "constant"))
-        call.constant_inputs[i] = emitted[t]
+        if t in qm.constants:
+            call.constant_inputs[i] = f"{prefix}_c{i}"
+            call.arrays.append(ConstArray(call.constant_inputs[i], "int8_t", qm.constants[t].reshape(-1), "constant"))
+
+
+def share_identical_arrays(calls: list[KernelCall]) -> None:
+    """Arrays with the bytes of an earlier call's array (an unrolled cell's T steps reading one weight
+    tensor, one constant read by several ops) take its symbol and are not defined again: flash holds
+    each once."""
+    first: dict[tuple, str] = {}
+    for call in calls:
+        for array in call.arrays:
+            key = (array.ctype, array.role, array.values.shape, array.values.tobytes())
+            if key in first:
+                old = array.suffix
+                array.suffix, array.shared = first[key], True
+                call.constant_inputs = {i: array.suffix if s == old else s for i, s in call.constant_inputs.items()}
+            else:
+                first[key] = array.suffix
 
 
 def lower(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> KernelCall | None:

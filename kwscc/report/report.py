@@ -78,7 +78,7 @@ def _writer_layers(compiled: Compiled) -> dict[str, int]:
 def _layer(compiled: Compiled, index: int, call, step: dict[str, int], cpu_build: str | None,
            writers: dict[str, int]) -> dict:
     node, graph, plan = call.node, compiled.graph, compiled.plan
-    arrays = list(getattr(call, "arrays", []))
+    arrays = [a for a in getattr(call, "arrays", []) if not getattr(a, "shared", False)]  # flash holds each once
     out = node.outputs[0]
     where, offset = plan.location(out)
     scratch = plan.scratch(node.name)
