@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import helper
 
 from kwscc.driver import CompileOptions, Compiled, compile_model
 from kwscc.quant.simulate import simulate_float_inputs
 from tests.e2e import kws_shared as kws
 from tests.installed import kwscc_script
 from tests.installed import run_ok as run
+from tests.models_util import make_model, save
 from tests.system_packages import require_commands
 from tests.third_party import library
 
@@ -159,3 +161,32 @@ def test_make_and_cmake_include_the_fragments(kernels, tmp_path):
         run([program, tmp_path / "in.f32", tmp_path / "out.i8"])
         out = np.fromfile(tmp_path / "out.i8", np.int8).reshape(SAMPLES, -1)
         np.testing.assert_array_equal(out, simulated("dnn_s", cpu), err_msg=str(program))
+
+
+def test_a_model_calling_no_cmsis_nn_function(tmp_path):
+    """A dense layer with ReLU on the Cortex-M4 runs on kwscc's own kernel (in NAME.c): its CMSIS-NN list is
+    empty, and with CMSIS_NN_PATH set it still builds, through kwscc_add_model and through include(NAME.cmake)."""
+    require_commands("cmake", "make")
+    lib = library("cmsis_nn")
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["y"]), helper.make_node("Relu", ["y"], ["z"])]
+    weights = {"w": rng.normal(0, 0.3, (64, 32)), "b": rng.normal(0, 0.1, 32)}
+    model = save(make_model(nodes, {"x": [1, 64]}, ["z"], weights), tmp_path, "dense.onnx")
+    np.save(tmp_path / "calib.npy", rng.normal(0, 1, (16, 64)).astype(np.float32))
+    run([kwscc_script(), model, "--calib", tmp_path / "calib.npy", "-o", tmp_path / "out", "--name", "dense_out"])
+    assert (tmp_path / "out" / "dense_out_cmsis_nn_sources.txt").read_text() == ""
+    build = tmp_path / "build"
+    cmake_dir = run([kwscc_script(), "--cmake-dir"]).stdout.strip()
+    run(["cmake", "-S", HERE / "own_kernels_project", "-B", build, f"-Dkwscc_DIR={cmake_dir}",
+         f"-DKWSCC_EXECUTABLE={kwscc_script()}", f"-DMODEL={model}", f"-DCALIB={tmp_path / 'calib.npy'}",
+         f"-DOUT={tmp_path / 'out'}", f"-DCMSIS_NN_PATH={lib}"])
+    run(["cmake", "--build", build])
+    x = rng.normal(0, 1, (3, 64)).astype(np.float32)
+    x.tofile(tmp_path / "in.f32")
+    run([build / "both", tmp_path / "in.f32", tmp_path / "a.i8", tmp_path / "b.i8"])
+    compiled = compile_model(model, CompileOptions(calib=str(tmp_path / "calib.npy")))
+    assert "arm_" not in "".join(call.function for call in compiled.calls)
+    graph = compiled.graph
+    expected = simulate_float_inputs(compiled.qm, {graph.inputs[0]: x}, compiled.backend.simulate)[graph.outputs[0]]
+    for out in ("a.i8", "b.i8"):
+        np.testing.assert_array_equal(np.fromfile(tmp_path / out, np.int8).reshape(3, -1), expected.reshape(3, -1))
