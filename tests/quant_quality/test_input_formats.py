@@ -13,7 +13,7 @@ from kwscc.quant.refine import (
     QuantOptions, choose_input_format, choose_softmax_input_ranges, quantize_calibrated, sample_values,
 )
 from kwscc.quant.simulate import quantize_model_input, simulate, simulate_float_inputs
-from kwscc.quant.split_input import InputSplit, find_split, quantize_split, split_weights
+from kwscc.quant.split_input import InputSplit, find_split, joined, quantize_split, split_weights
 from tests.e2e import kws_shared as kws
 
 
@@ -60,6 +60,22 @@ def test_find_split_rules(small_models):
     assert find_split(dnn) is None  # a Dense first layer would double a whole matrix
     convnet = run_pipeline(read_model(small_models["convnet"][0]))
     assert find_split(convnet) is not None
+
+
+def test_a_recurrent_first_layer_reads_the_joined_planes():
+    """An LSTM/GRU reading the input through reshapes is split: per time step F hi then F lo, which the GRU
+    kernel joins to hi * 16 + lo, the input on a grid 16x finer than its Qm.n."""
+    graph = run_pipeline(read_model(kws.KWS / "recurrent" / "keras_gru.onnx"))
+    split = find_split(graph)
+    assert split is not None and split.recurrent and split.channels == 10 and graph.node(split.layer).op == "GRU"
+    x = np.random.default_rng(2).uniform(-61, 23, (3, 490)).astype(np.float32)
+    planes = quantize_split(x, Format(1), split)
+    assert planes.shape == (3, 980)
+    frames = planes.reshape(3, 49, 20)
+    np.testing.assert_array_equal(frames[..., :10], quantize_input(x, Format(1)).reshape(3, 49, 10))
+    values = joined(frames, split.bits)
+    assert values.shape == (3, 49, 10)
+    assert np.max(np.abs(values * 2.0 ** -(1 + split.bits) - x.reshape(3, 49, 10))) <= 2.0 ** -6 + 1e-6
 
 
 def test_split_model_simulates_its_reshapes_and_matches_float(small_models):
