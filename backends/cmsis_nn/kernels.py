@@ -25,15 +25,22 @@ MULTI_INPUT_OPS = ("Add", "Sub", "Mul", "Max", "Min", "Concat")
 KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8", "kwscc_table_s8", "kwscc_pad_s8",
                  "kwscc_transpose_s8", "kwscc_crop_s8",
                  # the faster kernels of backends/cmsis_nn/own_kernels.py and the helpers they share
-                 "kwscc_simd", "kwscc_requantize", "kwscc_sxtab16_ror8", "kwscc_sxtb16_ror8",
+                 "kwscc_simd", "kwscc_requantize", "kwscc_sxtab16_ror8", "kwscc_sxtb16_ror8", "kwscc_load2",
                  "kwscc_rnn_s16", "kwscc_gru_s8", "kwscc_lstm_s8", "kwscc_dot_row",
                  "kwscc_dot_rows", "kwscc_dense_s8", "kwscc_pointwise_s8", "kwscc_im2col_s8", "kwscc_conv_s8",
-                 "kwscc_depthwise_s8", "kwscc_pack16", "kwscc_load2", "kwscc_widen_s8", "kwscc_dot_wide",
+                 "kwscc_depthwise_s8", "kwscc_pack16", "kwscc_widen_s8", "kwscc_dot_wide",
                  "kwscc_pointwise_wide_s8", "kwscc_conv_wide_s8", "kwscc_depthwise_wide_s8")
 
 
 # what kwscc_gru_s8 and kwscc_lstm_s8 need: their integer helpers and the SIMD dot product's intrinsics
-RNN_HELPERS = ("kwscc_simd", "kwscc_sxtb16_ror8", "kwscc_rnn_s16")
+RNN_HELPERS = ("kwscc_simd", "kwscc_sxtb16_ror8", "kwscc_load2", "kwscc_rnn_s16")
+
+
+def rnn_wide_bytes(*lengths: int) -> dict[str, int]:
+    """Scratch of the recurrent kernels' widened inputs (kwscc_rnn_widen: 2 words per 4 values of each vector),
+    per build: none without the DSP extension (the plain C reads the int8 values)."""
+    wide = sum(8 * (n // 4) for n in lengths)
+    return {"c": 0, "dsp": wide, "mve": wide}
 
 
 def align4(n: int) -> int:
@@ -384,12 +391,13 @@ def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
               "gate_values": 4 * size + (size + 1) // 2, "cell_bytes": align4(2 * size)}
     state = align4(2 * size) + align4(out_size)
     work = 2 * params["gate_values"]  # four int16 buffers, then o * tanh(c) as int8 (size bytes, rounded up)
-    scratch = work if qm.streaming else align4(work + 2 * size + out_size)
+    params["wide_offset"] = align4(work if qm.streaming else work + 2 * size + out_size)  # the widened vectors
+    widened = rnn_wide_bytes(features, max(size, out_size))
     macs = steps * (4 * size * (features + out_size) + (0 if layer.projection is None else size * out_size))
     slots = ((0, "initial_cell"), (params["cell_bytes"], "initial_hidden"))  # the cell, then the hidden state
     initial = tuple((offset, params[key]) for offset, key in slots if params[key] is not None)
     return KernelCall(node, KWSCC_LSTM, "ops/kwscc_lstm.c.j2", params,
-                      {"c": scratch, "dsp": scratch, "mve": scratch}, macs, arrays,
+                      {build: params["wide_offset"] + extra for build, extra in widened.items()}, macs, arrays,
                       kernels=RNN_HELPERS + (KWSCC_LSTM,), state=state if qm.streaming else 0,
                       state_initial=initial if qm.streaming else ())
 
@@ -418,10 +426,13 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
               "gates": gates, "linear_before_reset": layer.linear_before_reset, "last_only": layer.last_only,
               "streaming": qm.streaming is not None, "initial_hidden": initial, "split_bits": layer.split_bits}
     state = align4(2 * size) if qm.streaming else 0
-    scratch = align4((4 if qm.streaming else 5) * 2 * size + 2 * size)
-    macs = steps * 3 * size * (params["input_size"] * (2 if layer.split_bits else 1) + size)
-    return KernelCall(node, "kwscc_gru_s8", "ops/gru.c.j2", params, {"c": scratch, "dsp": scratch, "mve": scratch},
-                      macs, arrays, kernels=RNN_HELPERS + ("kwscc_gru_s8",), state=state,
+    params["wide_offset"] = align4((4 if qm.streaming else 5) * 2 * size + 2 * size)  # then the widened vectors
+    columns = params["input_size"] * (2 if layer.split_bits else 1)  # a split input: hi, then lo
+    widened = rnn_wide_bytes(params["input_size"], params["input_size"] if layer.split_bits else 0, size)
+    macs = steps * 3 * size * (columns + size)
+    return KernelCall(node, "kwscc_gru_s8", "ops/gru.c.j2", params,
+                      {build: params["wide_offset"] + extra for build, extra in widened.items()}, macs, arrays,
+                      kernels=RNN_HELPERS + ("kwscc_gru_s8",), state=state,
                       state_initial=((0, initial),) if qm.streaming and initial is not None else ())
 
 
