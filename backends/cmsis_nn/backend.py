@@ -121,7 +121,7 @@ class CmsisNNBackend(Backend):
             "input": inputs[0], "output": tensor_pointer(plan, call.node.outputs[0]), "inputs": inputs,
             "scratch_ptr": f"(arena + {scratch.offset})" if scratch else "NULL",
             "scratch_size": scratch.size if scratch else 0, "name": name,
-            "state_ptr": f"((int8_t *){name}_state + {state})" if state is not None else "NULL",
+            "state_ptr": f"(state + {state})" if state is not None else "NULL",  # NAME_run_stream's state
             "node": call.node.name,
         }
 

@@ -30,10 +30,12 @@ def harness_source(compiled: Compiled) -> str:
         name=name, NAME=name.upper(), reset_every=calls_per_clip(compiled.qm) if compiled.qm.streaming else 0)
 
 
-def build_host_program(compiled: Compiled, work: Path, sanitize: bool = False, opt: str = "-O2") -> Path:
-    """OUT files + host kernels + harness in `work`, compiled warning-free into work/prog."""
+def build_host_program(compiled: Compiled, work: Path, sanitize: bool = False, opt: str = "-O2",
+                       main: str | None = None) -> Path:
+    """OUT files + host kernels + harness (or the C program `main`) in `work`, compiled warning-free into
+    work/prog."""
     write_outputs(output_files(compiled, True, {}), work)
-    (work / "main.c").write_text(harness_source(compiled))
+    (work / "main.c").write_text(harness_source(compiled) if main is None else main)
     host = work / compiled.backend.host_dir_name
     sources = sorted(str(p) for p in work.glob("*.c")) + sorted(str(p) for p in host.glob("*.c"))
     cmd = [compiler(), *WARNINGS, opt, *(SANITIZE if sanitize else []), f"-I{work}", f"-I{host}", *sources,

@@ -89,6 +89,8 @@ def test_streaming_header_and_state():
     header = stream.files["gru_s_rnnop.h"]
     assert "#define GRU_S_RNNOP_STREAM_FRAMES 5" in header and "#define GRU_S_RNNOP_CLIP_FRAMES 25" in header
     assert "#define GRU_S_RNNOP_STATE_SIZE 308 " in header and "void gru_s_rnnop_reset_state(void);" in header
+    assert "int gru_s_rnnop_run_stream(const int8_t *input, int8_t *output, void *arena, void *state);" in header
+    assert "void gru_s_rnnop_reset_stream(void *state);" in header
     assert stream.graph.tensors[stream.graph.inputs[0]].shape == (1, 50)
 
 
@@ -180,3 +182,92 @@ def test_unrolled_cells_raised_then_streamed(tmp_path):
     assert np.array_equal(c_out, simulate_stream(stream.qm, x))
     whole_c, _ = run_compiled(whole, x, False, "host", None)
     assert np.array_equal(c_out.reshape(3, T, -1)[:, -1], whole_c)
+
+
+# Two streams through NAME_run_stream, each with its own state and one shared arena, calls interleaved (A0 B0 A1
+# B1 ...), then each clip alone through NAME_run and the static state; then stream A's buffer reset and fed clip B.
+TWO_STREAMS_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+
+#include "MODEL.h"
+
+static float x[2][CALLS][MODEL_UPPER_INPUT_SIZE];
+static int8_t q[MODEL_UPPER_QUANTIZED_INPUT_SIZE];
+static int8_t y[MODEL_UPPER_OUTPUT_SIZE];
+static int32_t arena[(MODEL_UPPER_ARENA_SIZE + 3) / 4];
+static int32_t state[2][MODEL_UPPER_STATE_SIZE / 4];
+
+static int call(FILE *out, int stream, int clip, int t, int own_state)
+{
+    MODEL_quantize_input(x[clip][t], q);
+    if ((own_state ? MODEL_run_stream(q, y, arena, state[stream]) : MODEL_run(q, y)) != 0) {
+        return 1;
+    }
+    return fwrite(y, 1, MODEL_UPPER_OUTPUT_SIZE, out) != MODEL_UPPER_OUTPUT_SIZE;
+}
+
+int main(int argc, char **argv)
+{
+    FILE *in, *out;
+    int s, t, failed = 0;
+    if (argc != 3 || (in = fopen(argv[1], "rb")) == NULL || (out = fopen(argv[2], "wb")) == NULL) {
+        return 2;
+    }
+    if (fread(x, sizeof x, 1, in) != 1) {
+        return 2;
+    }
+    MODEL_reset_stream(state[0]);
+    MODEL_reset_stream(state[1]);
+    for (t = 0; t < CALLS; ++t) {
+        for (s = 0; s < 2; ++s) {
+            failed |= call(out, s, s, t, 1);
+        }
+    }
+    for (s = 0; s < 2; ++s) {
+        MODEL_reset_state();
+        for (t = 0; t < CALLS; ++t) {
+            failed |= call(out, 0, s, t, 0);
+        }
+    }
+    MODEL_reset_stream(state[0]);
+    for (t = 0; t < CALLS; ++t) {
+        failed |= call(out, 0, 1, t, 1);
+    }
+    fclose(in);
+    fclose(out);
+    return failed;
+}
+"""
+
+
+@pytest.mark.parametrize("form", ["initial_state", "stacked"])
+def test_two_streams_share_one_model(tmp_path, form):
+    """NAME_run_stream: two streams, each with its own state buffer, one arena; interleaved they give what each
+    gives alone (NAME_run, the static state), and the simulator's stream, call for call; NAME_reset_stream
+    restarts a buffer. Both streaming kernels with state: kwscc_lstm_s8 from a nonzero initial state, and
+    arm_nn_lstm_step_s8 feeding kwscc_gru_s8. ASan/UBSan build."""
+    from kwscc.validate.host import build_host_program, run_host_program
+    from tests.frontends.recurrent_models import onnx_rnn
+
+    rng = np.random.default_rng(11)
+    if form == "initial_state":
+        path = onnx_rnn(tmp_path, op="LSTM", peepholes=True, initial=True, seq=9, features=6, hidden=7, seed=9)
+        steps, features, frames = 9, 6, 3
+    else:
+        path, steps, features, frames = stacked_model(tmp_path / "stacked.onnx"), 8, 4, 2
+    np.save(tmp_path / "calib.npy", rng.normal(0, 1, (32, steps, features)).astype(np.float32))
+    stream = compile_model(path, CompileOptions(calib=str(tmp_path / "calib.npy"), streaming=frames))
+    x = rng.normal(0, 1, (2, steps, features)).astype(np.float32)
+    calls, name = calls_per_clip(stream.qm), stream.name
+    main = (TWO_STREAMS_MAIN.replace("MODEL_UPPER", name.upper()).replace("MODEL", name)
+            .replace("CALLS", str(calls)))
+    prog = build_host_program(stream, tmp_path / "c", sanitize=True, main=main)
+    out = run_host_program(prog, as_calls(stream.qm, x), stream.graph.tensors[stream.graph.outputs[0]].shape[-1])
+    interleaved, alone, restarted = out[:2 * calls], out[2 * calls:4 * calls], out[4 * calls:]
+    expected = simulate_stream(stream.qm, x).reshape(2, calls, -1)
+    assert np.array_equal(alone.reshape(2, calls, -1), expected)
+    assert np.array_equal(interleaved.reshape(calls, 2, -1).transpose(1, 0, 2), expected)
+    assert np.array_equal(restarted, expected[1])
+    assert not np.array_equal(expected[0], expected[1])  # the two streams differ: a shared state would show
