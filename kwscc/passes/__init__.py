@@ -10,7 +10,7 @@ from kwscc.check.graph import check_graph
 from kwscc.ir import Graph
 from kwscc.passes import (
     broadcast_constants, clip_bounds, fold_batchnorm, fold_constants, fold_pad, fold_zeros, fuse_activation,
-    raise_recurrent, remove_identity, simplify_layout, to_nhwc,
+    hard_sigmoid, raise_recurrent, remove_identity, simplify_layout, to_nhwc,
 )
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ DEFAULT_PIPELINE: list[tuple[str, Pass]] = [
     ("remove_identity", remove_identity.run),
     ("fold_zeros", fold_zeros.run),  # an unrolled loop's first step from a zero state, as converters fold it
     ("clip_bounds", clip_bounds.run),  # Max/Min with a constant bound -> Clip: cell clips, then fusion
+    ("hard_sigmoid", hard_sigmoid.run),  # before fuse_activation folds its Clip into the Add
     ("raise_recurrent", raise_recurrent.run),  # before fusion and layout passes change the cells' ops
     ("fold_batchnorm", fold_batchnorm.run),
     ("fuse_activation", fuse_activation.run),  # before the layout change: Relu then sits right after its producer

@@ -96,6 +96,7 @@ def test_unrecognised_cell_compiles_as_plain_ops(plain_cell):
     ops = set(compiled.graph.ops())
     assert not ops & {"LSTM", "GRU"} and {"Mul", "Sub", "Concat"} <= ops
     assert "Max" not in ops and "Min" not in ops  # clamps: fused into the op before them, or tables
+    assert compiled.graph.ops().count("HardSigmoid") == 2 * T  # each gate's MUL, ADD, MAXIMUM, MINIMUM: one table
     constants = [a for call in compiled.calls for a in call.arrays if a.role == "constant"]
     assert any(a.shared for a in constants) and not all(a.shared for a in constants)  # 0.2, 0.5: once each
     weights = [a for call in compiled.calls if call.node.op == "Dense" for a in call.arrays if a.role == "weights"]

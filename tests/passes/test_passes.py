@@ -13,6 +13,7 @@ from kwscc.passes import (
     broadcast_constants,
     clip_bounds,
     fold_batchnorm,
+    hard_sigmoid,
     fold_constants,
     fold_zeros,
     fuse_activation,
@@ -471,6 +472,37 @@ def test_min_max_with_a_constant_bound_become_one_clip(tmp_path):
     assert_same_outputs(g, after, feeds={"x": rnd(1, 4, scale=4.0)})
 
 
+@pytest.mark.parametrize("form", ["affine_then_clip", "relu6_over_6"])
+def test_hard_sigmoid_arithmetic_becomes_one_table_op(tmp_path, form):
+    if form == "affine_then_clip":  # TF / Keras 2: min(max(0.2 x + 0.5, 0), 1), constants on either side
+        nodes = [node("Mul", ["a", "x"], ["m"]), node("Add", ["m", "b"], ["s"]), node("Max", ["s", "zero"], ["c"]),
+                 node("Min", ["one", "c"], ["y"])]
+        inits = {"a": np.array(0.2, np.float32), "b": np.array([0.5], np.float32)}
+    else:  # relu6(x + 3) / 6
+        nodes = [node("Add", ["x", "b"], ["s"]), node("Max", ["s", "zero"], ["c0"]), node("Min", ["c0", "six"], ["c"]),
+                 node("Mul", ["c", "sixth"], ["y"])]
+        inits = {"b": np.array(3.0, np.float32), "six": np.array(6.0, np.float32),
+                 "sixth": np.array(1 / 6, np.float32)}
+    inits |= {"zero": np.array(0.0, np.float32), "one": np.array(1.0, np.float32)}
+    g = graph_of(tmp_path, nodes, {"x": [1, 4]}, ["y"], inits)
+    after, flags = apply(g, clip_bounds.run, hard_sigmoid.run)
+    assert flags == [True, True]
+    (hs,) = after.nodes()
+    assert hs.op == "HardSigmoid" and hs.attrs == pytest.approx(
+        {"alpha": 0.2, "beta": 0.5} if form == "affine_then_clip" else {"alpha": 1 / 6, "beta": 0.5})
+    assert_same_outputs(g, after, feeds={"x": rnd(1, 4, scale=4.0)})
+
+
+def test_an_affine_clip_read_elsewhere_stays(tmp_path):
+    nodes = [node("Mul", ["x", "a"], ["m"]), node("Add", ["m", "b"], ["s"]), node("Clip", ["s", "zero", "one"], ["c"]),
+             node("Add", ["c", "m"], ["y"])]
+    inits = {"a": np.array(0.2, np.float32), "b": np.array(0.5, np.float32), "zero": np.array(0.0, np.float32),
+             "one": np.array(1.0, np.float32)}
+    g = graph_of(tmp_path, nodes, {"x": [1, 4]}, ["y"], inits)
+    after, (changed,) = apply(g, hard_sigmoid.run)
+    assert not changed and after.ops() == ["Mul", "Add", "Clip", "Add"]
+
+
 def test_constant_operands_are_expanded_once_per_shape(tmp_path):
     nodes = [node("Sub", ["one", "x"], ["a"]), node("Mul", ["a", "w"], ["b"]), node("Add", ["b", "one"], ["y"])]
     g = graph_of(tmp_path, nodes, {"x": [1, 4]}, ["y"], {"one": np.array([1.0], np.float32), "w": rnd(4)})
@@ -487,7 +519,8 @@ def test_constant_operands_are_expanded_once_per_shape(tmp_path):
 # ---------------------------------------------------------------------------------------------------
 def test_pipeline_order():
     assert [name for name, _ in DEFAULT_PIPELINE] == [
-        "fold_constants", "remove_identity", "fold_zeros", "clip_bounds", "raise_recurrent", "fold_batchnorm",
+        "fold_constants", "remove_identity", "fold_zeros", "clip_bounds", "hard_sigmoid", "raise_recurrent",
+        "fold_batchnorm",
         "fuse_activation", "to_nhwc", "simplify_layout", "fold_pad", "fold_constants", "broadcast_constants",
     ]
 
