@@ -96,7 +96,27 @@ def _check_steps(r, where: str, steps: int, body) -> None:
     if steps > MAX_STEPS:
         raise UnsupportedError(f"{where}: the loop runs {steps} steps; kwscc unrolls loops and supports at most "
                                f"{MAX_STEPS} (docs/limits.md)")
-    check_node_count(len(r.graph) + steps * len(body.node), where)
+    check_node_count(len(r.graph) + steps * _step_size(r, body), where)
+
+
+def _step_size(r, body) -> int:
+    """Operations one step of `body` adds: its nested loops count their body times their trip count
+    where that is a constant (so a loop inside a loop is refused before anything is unrolled)."""
+    size = 0
+    consts = {init.name: init for init in body.initializer}
+    for bnode in body.node:
+        inner = _attr(bnode, "body", None)
+        if inner is None:
+            size += 1
+            continue
+        trips = 1
+        if bnode.op_type == "Loop" and bnode.input and bnode.input[0]:
+            name = bnode.input[0]
+            value = numpy_helper.to_array(consts[name]) if name in consts else _known(r, name)
+            if value is not None and value.size == 1 and value.dtype.kind in "iu":
+                trips = max(1, int(value.reshape(-1)[0]))
+        size += trips * _step_size(r, inner)
+    return size
 
 
 def scan(r, onode) -> None:
