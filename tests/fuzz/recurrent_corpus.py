@@ -896,6 +896,19 @@ def _streaming_not_recurrent(rng) -> Build:
     return build
 
 
+def _streaming_unraised(rng) -> Build:
+    """--streaming with --no-raise-recurrent on a loop or unrolled file: its steps stay plain ops, so no
+    recurrent layer keeps a state between calls."""
+    path = _pick(rng, [RECURRENT / n for n in ("gru_s_int8.tflite", "crnn_s_unrolled.tflite",
+                                                "basic_lstm_s_unrolled.tflite", "gru_s.tflite", "lstm_s.onnx")])
+    frames = _pick(rng, [1, 5])
+
+    def build(folder: Path) -> list[str]:
+        return _compile(path, "--no-raise-recurrent", "--streaming", str(frames),
+                        calib=None if _needs_calib(path) else "")
+    return build
+
+
 def _input_shape(rng) -> Build:
     """--input-shape giving a recurrent model an input its reshape to [T, ...] cannot take (another
     element count), a long clip among them."""
@@ -1006,6 +1019,7 @@ FAMILIES: dict[str, Callable[[np.random.Generator], Build]] = {
     "streaming_value": _streaming_value,
     "streaming_not_dividing": _streaming_not_dividing,
     "streaming_not_recurrent": _streaming_not_recurrent,
+    "streaming_unraised": _streaming_unraised,
     "recurrent_input_shape": _input_shape,
     "legacy_backend_recurrent": _legacy_backend,
     "option_values": _option_values,
@@ -1013,5 +1027,5 @@ FAMILIES: dict[str, Callable[[np.random.Generator], Build]] = {
 }
 # families whose variants repeat quickly (few distinct mutations): fewer cases
 VARIANTS = {"scan_empty_body": 6, "rnn_sequence_lens_runtime": 8, "rnn_initial_state_runtime": 8,
-            "validate_label_names": 8, "legacy_backend_recurrent": 8, "scan_steps_huge": 12, "while_trip_huge": 8, "nested_loops": 10}
+            "validate_label_names": 8, "legacy_backend_recurrent": 8, "streaming_unraised": 10, "scan_steps_huge": 12, "while_trip_huge": 8, "nested_loops": 10}
 DEFAULT_VARIANTS = 20
