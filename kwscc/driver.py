@@ -108,7 +108,7 @@ def compile_model(model: str | Path, options: CompileOptions) -> Compiled:
         graph = run_pipeline(source, None if options.raise_recurrent else without_pass("raise_recurrent"))
         backend.check(graph)
         if options.streaming is not None:
-            check_streamable(graph, options.streaming)
+            check_streamable(graph, options.streaming, options.raise_recurrent)
     calibration = None
     if options.calib or options.ranges_file:  # calibration methods, --ranges JSON, data-driven steps
         from kwscc.quant.refine import calibrate_stage

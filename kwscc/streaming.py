@@ -38,13 +38,14 @@ def _name(graph: Graph, node: Node) -> str:
     return f"'{node.name}' ({graph.node_sources.get(node.name, node.op)})"
 
 
-def check_streamable(graph: Graph, frames: int) -> int:
+def check_streamable(graph: Graph, frames: int, raised: bool = True) -> int:
     """The clip length T (frames per clip) of a model --streaming can feed `frames` at a time; refuses
-    other models with one line."""
+    other models with one line (`raised`: whether unrolled cells were raised into LSTM/GRU layers)."""
     recurrent = [node for node in graph.nodes() if node.op in RECURRENT_OPS]
     if not recurrent:
+        why = "" if raised else " (--no-raise-recurrent keeps unrolled cells as plain ops)"
         raise _refuse("the model has no recurrent layer (LSTM or GRU) whose state could be kept between calls; "
-                      "compile it without --streaming")
+                      f"compile it without --streaming{why}")
     clip = graph.tensors[recurrent[0].inputs[0]].shape[1]
     if frames < 1 or clip % frames:
         raise _refuse(f"{frames} frames per call do not divide the model's clip of {clip} frames (layer "
