@@ -12,7 +12,7 @@ from kwscc.errors import ModelError
 
 QUANTIZED = ("INT8", "UINT8", "INT16")
 # operators whose activation input and output may differ in type
-CONVERTING = ("QUANTIZE", "DEQUANTIZE", "CAST")
+CONVERTING = ("QUANTIZE", "DEQUANTIZE", "CAST", "SHAPE", "FILL")  # output type != first input's: SHAPE gives integers, FILL reads them
 # weighted operators: activation type -> (allowed filter types, allowed bias types)
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 WEIGHT_TYPES = {

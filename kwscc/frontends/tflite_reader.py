@@ -628,7 +628,7 @@ def _fully_connected(r: Reader, op: TflOp) -> None:
     if int(op.options.get("WeightsFormat", 0)) != 0:
         raise UnsupportedError(f"{op.where}: weights_format {op.options['WeightsFormat']} (shuffled weights) "
                                "is not supported")
-    x = r.activation(op, op.inputs[0])
+    x = _operand(r, op, 0)  # a constant input (a FILL'ed zero state at step 0) folds at compile time
     weights = r.weights(op, 1, "weights")
     w = r.graph.tensors[weights].shape
     if len(w) != 2:
@@ -823,7 +823,12 @@ def _concatenation(r: Reader, op: TflOp) -> None:
 def _pack(r: Reader, op: TflOp) -> None:
     """PACK (TF's stack) of N tensors of one shape along a new axis: each gets a size-1 axis there,
     then one Concat. Step outputs stacked time-major (axis 0 of [1, H] frames: [T, 1, H]) are
-    concatenated batch-first ([1, T, H]) and then reshaped, so the batch stays on axis 0."""
+    concatenated batch-first ([1, T, H]) and then reshaped, so the batch stays on axis 0. Integers
+    known at compile time (a state's [batch, units] from SHAPE, for a FILL) are stacked right away."""
+    known = [r.known_value(idx) if idx >= 0 else None for idx in op.inputs]
+    if all(v is not None and v.dtype.kind in "iu" for v in known):
+        r.folded[op.outputs[0]] = np.stack(known, axis=int(op.options.get("Axis", 0)))
+        return
     xs = [_operand(r, op, pos) for pos in range(len(op.inputs))]
     shapes = {r.shape(x) for x in xs}
     if len(shapes) != 1:
@@ -851,6 +856,12 @@ def _pack(r: Reader, op: TflOp) -> None:
     stacked = r.emit(op, "Concat", parts, {"axis": axis}, outputs=[r.internal(r.name(op.outputs[0]), op.outputs[0])],
                      helper="stack")
     r.emit(op, "Reshape", [stacked], {"shape": out_shape})
+
+
+def _shape(r: Reader, op: TflOp) -> None:
+    """SHAPE of an activation: its static shape, batch 1 (what TF computes a zero state's size from)."""
+    x = r.activation(op, op.inputs[0])
+    r.folded[op.outputs[0]] = np.array(r.shape(x), np.int32)
 
 
 def _fill(r: Reader, op: TflOp) -> None:
@@ -890,6 +901,7 @@ TFLITE_OPS: dict[str, Callable[[Reader, TflOp], None]] = {
     "RELU_N1_TO_1": _relu(-1.0, 1.0), "QUANTIZE": _quantize, "DEQUANTIZE": _quantize,
     "ADD": _binary("Add"), "SUB": _binary("Sub"), "MUL": _binary("Mul"), "MAXIMUM": _binary("Max"),
     "MINIMUM": _binary("Min"), "CONCATENATION": _concatenation, "PACK": _pack, "FILL": _fill,
+    "SHAPE": _shape,
     "LOGISTIC": _table_activation("Sigmoid"), "TANH": _table_activation("Tanh"),
     "HARD_SWISH": _table_activation("HardSwish"), "LEAKY_RELU": _table_activation("LeakyRelu", "Alpha"),
     "PRELU": _prelu, "SPLIT": _split, "SPLIT_V": _split,

@@ -122,7 +122,17 @@ def _bounds(r, op, shape: tuple[int, ...]) -> list[tuple[int, int, int, bool]] |
 
 
 def strided_slice(r, op) -> None:
-    """STRIDED_SLICE of an activation: the last step of an LSTM's output sequence, or plain Crops."""
+    """STRIDED_SLICE of an activation: the last step of an LSTM's output sequence, or plain Crops; of
+    integers known at compile time (the batch size SHAPE gives): evaluated."""
+    known = r.known_value(op.inputs[0]) if op.inputs and op.inputs[0] >= 0 else None
+    if known is not None and known.dtype.kind in "iu" and len(op.inputs) > 3:
+        bounds = _bounds(r, op, known.shape)
+        if bounds is None:
+            raise UnsupportedError(f"{op.where}: a STRIDED_SLICE of constants with ellipsis, new-axis or offset "
+                                   "masks is not supported")
+        value = known[tuple(slice(b, e, st) for b, e, st, _ in bounds)]
+        r.folded[op.outputs[0]] = value.reshape([d for d, (*_, shrink) in zip(value.shape, bounds) if not shrink])
+        return
     x = r.activation(op, op.inputs[0])
     shape = r.shape(x)
     bounds = _bounds(r, op, shape) if len(op.inputs) > 3 else None

@@ -87,3 +87,70 @@ def test_fill_of_an_activation_value_is_refused(tmp_path):
     path = b.save(tmp_path, [x], [out])
     with pytest.raises(UnsupportedError, match=r"FILL.*constant scalar value"):
         read_model(path)
+
+
+def keras_gru_unrolled(path, *, steps: int = 4, features: int = 3, hidden: int = 5, time_major: bool = False):
+    """Keras's unrolled GRU (reset_after) as TF's converter writes it for a model with a dynamic batch:
+    the zero state is FILL([SHAPE(x)[0], units], 0), the step outputs are PACKed into the sequence."""
+    rng = np.random.default_rng(11)
+    b = ModelBuilder()
+    x = b.tensor("x", [1, steps, features])
+    shape = b.tensor("x_shape", [3], "INT32")
+    b.op("SHAPE", [x], [shape], options("Shape", outType=2))
+    batch = b.tensor("batch", [], "INT32")
+    b.op("STRIDED_SLICE", [shape, *(b.const(n, np.array([v], np.int32), "INT32") for n, v in
+                                    (("begin", 0), ("end", 1), ("stride", 1)))], [batch],
+         options("StridedSlice", shrinkAxisMask=1))
+    dims = b.tensor("dims", [2], "INT32")
+    b.op("PACK", [batch, b.const("units", np.array(hidden, np.int32), "INT32")], [dims],
+         options("Pack", valuesCount=2, axis=0))
+    h = b.tensor("h0", [1, hidden])
+    b.op("FILL", [dims, b.const("zero", np.array(0.0, np.float32))], [h])
+    frames = [b.tensor(f"f{t}", [1, features]) for t in range(steps)]
+    b.op("UNPACK", [x], frames, options("Unpack", num=steps, axis=1))
+    w, bw = b.const("kernel", rng.normal(0, 0.6, (3 * hidden, features))), b.const("bias", rng.normal(0, 0.3, 3 * hidden))
+    r, br = (b.const("rkernel", rng.normal(0, 0.6, (3 * hidden, hidden))),
+             b.const("rbias", rng.normal(0, 0.3, 3 * hidden)))
+    one = b.const("one", np.array(1.0, np.float32))
+    outs = []
+    for t, frame in enumerate(frames):
+        def t_(name, shape=(1, hidden)):
+            return b.tensor(f"{name}{t}", list(shape))
+        xw, hw = t_("xw", (1, 3 * hidden)), t_("hw", (1, 3 * hidden))
+        b.op("FULLY_CONNECTED", [frame, w, bw], [xw], fc_options())
+        b.op("FULLY_CONNECTED", [h, r, br], [hw], fc_options())
+        xs, hs = [t_(f"x{g}") for g in "zrn"], [t_(f"h{g}") for g in "zrn"]
+        for src, parts in ((xw, xs), (hw, hs)):
+            b.op("SPLIT", [b.const(f"axis_{src}", np.array(1, np.int32), "INT32"), src], parts,
+                 options("Split", numSplits=3))
+        pre = [t_(f"pre{g}") for g in "zr"]
+        z, rr, rh, npre, n = t_("z"), t_("r"), t_("rh"), t_("npre"), t_("n")
+        for p, a, c, g in ((pre[0], xs[0], hs[0], z), (pre[1], xs[1], hs[1], rr)):
+            b.op("ADD", [a, c], [p], options("Add"))
+            b.op("LOGISTIC", [p], [g])
+        b.op("MUL", [rr, hs[2]], [rh], options("Mul"))
+        b.op("ADD", [xs[2], rh], [npre], options("Add"))
+        b.op("TANH", [npre], [n])
+        keep, omz, upd, new = t_("keep"), t_("omz"), t_("upd"), t_("h")
+        b.op("MUL", [z, h], [keep], options("Mul"))
+        b.op("SUB", [one, z], [omz], options("Sub"))
+        b.op("MUL", [omz, n], [upd], options("Mul"))
+        b.op("ADD", [keep, upd], [new], options("Add"))
+        outs.append(h := new)
+    seq = b.tensor("seq", [steps, 1, hidden] if time_major else [1, steps, hidden])
+    b.op("PACK", outs, [seq], options("Pack", valuesCount=steps, axis=0 if time_major else 1))
+    flat = b.tensor("flat", [1, steps * hidden])
+    b.op("RESHAPE", [seq, b.const("flat_shape", np.array([1, steps * hidden], np.int32), "INT32")], [flat])
+    y = b.tensor("y", [1, 5])
+    b.op("FULLY_CONNECTED", [flat, b.const("w", rnd(5, steps * hidden)), b.const("b", rnd(5))], [y], fc_options())
+    return b.save(path.parent, [x], [y], name=path.name)
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_keras_gru_with_a_filled_state_and_packed_outputs_is_raised(tmp_path, time_major):
+    path = keras_gru_unrolled(tmp_path / "gru.tflite", time_major=time_major)
+    graph = run_pipeline(read_model(path))
+    (gru,) = [n for n in graph.nodes() if n.op == "GRU"]
+    assert gru.attrs["output"] == "sequence" and gru.attrs["linear_before_reset"]
+    assert not {"Crop", "Concat", "Sigmoid"} & set(graph.ops()), graph.ops()  # the stack reads the sequence
+    agree(path, graph)
