@@ -115,9 +115,10 @@ def clipped(u: Unrolled, x: str, bound: float, form: str, out: str) -> str:
 
 
 def gru_layer(u: Unrolled, frames: list[str], *, reset_after: bool, folded_step0=False,
-              difference=False) -> list[str]:
+              difference=False, reshape_state=False) -> list[str]:
     """TF1 GRUCell (r * h before the candidate's matmul) or Keras reset_after (r * (h R + b) after it);
-    h = z * h + (1 - z) * n, or with `difference` n + z * (h - n)."""
+    h = z * h + (1 - z) * n, or with `difference` n + z * (h - n); `reshape_state`: h reaches the next
+    step through Reshapes to [1, 1, H] and back."""
     features = F
     h = u.const(f"gru_h0_{reset_after}", np.zeros((1, H)))
     one = u.const("one", [1.0])
@@ -150,6 +151,9 @@ def gru_layer(u: Unrolled, frames: list[str], *, reset_after: bool, folded_step0
         else:
             h = u.node("Add", [u.node("Mul", [z, h], s + "keep"), update], s + "hnew")
         hs.append(h)
+        if reshape_state:
+            u.inits["h_3d"], u.inits["h_2d"] = np.array([1, 1, H], np.int64), np.array([1, H], np.int64)
+            h = u.node("Reshape", [u.node("Reshape", [h, "h_3d"], s + "h3d"), "h_2d"], s + "h2d")
     return hs
 
 
@@ -294,13 +298,18 @@ def test_an_asymmetric_cell_clip_stays_plain_ops(tmp_path):
     assert_matches_onnxruntime(path, graph)
 
 
-def test_states_reshaped_between_steps(tmp_path):
+@pytest.mark.parametrize("cell", ["lstm", "gru", "gru_reset_after"])
+def test_states_reshaped_between_steps(tmp_path, cell):
     u = Unrolled()
-    hs, _ = lstm_layer(u, [f"x{t}" for t in range(T)], reshape_state=True, peepholes=True)
+    frames = [f"x{t}" for t in range(T)]
+    if cell == "lstm":
+        hs, _ = lstm_layer(u, frames, reshape_state=True, peepholes=True)
+    else:
+        hs = gru_layer(u, frames, reset_after=cell == "gru_reset_after", reshape_state=True)
     path = u.model(hs[-1], tmp_path / "reshaped.onnx")
     graph = compiled_graph(path)
-    (lstm,) = recurrent_nodes(graph)
-    assert lstm.attrs["output"] == "last" and "Sigmoid" not in graph.ops()
+    (node,) = recurrent_nodes(graph)
+    assert node.attrs["output"] == "last" and "Sigmoid" not in graph.ops()
     assert_matches_onnxruntime(path, graph)
 
 
