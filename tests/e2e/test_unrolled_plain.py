@@ -51,7 +51,8 @@ class Cell:
 
 def coupled_hard_sigmoid_lstm(path: Path) -> Path:
     """A coupled-gate LSTM (i = 1 - f) with hard-sigmoid gates, a per-channel forget bias, a cell clip
-    written as MINIMUM / MAXIMUM and a FILL'ed zero initial state: no cell kwscc's LSTM expresses."""
+    written as MINIMUM / MAXIMUM, a FILL'ed zero initial state and a per-channel MAXIMUM on its outputs:
+    no cell kwscc's LSTM expresses."""
     c = Cell()
     x = c.b.tensor("x", [1, T, F])
     frames = [c.t([1, F]) for _ in range(T)]
@@ -61,6 +62,7 @@ def coupled_hard_sigmoid_lstm(path: Path) -> Path:
     w = c.const(c.rng.normal(0, 0.5, (3 * H, F + H)))
     bias = c.const(c.rng.normal(0, 0.2, 3 * H))
     forget_bias = c.const(c.rng.uniform(0.5, 1.5, H))
+    floor = c.const(c.rng.uniform(-0.3, 0.0, H))  # a per-channel MAXIMUM on each step's output
     h, cell, outputs = zeros, zeros, []
     for frame in frames:
         z = c.op("FULLY_CONNECTED", [c.op("CONCATENATION", [frame, h], [1, F + H], options("Concatenation", axis=1)),
@@ -73,7 +75,7 @@ def coupled_hard_sigmoid_lstm(path: Path) -> Path:
         cell = c.op("ADD", [c.op("MUL", [f, cell], [1, H]), c.op("MUL", [i, g], [1, H])], [1, H])
         cell = c.op("MINIMUM", [c.op("MAXIMUM", [cell, c.const(-3.0)], [1, H]), c.const(3.0)], [1, H])
         h = c.op("MUL", [c.hard_sigmoid(parts[2]), c.op("TANH", [cell], [1, H])], [1, H])
-        outputs.append(h)
+        outputs.append(c.op("MAXIMUM", [h, floor], [1, H]))
     seq = c.op("PACK", outputs, [1, T, H], options("Pack", valuesCount=T, axis=1))
     flat = c.op("RESHAPE", [seq, c.b.const("flat", np.array([1, T * H], np.int32), "INT32")], [1, T * H])
     logits = c.op("FULLY_CONNECTED", [flat, c.const(c.rng.normal(0, 0.4, (CLASSES, T * H))),
@@ -95,7 +97,7 @@ def test_unrecognised_cell_compiles_as_plain_ops(plain_cell):
     compiled, data = plain_cell
     ops = set(compiled.graph.ops())
     assert not ops & {"LSTM", "GRU"} and {"Mul", "Sub", "Concat"} <= ops
-    assert "Max" not in ops and "Min" not in ops  # clamps: fused into the op before them, or tables
+    assert "Min" not in ops and compiled.graph.ops().count("Max") == T  # scalar clamps: fused or tables
     assert compiled.graph.ops().count("HardSigmoid") == 2 * T  # each gate's MUL, ADD, MAXIMUM, MINIMUM: one table
     constants = [a for call in compiled.calls for a in call.arrays if a.role == "constant"]
     assert any(a.shared for a in constants) and not all(a.shared for a in constants)  # 0.2, 0.5: once each
