@@ -36,12 +36,13 @@ def _only_reader(graph: Graph, tensor: str, node: Node) -> bool:
     return sole_consumer(graph, tensor) is node
 
 
-def _replace(graph: Graph, first: Node, last: Node, x: str, alpha: float, beta: float, chain: list[Node]) -> None:
+def _replace(graph: Graph, chain: list[Node], x: str, alpha: float, beta: float) -> None:
+    """The chain's last node (its name and output kept) becomes HardSigmoid(x); the others go."""
     for node in chain:
         graph.remove_node(node.name)
+    last = chain[-1]
     graph.add_node(Node(last.name, "HardSigmoid", [x], list(last.outputs), {"alpha": alpha, "beta": beta}),
                    infer=False)
-    graph.node_sources.setdefault(last.name, f"{first.op} ... {last.op} (a hard sigmoid)")
 
 
 def _affine_then_clip(graph: Graph, clip: Node) -> bool:
@@ -54,7 +55,7 @@ def _affine_then_clip(graph: Graph, clip: Node) -> bool:
     mul = _scalar_op(graph, add[1], "Mul")
     if mul is None or not _only_reader(graph, add[1], add[0]) or mul[2] <= 0:
         return False
-    _replace(graph, mul[0], clip, mul[1], mul[2], add[2], [mul[0], add[0], clip])
+    _replace(graph, [mul[0], add[0], clip], mul[1], mul[2], add[2])
     return True
 
 
@@ -72,7 +73,7 @@ def _clip_then_scale(graph: Graph, mul_node: Node) -> bool:
     add = _scalar_op(graph, clip.inputs[0], "Add")
     if add is None or not _only_reader(graph, clip.inputs[0], clip):
         return False
-    _replace(graph, add[0], mul_node, add[1], mul[2], add[2] * mul[2], [add[0], clip, mul_node])
+    _replace(graph, [add[0], clip, mul_node], add[1], mul[2], add[2] * mul[2])
     return True
 
 
