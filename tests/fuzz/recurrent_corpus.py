@@ -581,6 +581,16 @@ def _tfl_ops(m, name: str, subgraph: int | None = None) -> list:
     return found
 
 
+def _while_loop(m):
+    """The main graph's WHILE: (main subgraph, op, condition, body, the condition's compare, its constant limit)."""
+    sg0, op = _tfl_ops(m, "WHILE", 0)[0]
+    cond = m.subgraphs[op.builtinOptions.condSubgraphIndex]
+    body = m.subgraphs[op.builtinOptions.bodySubgraphIndex]
+    less = cond.operators[0]
+    limit = next(i for i in less.inputs if m.buffers[cond.tensors[i].buffer].data is not None)
+    return sg0, op, cond, body, less, limit
+
+
 def _tfl_case(paths: list[Path], mutate: Callable, rng, calib: bool = True) -> Build:
     path = _pick(rng, paths)
 
@@ -640,11 +650,7 @@ def _while_condition(rng) -> Build:
     kind = int(rng.integers(6))
 
     def mutate(m):
-        _, op = _tfl_ops(m, "WHILE", 0)[0]
-        cond = m.subgraphs[op.builtinOptions.condSubgraphIndex]
-        body = m.subgraphs[op.builtinOptions.bodySubgraphIndex]
-        less = cond.operators[0]
-        limit = next(i for i in less.inputs if m.buffers[cond.tensors[i].buffer].data is not None)
+        _, op, cond, body, less, limit = _while_loop(m)
         if kind == 0:  # compare the counter with the hidden state
             less.inputs = [less.inputs[0], cond.inputs[1]]
         elif kind == 1:  # the limit beyond the frames: an infinite loop until GATHER leaves the sequence
@@ -669,11 +675,7 @@ def _while_trip_huge(rng) -> Build:
     steps = _pick(rng, [1001, 4000, 50_000])
 
     def mutate(m):
-        sg0, op = _tfl_ops(m, "WHILE", 0)[0]
-        cond = m.subgraphs[op.builtinOptions.condSubgraphIndex]
-        body = m.subgraphs[op.builtinOptions.bodySubgraphIndex]
-        less = cond.operators[0]
-        limit = next(i for i in less.inputs if m.buffers[cond.tensors[i].buffer].data is not None)
+        sg0, op, cond, body, _, limit = _while_loop(m)
         _set_const(m, cond, limit, np.array([steps], np.int32))
         reshape = sg0.operators[0]
         _set_const(m, sg0, reshape.inputs[1], np.array([steps, 1, 10], np.int32))
