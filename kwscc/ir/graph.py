@@ -86,7 +86,7 @@ class Graph:
         self._counter += 1
         if infer:
             self.infer_node(node)
-        self._rebuild_edges()
+        self.edges_changed()
         return node
 
     def infer_node(self, node: Node) -> None:
@@ -99,7 +99,7 @@ class Graph:
     def remove_node(self, name: str) -> None:
         del self._nodes[name]
         del self._order[name]
-        self._rebuild_edges()
+        self.edges_changed()
 
     def unique_node_name(self, base: str) -> str:
         name, i = base, 1
@@ -122,9 +122,9 @@ class Graph:
         for node in self._nodes.values():
             node.inputs = [renames.get(name, name) for name in node.inputs]
         self.outputs = [renames.get(name, name) for name in self.outputs]
-        self._rebuild_edges()
+        self.edges_changed()
 
-    def _rebuild_edges(self) -> None:
+    def edges_changed(self) -> None:
         """Mark edges and order stale (call after editing a node's inputs or outputs in place)."""
         self._nx = None
         self._order_cache = None

@@ -35,5 +35,5 @@ def run(graph: Graph) -> bool:
             node.inputs[i] = expanded[key]
             changed = True
     if changed:
-        graph._rebuild_edges()
+        graph.edges_changed()
     return changed

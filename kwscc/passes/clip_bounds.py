@@ -50,7 +50,7 @@ def _merge(graph: Graph, node: Node) -> bool:
     graph.remove_node(inner.name)
     node.inputs = list(inner.inputs)
     node.attrs = {k: v for k, v in (("min", lo), ("max", hi)) if math.isfinite(v)}
-    graph._rebuild_edges()
+    graph.edges_changed()
     return True
 
 

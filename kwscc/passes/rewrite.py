@@ -27,7 +27,7 @@ def absorb(graph: Graph, producer: Node, follower: Node) -> None:
     producer.outputs[0] = follower.outputs[0]
     graph.tensors[follower.outputs[0]].shape = graph.tensors[old].shape
     graph.infer_node(producer)
-    graph._rebuild_edges()
+    graph.edges_changed()
 
 
 def remove_dead_nodes(graph: Graph) -> bool:

@@ -37,7 +37,7 @@ def _compose_transposes(graph: Graph, node: Node) -> bool:
     perm = tuple(first.attrs["perm"][p] for p in node.attrs["perm"])
     node.inputs[0] = first.inputs[0]
     node.attrs["perm"] = perm
-    graph._rebuild_edges()
+    graph.edges_changed()
     if perm == tuple(range(len(perm))):
         bypass(graph, node)
     return True
@@ -70,7 +70,7 @@ def _merge_reshapes(graph: Graph, node: Node) -> bool:
     if first is None or first.op != "Reshape":
         return False
     node.inputs[0] = first.inputs[0]
-    graph._rebuild_edges()
+    graph.edges_changed()
     return True
 
 
@@ -118,7 +118,7 @@ def _permute_dense_columns(graph: Graph, node: Node) -> bool:
     flatten.outputs = [reordered]
     for dense in denses:
         dense.inputs[0] = reordered
-    graph._rebuild_edges()
+    graph.edges_changed()
     return True
 
 
@@ -145,7 +145,7 @@ def _hoist_transpose(graph: Graph, node: Node) -> bool:
     _permuted_for(graph, node, perm)
     graph.infer_node(below)
     graph.infer_node(node)
-    graph._rebuild_edges()
+    graph.edges_changed()
     graph.permute_origin(moved, below.inputs[0], graph.tensors[below.inputs[0]].shape, tuple(perm))
     return True
 
