@@ -77,7 +77,8 @@ def _compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-input", choices=("auto", "on", "off"),
                    help="each input value as hi + lo int8 for a convolutional or LSTM/GRU first layer "
                         "(input 4 bits finer; 2x the input buffer and the first layer's input MACs): auto = "
-                        "only where it does not raise the arena (a recurrent layer needs no scratch for it); "
+                        "only where it does not raise the arena (a recurrent layer: always, its cost being "
+                        "the input buffer); "
                         "default: as --optimize says (balanced and speed: auto, ram: off, accuracy: on)")
     p.add_argument("--optimize", default="balanced", choices=("balanced", "speed", "ram", "accuracy"),
                    help="trade-off (cmsis-nn backend): speed = the kernels with the fewest instructions (cost "

@@ -31,9 +31,9 @@ A recurrent first layer (its input [N, T, F]: F hi then F lo per time step) cost
   - LSTM: the kernels' input part reads 2F columns with int8 weights [W, W_lo], as a Conv does
     (CMSIS-NN's arm_lstm_unidirectional_s8 reads its input with its own int8 products); flash
     holds both (4 H F more bytes).
-An MFCC input's small coefficients need that: on the Keras GRU (10 MFCCs, 2000 test clips) the input in
-Q6.1 flips 2 clips against the float model, Q3.4 for all but the energy column 1, a step of 2^-5
-none, with every other layer quantized.
+An MFCC input's small coefficients need that: on the Keras GRU (10 MFCCs, 2000 test clips, every other
+layer quantized) the input in Q6.1 flips 2 clips against the float model, Q6.1 for the energy column and
+Q3.4 for the others 1 (per-feature steps), a step of 2^-5 for all (the split) none.
 """
 from __future__ import annotations
 
