@@ -356,7 +356,7 @@ def lower_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
 
 def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
     """kwscc_lstm_s8, for the peepholes, projection or initial state that arm_lstm_unidirectional_s8 lacks;
-    scratch: four int16 gate buffers and o * tanh(c) as int8, then the state (int16 cell, int8 hidden),
+    scratch: three int16 gate buffers and o * tanh(c) as int8, then the state (int16 cell, int8 hidden),
     which streaming (kwscc.streaming) keeps in NAME_state instead."""
     layer = qm.layers[node.name]
     size, out_size, steps = layer.hidden_size, layer.output_size, layer.steps
@@ -388,9 +388,9 @@ def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
               "initial_cell": None if layer.initial_cell is None else add("c0", "int16_t", layer.initial_cell,
                                                                           "state"),
               "last_only": layer.last_only, "streaming": qm.streaming is not None,
-              "gate_values": 4 * size + (size + 1) // 2, "cell_bytes": align4(2 * size)}
+              "gate_values": 3 * size + (size + 1) // 2, "cell_bytes": align4(2 * size)}
     state = align4(2 * size) + align4(out_size)
-    work = 2 * params["gate_values"]  # four int16 buffers, then o * tanh(c) as int8 (size bytes, rounded up)
+    work = 2 * params["gate_values"]  # three int16 buffers, then o * tanh(c) as int8 (size bytes, rounded up)
     params["wide_offset"] = align4(work if qm.streaming else work + 2 * size + out_size)  # the widened vectors
     widened = rnn_wide_bytes(features, max(size, out_size))
     macs = steps * (4 * size * (features + out_size) + (0 if layer.projection is None else size * out_size))
@@ -403,7 +403,7 @@ def lower_kwscc_lstm(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
 
 
 def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
-    """kwscc_gru_s8 (CMSIS-NN has no GRU); scratch: the int16 state (from the initial state) and four int16
+    """kwscc_gru_s8 (CMSIS-NN has no GRU); scratch: the int16 state (from the initial state) and three int16
     gate buffers, two int8 buffers (the state as Q0.7 and r * h). Streaming (kwscc.streaming): the int16 state
     is in NAME_state. A split input: the kernel reads hi and lo (2F int8 per step), x = hi * 2^B + lo."""
     layer = qm.layers[node.name]
@@ -426,7 +426,7 @@ def lower_gru(qm: QuantModel, node: Node, prefix: str) -> KernelCall:
               "gates": gates, "linear_before_reset": layer.linear_before_reset, "last_only": layer.last_only,
               "streaming": qm.streaming is not None, "initial_hidden": initial, "split_bits": layer.split_bits}
     state = align4(2 * size) if qm.streaming else 0
-    params["wide_offset"] = align4((4 if qm.streaming else 5) * 2 * size + 2 * size)  # then the widened vectors
+    params["wide_offset"] = align4((3 if qm.streaming else 4) * 2 * size + 2 * size)  # then the widened vectors
     columns = params["input_size"] * (2 if layer.split_bits else 1)  # a split input: hi, then lo
     widened = rnn_wide_bytes(params["input_size"], params["input_size"] if layer.split_bits else 0, size)
     macs = steps * 3 * size * (columns + size)

@@ -4,8 +4,8 @@ projection, a nonzero initial state), and its bit-exact numpy twin; kwscc.quant.
 Like kwscc_gru_s8 it reuses CMSIS-NN's arm_nn_activation_s16 for sigmoid and tanh, and divides by
 powers of two rounding half away from zero (div(v, k), kwscc.quant.gru.divide_pow2); sat16 / sat8
 saturate. Per step, from the state (h8 int8 in frac n_h, c int16 in frac n_c), for each gate g:
-  pre_g = sat16(sat16(div(bias_g + sum x W_g, kx_g)) + sat16(div(sum h8 R_g, kh_g)))
-  peepholes: pre_g = sat16(pre_g + sat16(div(P_g * c, kp_g)))  (i and f read c, o reads the new c)
+  pre_g = sat16(div(bias_g + sum x W_g, kx_g) + div(sum h8 R_g, kh_g) [+ div(P_g * c, kp_g)])
+  (peepholes: i and f read c, o reads the new c; the parts are summed before the one saturation)
   i, f, o = sigmoid(pre), g = tanh(pre_c)      (Q0.15)
   c = clip(div(f * c, 15) + div(i * g, 30 - n_c), +-cell_clip)
   m = o * tanh(c)  (tanh reads c shifted by 12 - n_c; m is Q0.30)
@@ -40,13 +40,12 @@ def kwscc_lstm_s8(x: np.ndarray, layer: LstmLayer, state: dict | None = None) ->
         z = pre[name]
         if layer.peepholes is not None and name in layer.peepholes:
             weights, shift = layer.peepholes[name]
-            z = sat16(z.astype(np.int64) + sat16(divide_pow2(weights.astype(np.int64) * cell, shift)))
-        return activation_s16(z, 0, g[name].activation).astype(np.int64)
+            z = z + divide_pow2(weights.astype(np.int64) * cell, shift)
+        return activation_s16(sat16(z), 0, g[name].activation).astype(np.int64)
 
     for t in range(steps):
-        pre = {name: sat16(matvec_part(x[:, t], g[name].input_weights, g[name].input_bias, g[name].input_shift)
-                            .astype(np.int64) + matvec_part(h8, g[name].hidden_weights, 0, g[name].hidden_shift))
-               for name in GATES}
+        pre = {name: matvec_part(x[:, t], g[name].input_weights, g[name].input_bias, g[name].input_shift)
+               + matvec_part(h8, g[name].hidden_weights, 0, g[name].hidden_shift) for name in GATES}
         i, f, new = gate("input", pre, c), gate("forget", pre, c), gate("cell", pre, c)
         c = np.clip(divide_pow2(f * c, ACT_FRAC) + divide_pow2(i * new, 2 * ACT_FRAC - layer.cell_frac),
                     -layer.cell_clip, layer.cell_clip)
