@@ -13,13 +13,13 @@ import numpy as np
 from kwscc.ir import Node
 from kwscc.ir.layout import input_transpose, transpose_walk
 from kwscc.ops.activation import TABLE_OPS
+from kwscc.quant.kernels import POW2_MULTIPLIER
 from kwscc.quant.lstm import GATES as LSTM_IR_GATES  # the order of kwscc_lstm_s8's gates
 from kwscc.quant.lstm import KWSCC_KERNEL as KWSCC_LSTM
 from kwscc.quant.quantize import QuantModel
 from kwscc.quant.simulate import depthwise_weights, is_depthwise
 from kwscc.quant.split_input import split_shape
 
-POW2_MULTIPLIER = 1 << 30  # scale 2^-k is (2^30, 1 - k): TFLite's QuantizeMultiplier(2^-k)
 MULTI_INPUT_OPS = ("Add", "Sub", "Mul", "Max", "Min", "Concat")
 # kwscc's C kernels in the order model.c defines them (a kernel after the ones it calls)
 KWSCC_KERNELS = ("kwscc_divide_by_pow2", "kwscc_max_min_s8", "kwscc_concat_s8", "kwscc_table_s8", "kwscc_pad_s8",
@@ -185,9 +185,10 @@ def lower_dense(qm: QuantModel, node: Node, prefix: str, cpu_build: str) -> Kern
                   "split": None, "multipliers": _multipliers(layer, prefix)}
         return KernelCall(node, "arm_convolve_wrapper_s8", "ops/conv.c.j2", params, {"c": 0, "dsp": 0, "mve": 0},
                           macs, arrays)
+    multiplier, shift = layer.requantization()
     params = {"input_dims": {"n": x[0], "h": 1, "w": 1, "c": depth}, "filter_dims": {"n": depth, "h": 1, "w": 1, "c": out_ch},
               "output_dims": {"n": y[0], "h": 1, "w": 1, "c": out_ch}, "act": layer.act, "input_offset": layer.input_offset,
-              "multiplier": int(layer.requantization()[0][0]), "shift": int(layer.requantization()[1][0])}
+              "multiplier": int(multiplier[0]), "shift": int(shift[0])}
     return KernelCall(node, "arm_fully_connected_s8", "ops/fully_connected.c.j2", params,
                       {"c": 0, "dsp": 0, "mve": 4 * out_ch}, macs, arrays[:2])
 

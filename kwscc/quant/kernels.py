@@ -101,12 +101,15 @@ def _requantize_single(acc32: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.nd
     return r32.astype(np.int64)
 
 
+POW2_MULTIPLIER = 1 << 30  # with CMSIS shift 1 - k: the real scale 2^-k (TFLite's QuantizeMultiplier(2^-k))
+
+
 def pow2_multiplier_shift(k):
     """Real scale 2^-k as CMSIS (multiplier, shift) = (2^30, 1-k), TFLite's QuantizeMultiplier(2^-k)."""
     if np.ndim(k) == 0:
-        return 2**30, 1 - int(k)
+        return POW2_MULTIPLIER, 1 - int(k)
     k = np.asarray(k, dtype=np.int64)
-    return np.full(k.shape, 2**30, dtype=np.int32), (1 - k).astype(np.int32)
+    return np.full(k.shape, POW2_MULTIPLIER, dtype=np.int32), (1 - k).astype(np.int32)
 
 
 def _output_stage(acc: np.ndarray, multiplier, shift, output_offset: int, act: Pair, rounding: str) -> np.ndarray:

@@ -35,7 +35,7 @@ from kwscc.ir import Graph, Node
 from kwscc.ops.recurrent import LSTM_PROJECTION
 from kwscc.quant.formats import Format, frac_bits_for, quantize_bias, quantize_weights, round_half_up
 from kwscc.quant.int8_weights import multiplier_shift, recorded_int8
-from kwscc.quant.kernels import pow2_multiplier_shift, requantize
+from kwscc.quant.kernels import POW2_MULTIPLIER, pow2_multiplier_shift, requantize
 from kwscc.quant.split_input import split_weights
 
 GATE_FRAC, ACT_FRAC, HIDDEN_FRAC = 12, 15, 7
@@ -45,7 +45,6 @@ ACTIVATIONS = {"input": "sigmoid", "output": "sigmoid", "forget": "sigmoid", "ce
 PEEPHOLE_GATES = ("input", "output", "forget")  # the IR's P blocks
 MAX_PEEPHOLE_FRAC = 30  # keeps the peephole's shift into Q3.12 far from 64 bits
 CMSIS_KERNEL, KWSCC_KERNEL = "arm_lstm_unidirectional_s8", "kwscc_lstm_s8"
-POW2_MULTIPLIER = 1 << 30  # with a shift k: the real scale 2^-k
 
 
 @dataclass(slots=True)

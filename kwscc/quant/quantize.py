@@ -33,6 +33,7 @@ from kwscc.quant.binary import (
 )
 from kwscc.ops.activation import TABLE_OPS
 from kwscc.quant import lut
+from kwscc.quant.kernels import POW2_MULTIPLIER
 from kwscc.quant.formats import (
     SOFTMAX_OUTPUT, Format, act_limits, frac_bits_for, quantize_bias, quantize_weights, round_half_up,
 )
@@ -64,7 +65,7 @@ class QLayer:
         """CMSIS-NN's int32 (multiplier, shift) per output channel: (2^30, 1 - k) for a power of two 2^-k."""
         shift = (1 - np.asarray(self.shift, np.int64)).astype(np.int32)
         if self.multiplier is None:
-            return np.full(shift.shape, 1 << 30, np.int32), shift
+            return np.full(shift.shape, POW2_MULTIPLIER, np.int32), shift
         return np.asarray(self.multiplier, np.int64).astype(np.int32), shift
 
 
