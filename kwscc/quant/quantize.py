@@ -33,12 +33,12 @@ from kwscc.quant.binary import (
 )
 from kwscc.ops.activation import TABLE_OPS
 from kwscc.quant import lut
-from kwscc.quant.kernels import POW2_MULTIPLIER
 from kwscc.quant.formats import (
     SOFTMAX_OUTPUT, Format, act_limits, frac_bits_for, quantize_bias, quantize_weights, round_half_up,
 )
 from kwscc.quant.gru import quantize_gru
 from kwscc.quant.int8_weights import multiplier_shift, recorded_int8
+from kwscc.quant.kernels import POW2_MULTIPLIER
 from kwscc.quant.lstm import quantize_lstm
 from kwscc.quant.split_input import InputSplit, split_weights
 
